@@ -1,0 +1,36 @@
+# The front door. `make help` lists the targets.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DATE   ?= $(shell date +%Y-%m-%d)
+
+.PHONY: help nightly test evaluate export clean-cache
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# CPU torch first: anything that pulls torch later then finds it and no CUDA build is downloaded
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install the workbench (done by the other targets when missing)
+
+nightly: $(STAMP)  ## the main job: run the notebooks on the bundled data into reports/<date>/
+	$(BIN)/workbench nightly
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest
+
+evaluate: $(STAMP)  ## leave-one-out metrics of data/pool
+	$(BIN)/workbench evaluate
+
+export: $(STAMP)  ## write reports/pool.npz with the best swept configuration
+	$(BIN)/workbench export --out reports/pool.npz
+
+clean-cache:  ## delete derived data (embedding and label caches)
+	rm -rf data/interim
