@@ -204,6 +204,8 @@ def _build_parser():
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     p.set_defaults(func=cmd_score)
 
+    from .datasheet import register as _datasheet
+    _datasheet(sub)
     return parser
 
 

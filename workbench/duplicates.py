@@ -1,9 +1,38 @@
-"""Near-duplicates in embedding space: pairs, groups and diversity figures."""
+"""Near-duplicates: in embedding space (pairs, groups, clusters) and in wording (shared opening frames)."""
 from __future__ import annotations
+
+import re
+import unicodedata
 
 import numpy as np
 
-__all__ = ["near_duplicate_pairs", "duplicate_groups", "diversity_summary", "count_clusters"]
+__all__ = ["near_duplicate_pairs", "duplicate_groups", "diversity_summary", "count_clusters", "opening_frame",
+           "shared_openings"]
+
+_NO_SPACES = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\u0e00-\u0e7f]")  # kana, CJK ideographs, Thai
+
+
+def opening_frame(text, *, words=3, chars=5):
+    """The opening of a message used to catch template-like frames.
+
+    The first ``words`` words, case-folded, punctuation dropped; for text that
+    starts in a script written without spaces (Chinese, Japanese, Thai), the
+    first ``chars`` word characters instead.
+    """
+    tokens = re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold())
+    if not tokens:
+        return text.strip()[:chars]
+    if _NO_SPACES.match(tokens[0]):
+        return "".join(tokens)[:chars]
+    return " ".join(tokens[:words])
+
+
+def shared_openings(texts, **kw):
+    """Opening frames that more than one text shares: ``{frame: [indices]}``."""
+    seen = {}
+    for i, t in enumerate(texts):
+        seen.setdefault(opening_frame(t, **kw), []).append(i)
+    return {f: idx for f, idx in seen.items() if len(idx) > 1}
 
 
 def near_duplicate_pairs(x, threshold=0.95, *, block_rows=None):
@@ -42,16 +71,25 @@ def duplicate_groups(x, threshold=0.95):
     return labels
 
 
-def count_clusters(x, threshold=0.9):
-    """Number of distinct semantic clusters: connected components at ``threshold``.
+def count_clusters(x, threshold=0.85):
+    """Number of distinct semantic clusters in a set of vectors.
 
-    A single-linkage count, used to compare how much of the space a set of
-    messages really covers (template sets collapse into few components).
+    Average-linkage agglomerative clustering, cut where the mean cosine
+    similarity between two clusters falls below ``threshold``. Average
+    linkage does not chain the way connected components do, so the count
+    reflects how much of the space a set of messages really covers
+    (template-made sets collapse into far fewer clusters).
     """
-    return int(len(np.unique(duplicate_groups(x, threshold))))
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    x = np.asarray(x, np.float64)
+    if len(x) < 2:
+        return len(x)
+    z = linkage(x, method="average", metric="cosine")
+    return int(fcluster(z, t=1.0 - threshold, criterion="distance").max())
 
 
-def diversity_summary(x, threshold=0.95, cluster_threshold=0.9):
+def diversity_summary(x, threshold=0.95, cluster_threshold=0.85):
     """Headline diversity figures of a set of vectors.
 
     Returns
