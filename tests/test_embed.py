@@ -74,3 +74,12 @@ def test_sentence_transformers_backend_loads_a_local_model_offline():
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(ConfigError, match="backend must be one of"):
         get_embedder("e5-huge")
+
+
+def test_many_shards_are_compacted_without_losing_vectors(e5, tmp_path, monkeypatch):
+    monkeypatch.setattr(EmbeddingCache, "max_shards", 2)
+    embed_texts(TEXTS, e5, cache_dir=tmp_path, chunk_size=1)
+    shards = list(EmbeddingCache(tmp_path, e5).dir.glob("shard-*.npz"))
+    assert len(shards) == 1
+    again = EmbeddingCache(tmp_path, e5)
+    assert all(v is not None for v in again.get([again.key(t) for t in TEXTS]))

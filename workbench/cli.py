@@ -42,11 +42,11 @@ def _load(args):
 
 def _choose_config(args, pool):
     """The configuration the options fix, or the best of the sweep for what they leave open."""
-    from .evaluate import KNNConfig
+    from .evaluate import SWEEP_KS, KNNConfig
     from .knn import VOTE_RULES
     from .pipeline import best_config
 
-    ks = (args.k,) if args.k else (1, 3, 5, 7, 9, 15)
+    ks = (args.k,) if args.k else SWEEP_KS
     votes = (args.vote,) if args.vote else VOTE_RULES
     centers = (args.center,) if args.center is not None else (False, True)
     if args.k and args.vote and args.center is not None:

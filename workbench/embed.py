@@ -188,10 +188,14 @@ class EmbeddingCache:
     def key(self, text):
         return hashlib.sha256(f"{self.embedder.name}\0{self.embedder.model_id}\0{text}".encode()).hexdigest()
 
+    #: Shards beyond this many are merged into one after a run.
+    max_shards = 16
+
     def _load(self):
         if self._store is None:
             self._store = {}
-            for shard in sorted(self.dir.glob("shard-*.npz")):
+            self._shards = sorted(self.dir.glob("shard-*.npz"))
+            for shard in self._shards:
                 try:
                     with np.load(shard, allow_pickle=False) as z:
                         for k, v in zip(z["keys"], z["vectors"]):
@@ -204,17 +208,37 @@ class EmbeddingCache:
         store = self._load()
         return [store.get(k) for k in keys]
 
-    def put(self, keys, vectors):
-        if not len(keys):
-            return
+    def _write_shard(self, keys, vectors):
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"shard-{time.time_ns()}-{os.getpid()}.npz"
         tmp = self.dir / (name + ".tmp")
         with open(tmp, "wb") as fh:
             np.savez(fh, keys=np.array(keys), vectors=np.asarray(vectors, np.float32))
         os.replace(tmp, self.dir / name)
+        return self.dir / name
+
+    def put(self, keys, vectors):
+        """Add vectors; they are on disk (in a new shard) when this returns."""
+        if not len(keys):
+            return
         store = self._load()
+        self._shards.append(self._write_shard(keys, vectors))
         store.update(zip(keys, np.asarray(vectors, np.float32)))
+
+    def compact(self):
+        """Merge the shards this cache has read or written into one, when there are many.
+
+        The merged shard is written before the old ones are removed, so an
+        interruption loses nothing.
+        """
+        store = self._load()
+        if len(self._shards) <= self.max_shards or not store:
+            return
+        keys = list(store)
+        merged = self._write_shard(keys, np.stack([store[k] for k in keys]))
+        for shard in self._shards:
+            shard.unlink(missing_ok=True)
+        self._shards = [merged]
 
 
 def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=256, progress=False):
@@ -276,6 +300,8 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=256, progres
             bar.update(len(idx))
     if bar is not None:
         bar.close()
+    if cache is not None and unique:
+        cache.compact()
     for i in todo:
         out[i] = out[first[texts[i]]]
     return out

@@ -14,7 +14,10 @@ import numpy as np
 
 from .knn import VOTE_RULES, center_vectors, check_params, decide, top_k, vote
 
-__all__ = ["KNNConfig", "Predictions", "loo_neighbors", "loo_predict", "sweep", "evaluate_pool"]
+#: k values the sweep tries by default.
+SWEEP_KS = (1, 3, 5, 7, 9, 15, 21, 31, 45)
+
+__all__ = ["SWEEP_KS", "KNNConfig", "Predictions", "loo_neighbors", "loo_predict", "sweep", "evaluate_pool"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def loo_predict(x, labels, taxonomy, config=KNNConfig(), *, groups=None):
     return _predict_from(idx, sim, labels, taxonomy, config.k, config.vote, config.temperature)
 
 
-def sweep(x, labels, taxonomy, *, ks=(1, 3, 5, 7, 9, 15), votes=VOTE_RULES, centers=(False, True),
+def sweep(x, labels, taxonomy, *, ks=SWEEP_KS, votes=VOTE_RULES, centers=(False, True),
           temperature=0.05, groups=None):
     """Leave-one-out tier/category accuracy over k x vote rule x centering.
 
