@@ -204,6 +204,8 @@ def _build_parser():
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     p.set_defaults(func=cmd_score)
 
+    from .traffic_cli import register as register_traffic  # issue 5: import, label, merge, shadow
+    register_traffic(sub)
     return parser
 
 
