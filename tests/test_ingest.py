@@ -144,3 +144,9 @@ def test_cli_import_prints_the_summary(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "read 10 user turns" in res.stdout and "kept 7" in res.stdout and "url only" in res.stdout
     assert len(out.read_text().splitlines()) == 7
+
+
+def test_jsonl_with_a_named_text_field(tmp_path):
+    path = write_jsonl(tmp_path / "m.jsonl", [{"body": "first"}, {"body": "second", "conversation": "c9"}])
+    got = read_transcripts(path, text_column="body")
+    assert [(r["text"], r["conversation"], r["line"]) for r in got] == [("first", None, 1), ("second", "c9", 2)]

@@ -220,3 +220,19 @@ def test_a_run_killed_midway_resumes_without_paying_twice(tmp_path, sig):
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [r["id"] for r in rows]
     if sig == signal.SIGINT:
         assert proc.returncode == 130
+
+
+def test_limit_sends_at_most_that_many_requests_and_leaves_the_rest(taxonomy, key_env, tmp_path):
+    with FakeLLM() as llm:
+        labelled, s = label_messages(ROWS, taxonomy, client(llm), tmp_path / "c.jsonl", limit=2)
+        assert len(llm.requests) == 2
+    assert [r["id"] for r in labelled] == ["m1", "m2"] and s["remaining"] == 3
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    from email.utils import formatdate
+
+    from workbench.chat_client import _retry_after
+
+    assert _retry_after("2.5") == 2.5 and _retry_after(None) is None and _retry_after("soon") is None
+    assert 5 < _retry_after(formatdate(time.time() + 10, usegmt=True)) <= 10
