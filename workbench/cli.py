@@ -204,8 +204,12 @@ def _build_parser():
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     p.set_defaults(func=cmd_score)
 
-    from .datasheet import register as _datasheet
-    _datasheet(sub)
+    # Commands that live with their own modules.
+    from .datasheet import register as register_datasheet
+    from .traffic_cli import register as register_traffic  # import, label, merge, shadow
+
+    register_datasheet(sub)
+    register_traffic(sub)
     return parser
 
 
