@@ -108,7 +108,7 @@ def _scores(true, pred, taxonomy):
 
 
 def pool_size_curve(x, labels, taxonomy, config=KNNConfig(), *, sizes=(5, 10, 20, 40, 80, 160),
-                    strategies=("random", "diverse"), test_share=0.2, repeats=3, seed=0):
+                    strategies=("random", "diverse"), test_share=0.2, repeats=5, seed=0):
     """Tier accuracy on a fixed held-out set vs messages per category in the pool.
 
     Parameters
