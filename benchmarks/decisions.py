@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workbench.baselines import baseline_winner, compare_baselines  # noqa: E402
 from workbench.curves import pool_size_curve, robustness  # noqa: E402
-from workbench.decisions import out_of_sample  # noqa: E402
+from workbench.decisions import fit_default_point, out_of_sample  # noqa: E402
 from workbench.pipeline import best_config, load_embedded_pool  # noqa: E402
-from workbench.policy import DecisionPolicy, abstain_curve, abstain_scores, fit_operating_point  # noqa: E402
+from workbench.operating_point import abstain_curve, fit_operating_point  # noqa: E402
+from workbench.policy import DecisionPolicy, abstain_scores  # noqa: E402
 from workbench.review import review_queue  # noqa: E402
 from workbench.savings import savings_table  # noqa: E402
 
@@ -115,6 +116,16 @@ def main(argv=None):
         points[name] = (r, a)
     r, a, _ = lr_point.policy.apply(lr.shares, rank, pred=lr.pred, confidence=lr.confidence, margin=lr.margin)
     points["logreg head, default targets"] = (r, a)
+    # the same targets fitted on the user's mix (rates reweighted per true tier) rather than the pool's
+    for head, o in (("k-NN", knn), ("logreg head", lr)):
+        p = fit_default_point(o, labels, tax, policy="any", max_downgrade=MAX_DOWNGRADE, max_abstain=MAX_ABSTAIN,
+                              traffic_mix=USER_MIX)
+        print(f"  {head}, targets fitted on the 85/6/9 mix: {p.policy.name} (weight {p.downgrade_weight:g}), "
+              f"on that mix: tier acc {pct(p.tier_accuracy)}  down {pct(p.downgrade_rate)}  up {pct(p.upgrade_rate)}"
+              f"  abstain {pct(p.abstain_rate)}  met {p.met}")
+        out[f"{head} point fitted on 85/6/9"] = p.to_dict()
+        r, a, _ = p.policy.apply(o.shares, rank, pred=o.pred, confidence=o.confidence, margin=o.margin)
+        points[f"{head}, targets fitted on 85/6/9"] = (r, a)
     out["savings"] = {}
     for mix_name, mix in (("pool's own mix", None), ("cheap 85% / medium 6% / strong 9%", USER_MIX)):
         t = savings_table(true_rank, points, tax.tiers, PRICES, traffic_mix=mix)

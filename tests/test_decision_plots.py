@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 
 from workbench import decision_plots as dp
-from workbench.policy import DecisionPolicy, OperatingPoint, abstain_curve
+from workbench.operating_point import OperatingPoint, abstain_curve
+from workbench.policy import DecisionPolicy
 
 EVIL = "<script>alert(1)</script>"
 CURVE = abstain_curve([0.9, 0.2, 0.6, 0.4], [2, 2, 0, 1], [2, 1, 0, 2])

@@ -75,3 +75,15 @@ def test_threshold_and_target_together_are_refused(small_pool):
     with pytest.raises(ConfigError, match="not both"):
         policy_exports(small_pool.vectors, small_pool.labels, small_pool.taxonomy, CONFIG, threshold=0.5,
                        max_downgrade=0.02)
+
+
+def test_policy_curve_and_default_point_agree(small_pool):
+    from workbench.decisions import apply_policy, fit_default_point, policy_curve
+
+    oos = out_of_sample(small_pool.vectors, small_pool.labels, small_pool.taxonomy, CONFIG)
+    point = fit_default_point(oos, small_pool.labels, small_pool.taxonomy, max_downgrade=0.05, max_abstain=0.3)
+    curve = policy_curve(oos, small_pool.labels, small_pool.taxonomy, point.policy)
+    i = int(np.flatnonzero(curve["threshold"] == (point.policy.threshold or 0.0))[0])
+    assert curve["downgrade_rate"][i] == pytest.approx(point.downgrade_rate)
+    routed, abstain = apply_policy(oos, small_pool.taxonomy, point.policy)
+    assert abstain.mean() == pytest.approx(point.abstain_rate)

@@ -33,7 +33,7 @@ def plot_abstain_curve(curve, *, point=None, title="Accuracy and downgrades vs a
     Parameters
     ----------
     curve : dict of arrays or DataFrame
-        From :func:`workbench.policy.abstain_curve`.
+        From :func:`workbench.operating_point.abstain_curve`.
     point : OperatingPoint, optional
         Marked on both curves.
     """

@@ -3,7 +3,7 @@
 The k-NN head's out-of-sample vote shares are its leave-one-out
 predictions; the logistic-regression head's are out-of-fold probabilities
 (stratified 10-fold, fixed seed: leave-one-out would refit 2,000 models).
-Either feeds :func:`workbench.policy.fit_operating_point`.
+Either feeds :func:`workbench.operating_point.fit_operating_point`.
 """
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ import numpy as np
 from .errors import ConfigError
 from .evaluate import KNNConfig, loo_predict
 from .knn import center_vectors, decide
-from .policy import DecisionPolicy, fit_operating_point
+from .policy import DecisionPolicy
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HEADS", "OutOfSample", "out_of_sample", "policy_exports"]
+__all__ = ["HEADS", "OutOfSample", "out_of_sample", "apply_policy", "policy_curve", "fit_default_point",
+           "policy_exports"]
 
 HEADS = ("knn", "logreg")
 
@@ -76,9 +77,50 @@ def out_of_sample(x, labels, taxonomy, config=KNNConfig(), *, head="knn", n_spli
     return OutOfSample("logreg", shares, pred, conf, margin)
 
 
+def apply_policy(oos, taxonomy, policy):
+    """``(routed tier rank, abstain)`` of ``policy`` on out-of-sample predictions ``oos``."""
+    routed, abstain, _ = policy.apply(oos.shares, taxonomy.category_tier_rank, len(taxonomy.tiers), pred=oos.pred,
+                                      confidence=oos.confidence, margin=oos.margin)
+    return routed, abstain
+
+
+def policy_curve(oos, labels, taxonomy, policy):
+    """Accuracy, downgrade and upgrade rates of ``policy``'s tier decisions at every abstain threshold.
+
+    The tier decisions are ``policy``'s (its name and cost); its own
+    threshold is ignored, its criterion used. See :func:`workbench.operating_point.abstain_curve`.
+    """
+    from .operating_point import abstain_curve
+    from .policy import abstain_scores
+
+    rank = taxonomy.category_tier_rank
+    routed, _, probs = DecisionPolicy(policy.name, policy.cost, policy.criterion).apply(
+        oos.shares, rank, len(taxonomy.tiers), pred=oos.pred, confidence=oos.confidence, margin=oos.margin)
+    scores = abstain_scores(policy.criterion, probs, routed, oos.confidence, oos.margin)
+    return abstain_curve(scores, rank[np.asarray(labels)], routed)
+
+
+def fit_default_point(oos, labels, taxonomy, *, policy="cost", criterion="tier_confidence", max_downgrade=0.02,
+                      max_abstain=0.10, downgrade_weights=(0.25, 0.5, 1.0, 2.0), cost=None, traffic_mix=None):
+    """Fit an operating point on out-of-sample predictions ``oos`` (defaults: the issue's targets).
+
+    See :func:`workbench.operating_point.fit_operating_point`; ``traffic_mix``
+    (tier -> share) fits the targets on that mix instead of the pool's own.
+    """
+    from .operating_point import fit_operating_point, mix_weights
+
+    rank = taxonomy.category_tier_rank
+    cost = taxonomy.cost_matrix() if cost is None else cost
+    weights = None if traffic_mix is None else mix_weights(rank[np.asarray(labels)], traffic_mix, taxonomy.tiers)
+    return fit_operating_point(oos.shares, labels, rank, cost, policy=policy, criterion=criterion,
+                               max_downgrade=max_downgrade, max_abstain=max_abstain,
+                               downgrade_weights=downgrade_weights, weights=weights, pred=oos.pred,
+                               confidence=oos.confidence, margin=oos.margin)
+
+
 def policy_exports(x, labels, taxonomy, config=KNNConfig(), *, policy="vote", criterion="tier_confidence",
                    threshold=None, max_downgrade=None, max_abstain=None, downgrade_weights=(0.25, 0.5, 1.0, 2.0),
-                   head="knn", cost=None, C=1.0, seed=0):
+                   head="knn", cost=None, traffic_mix=None, C=1.0, seed=0):
     """What :func:`workbench.export.write_pool_npz` needs to store a decision policy (and head).
 
     With a target (``max_downgrade`` / ``max_abstain``) the threshold and
@@ -97,6 +139,8 @@ def policy_exports(x, labels, taxonomy, config=KNNConfig(), *, policy="vote", cr
     head : {"knn", "logreg"}
     cost : (n_tiers, n_tiers) array, optional
         Default: ``taxonomy.cost_matrix()``.
+    traffic_mix : dict tier -> share, optional
+        Fit the targets on this mix instead of the pool's own.
     C, seed
         Logistic-regression head parameters.
 
@@ -116,10 +160,9 @@ def policy_exports(x, labels, taxonomy, config=KNNConfig(), *, policy="vote", cr
     point = None
     if max_downgrade is not None or max_abstain is not None:
         oos = out_of_sample(x, labels, taxonomy, config, head=head, seed=seed, C=C)
-        point = fit_operating_point(oos.shares, labels, taxonomy.category_tier_rank, cost, policy=policy,
-                                    criterion=criterion, max_downgrade=max_downgrade, max_abstain=max_abstain,
-                                    downgrade_weights=downgrade_weights, pred=oos.pred, confidence=oos.confidence,
-                                    margin=oos.margin)
+        point = fit_default_point(oos, labels, taxonomy, policy=policy, criterion=criterion,
+                                  max_downgrade=max_downgrade, max_abstain=max_abstain,
+                                  downgrade_weights=downgrade_weights, cost=cost, traffic_mix=traffic_mix)
         chosen = point.policy
         if not point.met:
             log.warning("no operating point meets the targets; using the one with the fewest downgrades")
