@@ -158,7 +158,8 @@ def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, policy="c
         objective = acc - a if max_downgrade is not None else acc
         for i in np.flatnonzero(ok if ok.any() else ok_a):
             met = bool(ok.any())
-            key = (met, objective[i] if met else -d[i], -d[i], -a[i], -u[i])
+            # rounded: abstaining on a wrong message leaves the objective unchanged, so plateaus are common
+            key = (met, round(float(objective[i] if met else -d[i]), 9), -d[i], -a[i], -u[i])
             if best_key is None or key > best_key:
                 best_key, best = key, (name, w, base, curve, int(i), met)
     name, w, base, curve, i, met = best
