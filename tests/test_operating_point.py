@@ -83,7 +83,7 @@ def test_fit_for_a_mix_without_strong_traffic_needs_no_abstention():
     shares, labels = _synthetic(4)
     w = mix_weights(RANK[labels], {"cheap": 1.0}, TIERS)
     op = fit_operating_point(shares, labels, RANK, policy="vote", max_downgrade=0.0, weights=w)
-    assert op.met and op.downgrade_rate == 0 and op.policy.threshold is None
+    assert op.met and op.downgrade_rate == 0 and op.policy.threshold == 0.0
 
 
 def test_mix_with_an_unknown_tier_is_refused():

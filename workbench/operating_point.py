@@ -164,7 +164,8 @@ def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, policy="c
                 best_key, best = key, (name, w, base, curve, int(i), met)
     name, w, base, curve, i, met = best
     thr = float(curve["threshold"][i])
-    pol = DecisionPolicy(base.name, base.cost, criterion, thr if thr > 0 else None)
+    # a fitted policy keeps its threshold even at 0 (never abstains): the pool still says it was fitted to abstain
+    pol = DecisionPolicy(base.name, base.cost, criterion, thr)
     return OperatingPoint(pol, w, float(curve["abstain_rate"][i]), float(curve["downgrade_rate"][i]),
                           float(curve["upgrade_rate"][i]), float(curve["tier_accuracy"][i]),
                           float(curve["answered_tier_accuracy"][i]), met)
