@@ -140,8 +140,10 @@ def cmd_route(args):
 
     def flush():
         for obj, d in zip(batch, router.route_batch([o["text"] for o in batch])):
-            print(json.dumps({"id": obj.get("id"), "category": d.category, "tier": d.tier,
-                              "confidence": round(d.confidence, 4)}, ensure_ascii=False), flush=False)
+            rec = {"id": obj.get("id"), "category": d.category, "tier": d.tier, "confidence": round(d.confidence, 4)}
+            if router.abstains:
+                rec["abstain"] = d.abstain
+            print(json.dumps(rec, ensure_ascii=False), flush=False)
         sys.stdout.flush()
         batch.clear()
 
@@ -204,12 +206,14 @@ def _build_parser():
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     p.set_defaults(func=cmd_score)
 
-    # Commands that live with their own modules.
+    # Commands (and options) that live with their own modules.
     from .datasheet import register as register_datasheet
+    from .decision_cli import register as register_decisions  # export's policy options
     from .traffic_cli import register as register_traffic  # import, label, merge, shadow
 
     register_datasheet(sub)
     register_traffic(sub)
+    register_decisions(sub)
     return parser
 
 
