@@ -204,6 +204,7 @@ def _build_parser():
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     p.set_defaults(func=cmd_score)
 
+    from .nightly import register as _register_nightly; _register_nightly(sub)  # noqa: E702
     return parser
 
 
