@@ -99,7 +99,8 @@ def plot_map(coords, frame, *, color_by=MAP_COLOR_FIELDS, neighbors=None, simila
         buttons.append(dict(label=f"colour: {field}", method="update", args=[{"visible": visible}]))
     fig.update_layout(title=title, height=650, hoverlabel=dict(align="left"), legend=dict(itemsizing="constant"),
                       xaxis=dict(showticklabels=False, title=""), yaxis=dict(showticklabels=False, title=""),
-                      updatemenus=[dict(buttons=buttons, x=0, xanchor="left", y=1.08, yanchor="bottom")] if buttons else [])
+                      margin=dict(t=100),
+                      updatemenus=[dict(buttons=buttons, x=1, xanchor="right", y=1.02, yanchor="bottom")] if buttons else [])
     return fig
 
 
