@@ -106,3 +106,8 @@ def test_record_figure_rejects_a_path_as_name(tmp_path):
 
     with pytest.raises(ConfigError, match="figure name"):
         record_figure(tmp_path, "../evil", go.Figure())
+
+
+def test_record_metrics_can_replace_a_section(tmp_path):
+    record_metrics(tmp_path, "run", {"status": "failed", "error": "boom"})
+    assert record_metrics(tmp_path, "run", {"status": "ok"}, replace=True)["run"] == {"status": "ok"}

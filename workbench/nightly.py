@@ -56,13 +56,16 @@ def _jsonable(v):
     return v
 
 
-def record_metrics(output_dir, section, mapping):
+def record_metrics(output_dir, section, mapping, *, replace=False):
     """Merge ``mapping`` into section ``section`` of ``<output_dir>/metrics.json`` (atomically).
 
-    Returns the whole metrics dict after the update.
+    With ``replace`` the section is replaced instead. Returns the whole
+    metrics dict after the update.
     """
     path = Path(output_dir) / "metrics.json"
     data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if replace:
+        data.pop(section, None)
     data.setdefault(section, {}).update(_jsonable(dict(mapping)))
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
     return data
@@ -210,7 +213,7 @@ def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=N
         raise ConfigError(f"unknown nightly parameter(s) {unknown}; known: {', '.join(COMMON_PARAMETERS)}")
     run_dir = reports_dir / date
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.json").unlink(missing_ok=True)  # a re-run of the same day starts its numbers afresh
+    # a re-run on the same day overwrites the sections of the notebooks it runs and keeps the others
     common = {k: v for k, v in (parameters or {}).items() if v is not None}
     common["output_dir"] = str(run_dir.resolve())
     notebooks = find_notebooks(notebooks_dir, select)
@@ -237,10 +240,11 @@ def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=N
                     raise error
     except NotebookError as e:
         record_metrics(run_dir, "run", {"status": "failed", "error": str(e), "notebooks": runs,
-                                        "seconds": round(time.perf_counter() - started, 1)})
+                                        "seconds": round(time.perf_counter() - started, 1)}, replace=True)
         write_index(run_dir)
         raise
-    record_metrics(run_dir, "run", {"status": "ok", "notebooks": runs, "seconds": round(time.perf_counter() - started, 1)})
+    record_metrics(run_dir, "run", {"status": "ok", "notebooks": runs, "seconds": round(time.perf_counter() - started, 1)},
+                   replace=True)
     write_index(run_dir)
     update_latest(reports_dir, run_dir)
     return run_dir

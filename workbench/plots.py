@@ -14,6 +14,9 @@ import numpy as np
 __all__ = ["plot_map", "plot_set_comparison", "plot_counts", "plot_length_histogram", "hover_text"]
 
 MAP_COLOR_FIELDS = ("category", "tier", "source", "lang")
+#: One colour per sorted value, the same in every map (plotly's default qualitative colours).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
 
 
 def _go():
@@ -87,10 +90,11 @@ def plot_map(coords, frame, *, color_by=MAP_COLOR_FIELDS, neighbors=None, simila
     for f, field in enumerate(fields):
         values = frame[field].astype(str).to_numpy()
         start = len(fig.data)
-        for v in sorted(set(values)):
+        for v_i, v in enumerate(sorted(set(values))):
             m = values == v
             fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], mode="markers", name=v, text=hover[m],
-                                       hovertemplate="%{text}<extra></extra>", marker=dict(size=6, opacity=0.8),
+                                       hovertemplate="%{text}<extra></extra>",
+                                       marker=dict(size=6, opacity=0.8, color=PALETTE[v_i % len(PALETTE)]),
                                        legendgroup=field, visible=f == 0))
         spans.append((field, start, len(fig.data)))
     buttons = []
@@ -123,14 +127,12 @@ def plot_set_comparison(coords, frame, sets, *, color="category", title="Templat
     values = frame[color].astype(str).to_numpy()
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=[f"{n} ({(sets == n).sum()})" for n in names],
                         shared_xaxes=True, shared_yaxes=True)
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-               "#17becf"]
     for c, name in enumerate(names, 1):
         for v_i, v in enumerate(sorted(set(values))):
             m = (sets == name) & (values == v)
             fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], mode="markers", name=v, legendgroup=v,
                                        showlegend=c == 1, text=hover[m], hovertemplate="%{text}<extra></extra>",
-                                       marker=dict(size=6, opacity=0.8, color=palette[v_i % len(palette)])),
+                                       marker=dict(size=6, opacity=0.8, color=PALETTE[v_i % len(PALETTE)])),
                           row=1, col=c)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)

@@ -49,9 +49,9 @@ def plot_per_category(per_category, *, title="Accuracy per category"):
     cats = [f"{c} ({tier})" for c, tier in zip(t.index, t["tier"])]
     colors = [TIER_COLORS.get(tier, "#7f7f7f") for tier in t["tier"]]
     fig = go.Figure([
-        go.Bar(x=cats, y=t["accuracy"], name="category accuracy", marker=dict(color=colors),
+        go.Bar(x=cats, y=t["accuracy"], name="category accuracy (solid)", marker=dict(color=colors),
                text=[f"{100 * v:.0f}%" for v in t["accuracy"]], textposition="outside"),
-        go.Bar(x=cats, y=t["tier_accuracy"], name="tier accuracy", marker=dict(color=colors, opacity=0.45),
+        go.Bar(x=cats, y=t["tier_accuracy"], name="tier accuracy (light)", marker=dict(color=colors, opacity=0.45),
                text=[f"{100 * v:.0f}%" for v in t["tier_accuracy"]], textposition="outside"),
     ])
     fig.update_layout(title=title, barmode="group", yaxis=dict(range=[0, 1.08], tickformat=".0%"),

@@ -92,6 +92,8 @@ def _table_html(payload):
     head = "".join(f"<th>{esc(str(c))}</th>" for c in payload["columns"])
     body = "".join("<tr>" + "".join(f"<td>{esc('' if v is None else (f'{v:.3f}' if isinstance(v, float) else str(v)))}</td>"
                                     for v in row) + "</tr>" for row in payload["rows"])
+    if not payload["rows"]:
+        body = f"<tr><td colspan='{max(1, len(payload['columns']))}'>(none)</td></tr>"
     return f"<h3>{esc(payload.get('title', ''))}</h3><table><tr>{head}</tr>{body}</table>"
 
 
