@@ -83,6 +83,7 @@ def test_a_good_run_points_latest_at_it(notebooks, tmp_path, capsys):
                  "--notebooks", "01"]) == 0
     assert (reports / "latest").resolve() == (reports / "2026-11-26").resolve()
     assert (reports / "latest" / "index.html").exists() and (reports / "latest" / "01_ok.html").exists()
+    assert (reports / "latest" / "index.html").stat().st_mode & 0o044 == 0o044  # readable by others
     assert "index.html" in capsys.readouterr().out
 
 

@@ -134,7 +134,9 @@ def run_notebook(path, output_path, parameters, *, cwd=None, kernel_name="python
     try:
         papermill.execute_notebook(str(path), str(output_path), parameters=_jsonable(dict(parameters)),
                                    kernel_name=kernel_name, progress_bar=False, log_output=False,
-                                   cwd=str(cwd or path.parent), start_timeout=start_timeout)
+                                   cwd=str(cwd or path.parent), start_timeout=start_timeout,
+                                   # the kernel's own warnings (e.g. about TCP transport) would drown the progress lines
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as e:
         first = next((ln for ln in str(e.source).splitlines() if ln.strip()), "")
         raise NotebookError(f"notebook {path.name} failed in cell {e.cell_index} (execution count {e.exec_count}, "
@@ -162,6 +164,13 @@ def update_latest(reports_dir, run_dir):
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(os.path.relpath(run_dir, reports_dir), target_is_directory=True)
     os.replace(tmp, link)
+
+
+def _make_readable(run_dir):
+    """Atomic writes create private (0600) files; a report is meant to be read, served and shared."""
+    for p in Path(run_dir).rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            p.chmod(0o644)
 
 
 @contextlib.contextmanager
@@ -242,10 +251,12 @@ def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=N
         record_metrics(run_dir, "run", {"status": "failed", "error": str(e), "notebooks": runs,
                                         "seconds": round(time.perf_counter() - started, 1)}, replace=True)
         write_index(run_dir)
+        _make_readable(run_dir)
         raise
     record_metrics(run_dir, "run", {"status": "ok", "notebooks": runs, "seconds": round(time.perf_counter() - started, 1)},
                    replace=True)
     write_index(run_dir)
+    _make_readable(run_dir)
     update_latest(reports_dir, run_dir)
     return run_dir
 
