@@ -97,3 +97,11 @@ def test_update_latest_replaces_an_older_link(tmp_path):
 
 def test_bad_date_is_a_config_error(tmp_path, notebooks):
     assert main(["nightly", "--notebooks-dir", str(notebooks), "--output-dir", str(tmp_path), "--date", "../x"]) == 2
+
+
+def test_a_dead_kernel_is_reported_with_the_notebook_name(tmp_path):
+    from workbench.nightly import NotebookError
+
+    nb = make_notebook(tmp_path / "01_dies.ipynb", PARAMS, "import os\nos._exit(1)")
+    with pytest.raises(NotebookError, match="notebook 01_dies.ipynb failed: DeadKernelError"):
+        run_notebook(nb, tmp_path / "out.ipynb", {})

@@ -142,6 +142,8 @@ def run_notebook(path, output_path, parameters, *, cwd=None, kernel_name="python
         raise NotebookError(f"notebook {path.name} failed in cell {e.cell_index} (execution count {e.exec_count}, "
                             f"starts {first.strip()[:60]!r}): {e.ename}: {e.evalue}; "
                             f"partial output in {output_path}") from None
+    except Exception as e:  # a dead kernel, a timeout, an unreadable notebook: still name the notebook
+        raise NotebookError(f"notebook {path.name} failed: {type(e).__name__}: {e}") from e
 
 
 def notebook_to_html(ipynb_path, html_path):
