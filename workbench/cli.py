@@ -209,8 +209,10 @@ def _build_parser():
     # Commands (and options) that live with their own modules.
     from .datasheet import register as register_datasheet
     from .decision_cli import register as register_decisions  # export's policy options
+    from .nightly import register as register_nightly
     from .traffic_cli import register as register_traffic  # import, label, merge, shadow
 
+    register_nightly(sub)
     register_datasheet(sub)
     register_traffic(sub)
     register_decisions(sub)

@@ -1,0 +1,56 @@
+"""Real headless Chromium for the report tests (Selenium + the Debian chromium-driver), network off."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+         "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--window-size=1400,1000")
+
+
+def available():
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return False
+    return Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()
+
+
+class Browser:
+    """A headless Chromium with a fresh profile; every request outside file:// goes to a dead proxy."""
+
+    def __enter__(self):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        self.profile = tempfile.mkdtemp(prefix="wb-chromium-")
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={self.profile}")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        self.driver.set_network_conditions(offline=True, latency=0, throughput=0)
+        self.driver.set_page_load_timeout(120)
+        return self
+
+    def open(self, path, *, min_svgs=1, timeout=60):
+        """Load a local page and wait until ``min_svgs`` plotly figures have drawn."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver.get(Path(path).resolve().as_uri())
+        WebDriverWait(self.driver, timeout).until(
+            lambda d: len(d.find_elements("css selector", "svg.main-svg")) >= min_svgs)
+        return self.driver
+
+    def severe_logs(self):
+        return [e for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+
+    def __exit__(self, *exc):
+        self.driver.quit()
+        shutil.rmtree(self.profile, ignore_errors=True)

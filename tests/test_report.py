@@ -1,0 +1,113 @@
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+from workbench.nightly import record_figure, record_metrics, record_table
+from workbench.report import find_previous, headline_rows, write_index
+
+OLD = {"evaluate": {"tier_accuracy": 0.80, "downgrade_rate": 0.10}, "pool": {"n": 1900}}
+NEW = {"evaluate": {"tier_accuracy": 0.85, "downgrade_rate": 0.12, "vote": "distance"}, "pool": {"n": 1990}}
+XSS = "<script>window.__xss=1</script><img src=x onerror=alert(1)>"
+
+
+class ExternalRefs(HTMLParser):
+    """Collect src/href of elements that would load something (scripts, styles, images, frames)."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if tag != "a" and name in ("src", "href") and value and "://" in value:
+                self.found.append((tag, value))
+
+
+def external_refs(path):
+    p = ExternalRefs()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p.found
+
+
+def test_record_metrics_merges_sections(tmp_path):
+    record_metrics(tmp_path, "pool", {"n": 5})
+    record_metrics(tmp_path, "evaluate", {"tier_accuracy": 0.5})
+    data = record_metrics(tmp_path, "pool", {"languages": 3})
+    assert data == {"pool": {"n": 5, "languages": 3}, "evaluate": {"tier_accuracy": 0.5}}
+    assert json.loads((tmp_path / "metrics.json").read_text()) == data
+
+
+def test_record_metrics_turns_numpy_and_nan_into_json(tmp_path):
+    import numpy as np
+
+    data = record_metrics(tmp_path, "s", {"a": np.float32(0.5), "b": np.int64(3), "c": float("nan")})
+    assert data["s"] == {"a": 0.5, "b": 3, "c": None}
+
+
+def test_headline_rows_show_change_and_judge_direction():
+    rows = {r[0]: r for r in headline_rows(NEW, OLD)}
+    label, value, previous, change, judgement = rows["Tier accuracy (leave-one-out)"]
+    assert (value, previous, change, judgement) == ("85.0%", "80.0%", "+5.0 pts", "better")
+    assert rows["Downgrade rate"][3:] == ("+2.0 pts", "worse")
+    assert rows["Pool size (messages)"][3:] == ("+90", "neutral")
+
+
+def test_headline_rows_without_previous_have_no_change():
+    assert all(r[2] == "" and r[3] == "" for r in headline_rows(NEW))
+
+
+def test_find_previous_picks_the_newest_older_report(tmp_path):
+    for name in ("2026-11-20", "2026-11-23", "2026-11-27", "scratch"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text("{}")
+    (tmp_path / "2026-11-24").mkdir()  # no metrics.json: not a report
+    (tmp_path / "2026-11-25").mkdir()
+    assert find_previous(tmp_path / "2026-11-25").name == "2026-11-23"
+    assert find_previous(tmp_path / "2026-11-20") is None
+
+
+def test_index_compares_with_the_previous_report(tmp_path):
+    (tmp_path / "2026-11-24").mkdir()
+    (tmp_path / "2026-11-24" / "metrics.json").write_text(json.dumps(OLD))
+    run = tmp_path / "2026-11-25"
+    record_metrics(run, "evaluate", NEW["evaluate"])
+    page = write_index(run).read_text()
+    assert "Compared with: 2026-11-24" in page and "+5.0 pts" in page and "80.0%" in page
+
+
+def test_index_escapes_text_from_data(tmp_path):
+    import pandas as pd
+
+    record_metrics(tmp_path, "run", {"status": "failed", "error": f"boom {XSS}"})
+    record_metrics(tmp_path, "evaluate", {"backend": XSS})
+    record_table(tmp_path, "groups", pd.DataFrame({"texts": [XSS]}), title=XSS)
+    page = write_index(tmp_path, previous=False).read_text()
+    assert "<script>window" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_index_embeds_plotly_once_and_loads_nothing_external(tmp_path):
+    import plotly.graph_objects as go
+
+    record_figure(tmp_path, "a", go.Figure(go.Bar(y=[1, 2], text=["</script><script>window.__xss=1</script>"])))
+    record_figure(tmp_path, "b", go.Figure(go.Bar(y=[3])))
+    path = write_index(tmp_path, previous=False)
+    page = path.read_text()
+    assert page.count("<script>") == 2  # plotly.js + the figure data
+    assert "</script><script>window" not in page
+    assert external_refs(path) == []
+
+
+def test_record_figure_rejects_a_path_as_name(tmp_path):
+    import plotly.graph_objects as go
+
+    from workbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="figure name"):
+        record_figure(tmp_path, "../evil", go.Figure())
+
+
+def test_record_metrics_can_replace_a_section(tmp_path):
+    record_metrics(tmp_path, "run", {"status": "failed", "error": "boom"})
+    assert record_metrics(tmp_path, "run", {"status": "ok"}, replace=True)["run"] == {"status": "ok"}

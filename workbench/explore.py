@@ -1,0 +1,253 @@
+"""Tables the notebooks show: source checks, counts, near-duplicate groups, diversity, examples.
+
+Each function takes a pool (frame + vectors) and returns a DataFrame or a
+dict; the notebooks only call these and display the result.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["check_sources", "dropped_duplicates", "length_bucket", "nearest_neighbors", "largest_duplicate_groups",
+           "sample_rows", "compare_diversity", "stack_sets", "inflation_table", "choose_config", "confusion_examples", "accuracy_by_length",
+           "compare_backends"]
+
+LENGTH_EDGES = (40, 100, 250)
+
+
+def check_sources(paths=None, taxonomy=None):
+    """Every problem in the pool sources, one row each, without stopping at the first.
+
+    Returns
+    -------
+    pandas.DataFrame with ``file, line, id, problem`` (empty when all is well).
+    """
+    import pandas as pd
+
+    from .pool import REQUIRED_FIELDS, pool_files
+    from .taxonomy import load_taxonomy
+
+    taxonomy = taxonomy or load_taxonomy()
+    if paths is None or isinstance(paths, (str, bytes)) or hasattr(paths, "joinpath"):
+        paths = [paths]
+    rows, seen = [], {}
+    for path in (f for p in paths for f in pool_files(p)):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            rows.append({"file": str(path), "line": None, "id": None, "problem": f"cannot read ({e})"})
+            continue
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            problem, mid = None, None
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                obj, problem = None, f"invalid JSON ({e.msg} at column {e.colno})"
+            if obj is not None and not isinstance(obj, dict):
+                problem = f"expected a JSON object, got {type(obj).__name__}"
+            elif obj is not None:
+                mid = obj.get("id")
+                missing = [k for k in REQUIRED_FIELDS if obj.get(k) is None or str(obj.get(k)).strip() == ""]
+                if missing:
+                    problem = f"missing or empty {', '.join(map(repr, missing))}"
+                elif not isinstance(obj["text"], str):
+                    problem = f"'text' must be a string, got {type(obj['text']).__name__}"
+                elif obj["category"] not in taxonomy.tier_map:
+                    problem = f"unknown category {obj['category']!r}"
+                elif str(mid) in seen:
+                    problem = f"duplicate id {mid!r} (first at {seen[str(mid)]})"
+                else:
+                    seen[str(mid)] = f"{path}:{n}"
+            if problem:
+                rows.append({"file": str(path), "line": n, "id": mid, "problem": problem})
+    return pd.DataFrame(rows, columns=["file", "line", "id", "problem"])
+
+
+def dropped_duplicates(frame):
+    """The exact duplicates :func:`~workbench.pool.load_pool` dropped, as a table."""
+    import pandas as pd
+
+    return pd.DataFrame(frame.attrs.get("dropped", []), columns=["id", "kept_id", "file", "line", "same_label"])
+
+
+def length_bucket(texts, edges=LENGTH_EDGES):
+    """Character-length bucket label of each text (``"<=40"``, ``"41-100"``, ..., ``">250"``)."""
+    lengths = np.array([len(t) for t in texts])
+    names = [f"<={edges[0]}"] + [f"{a + 1}-{b}" for a, b in zip(edges, edges[1:])] + [f">{edges[-1]}"]
+    return np.array(names, dtype=object)[np.searchsorted(np.asarray(edges), lengths, side="left")]
+
+
+def nearest_neighbors(x, k=3):
+    """Top-``k`` neighbours of every row among the other rows: ``(indices, similarities)``."""
+    from .evaluate import loo_neighbors
+
+    return loo_neighbors(x, min(k, len(x) - 1))
+
+
+def largest_duplicate_groups(frame, x, threshold=0.95, *, top=10, max_texts=5):
+    """Near-duplicate groups (cosine >= ``threshold``, connected components), largest first.
+
+    Returns
+    -------
+    pandas.DataFrame with ``size, categories, mixed_labels, ids, texts``
+    (texts joined by `` | ``, at most ``max_texts`` of them).
+    """
+    import pandas as pd
+
+    from .duplicates import duplicate_groups
+
+    groups = duplicate_groups(x, threshold)
+    sizes = np.bincount(groups)
+    rows = []
+    for g in np.argsort(-sizes, kind="stable")[:top]:
+        if sizes[g] < 2:
+            break
+        members = frame.iloc[np.flatnonzero(groups == g)]
+        cats = sorted(set(members["category"]))
+        rows.append({"size": int(sizes[g]), "categories": ", ".join(cats), "mixed_labels": len(cats) > 1,
+                     "ids": ", ".join(members["id"].astype(str)[:max_texts]),
+                     "texts": " | ".join(members["text"].astype(str)[:max_texts])})
+    return pd.DataFrame(rows, columns=["size", "categories", "mixed_labels", "ids", "texts"])
+
+
+def sample_rows(n_total, n, seed=0):
+    """``n`` distinct row indices out of ``n_total``, sorted, drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_total, size=min(n, n_total), replace=False))
+
+
+def compare_diversity(sets, *, threshold=0.95, cluster_threshold=0.9):
+    """:func:`~workbench.duplicates.diversity_summary` of each named set of vectors, one row each."""
+    import pandas as pd
+
+    from .duplicates import diversity_summary
+
+    table = pd.DataFrame({name: diversity_summary(x, threshold, cluster_threshold) for name, x in sets.items()}).T
+    table.index.name = "set"
+    return table
+
+
+def stack_sets(sets):
+    """Concatenate named pools for a joint map: ``(frame, vectors, set name per row)``.
+
+    Parameters
+    ----------
+    sets : dict of name -> (frame, vectors)
+    """
+    import pandas as pd
+
+    frames = [f.reset_index(drop=True) for f, _ in sets.values()]
+    names = np.concatenate([np.full(len(f), name, dtype=object) for name, f in zip(sets, frames)])
+    return pd.concat(frames, ignore_index=True), np.vstack([x for _, x in sets.values()]), names
+
+
+def inflation_table(results):
+    """Leave-one-out vs leave-duplicate-group-out tier accuracy of named :func:`evaluate_pool` results."""
+    import pandas as pd
+
+    return pd.DataFrame({name: {"n": r["loo"].n, "loo_tier_accuracy": r["loo"].tier_accuracy,
+                                "ldgo_tier_accuracy": r["ldgo"].tier_accuracy, "inflation": r["inflation"],
+                                "loo_category_accuracy": r["loo"].category_accuracy}
+                         for name, r in results.items()}).T
+
+
+def choose_config(pool, *, k=None, vote=None, center=None, temperature=0.05):
+    """The k-NN configuration the arguments fix, the best of the sweep for what they leave open.
+
+    Returns ``(KNNConfig, sweep table)``; the table covers only the open choices.
+    """
+    from .knn import VOTE_RULES
+    from .pipeline import best_config
+
+    return best_config(pool, temperature=temperature, ks=(k,) if k else (1, 3, 5, 7, 9, 15),
+                       votes=(vote,) if vote else VOTE_RULES,
+                       centers=(center,) if center is not None else (False, True))
+
+
+def _short(text, width):
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def confusion_examples(frame, predictions, taxonomy, *, top_pairs=5, per_pair=3, width=140):
+    """Example messages of the costliest cross-tier confusions, with the neighbours that voted.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame of the pool
+    predictions : :class:`~workbench.evaluate.Predictions` (leave-one-out)
+    taxonomy : Taxonomy
+
+    Returns
+    -------
+    pandas.DataFrame with ``true, predicted, direction, id, text, neighbours``.
+    """
+    import pandas as pd
+
+    cats = list(taxonomy.categories)
+    cost = taxonomy.cost_matrix()
+    rank = taxonomy.category_tier_rank
+    true = taxonomy.category_index(frame["category"])
+    pairs = {}
+    for i, (t, p) in enumerate(zip(true, predictions.pred)):
+        if rank[t] != rank[p]:
+            pairs.setdefault((t, p), []).append(i)
+    ordered = sorted(pairs, key=lambda tp: (-cost[rank[tp[0]], rank[tp[1]]] * len(pairs[tp]), -len(pairs[tp])))
+    rows = []
+    for t, p in ordered[:top_pairs]:
+        for i in pairs[(t, p)][:per_pair]:
+            nb = [f"{s:.2f} [{frame['category'].iloc[j]}] {_short(frame['text'].iloc[j], 60)}"
+                  for j, s in zip(predictions.neighbors[i][:3], predictions.similarities[i][:3])]
+            rows.append({"true": cats[t], "predicted": cats[p],
+                         "direction": "downgrade" if rank[p] < rank[t] else "upgrade",
+                         "id": str(frame["id"].iloc[i]), "text": _short(frame["text"].iloc[i], width),
+                         "neighbours": " | ".join(nb)})
+    return pd.DataFrame(rows, columns=["true", "predicted", "direction", "id", "text", "neighbours"])
+
+
+def accuracy_by_length(frame, predictions, taxonomy, edges=LENGTH_EDGES):
+    """Accuracy per message-length bucket of :class:`~workbench.evaluate.Predictions` (short to long)."""
+    from .metrics import compute_metrics
+
+    buckets = length_bucket(frame["text"], edges)
+    predicted = np.array(taxonomy.categories, dtype=object)[predictions.pred]
+    table = compute_metrics(frame["category"], predicted, taxonomy, groups={"length": buckets}).by_group["length"]
+    order = [b for b in length_bucket([""] + ["x" * (e + 1) for e in edges], edges) if b in table.index]
+    return table.reindex(order)
+
+
+def compare_backends(pool_paths, backends, *, taxonomy=None, cache_dir=None, dup_threshold=0.95, k=None,
+                     progress=False):
+    """Leave-one-out and leave-duplicate-group-out accuracy of the same pool under each backend.
+
+    Each backend gets its best swept configuration (or ``k`` when given).
+
+    Returns
+    -------
+    pandas.DataFrame indexed by backend.
+    """
+    import pandas as pd
+
+    from .evaluate import evaluate_pool
+    from .pipeline import load_embedded_pool
+
+    rows = []
+    for name in backends:
+        start = time.perf_counter()
+        pool = load_embedded_pool(pool_paths, taxonomy=taxonomy, backend=name, cache_dir=cache_dir, progress=progress)
+        config, _ = choose_config(pool, k=k)
+        res = evaluate_pool(pool.frame, pool.vectors, pool.taxonomy, config, dup_threshold=dup_threshold)
+        rows.append({"backend": name, "dim": pool.embedder.dim, "k": config.k, "vote": config.vote,
+                     "center": config.center, "tier_accuracy": res["loo"].tier_accuracy,
+                     "category_accuracy": res["loo"].category_accuracy,
+                     "downgrade_rate": res["loo"].downgrade_rate, "upgrade_rate": res["loo"].upgrade_rate,
+                     "ldgo_tier_accuracy": res["ldgo"].tier_accuracy, "seconds": time.perf_counter() - start})
+        log.info("backend %s: tier accuracy %.3f", name, res["loo"].tier_accuracy)
+    return pd.DataFrame(rows).set_index("backend")

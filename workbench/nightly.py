@@ -1,0 +1,296 @@
+"""The nightly run: execute every numbered notebook with papermill into ``reports/<date>/``.
+
+Each notebook gets the parameters it declares (from one common set), is
+rendered to offline HTML, and records its headline numbers with
+:func:`record_metrics`. An ``index.html`` links everything and compares the
+numbers with the previous report; ``reports/latest`` points at the newest
+successful run. A failing notebook stops the run with its name and cell;
+what was produced so far stays on disk.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+from .errors import ConfigError, WorkbenchError
+from .io import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NotebookError", "COMMON_PARAMETERS", "record_metrics", "record_figure", "record_table",
+           "find_notebooks", "notebook_parameters", "run_notebook", "notebook_to_html", "update_latest",
+           "run_nightly", "register"]
+
+#: Parameters the nightly run can pass; each notebook receives those it declares.
+COMMON_PARAMETERS = ("pool_dir", "templates_dir", "taxonomy_path", "backend", "backends", "output_dir", "cache_dir",
+                     "k", "dup_threshold", "cluster_threshold", "seed")
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class NotebookError(WorkbenchError):
+    """A notebook failed while the nightly run executed it."""
+
+
+def _jsonable(v):
+    import numpy as np
+
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, float) and v != v:
+        return None  # NaN is not JSON
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def record_metrics(output_dir, section, mapping, *, replace=False):
+    """Merge ``mapping`` into section ``section`` of ``<output_dir>/metrics.json`` (atomically).
+
+    With ``replace`` the section is replaced instead. Returns the whole
+    metrics dict after the update.
+    """
+    path = Path(output_dir) / "metrics.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    if replace:
+        data.pop(section, None)
+    data.setdefault(section, {}).update(_jsonable(dict(mapping)))
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+    return data
+
+
+def record_figure(output_dir, name, fig):
+    """Save a plotly figure as ``<output_dir>/figures/<name>.json`` for index.html."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ConfigError(f"figure name must be letters, digits, '_', '.' or '-'; got {name!r}")
+    write_text_atomic(Path(output_dir) / "figures" / f"{name}.json", fig.to_json())
+
+
+def record_table(output_dir, name, table, *, title=None, max_rows=20):
+    """Save a DataFrame's first rows as ``<output_dir>/tables/<name>.json`` for index.html."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ConfigError(f"table name must be letters, digits, '_', '.' or '-'; got {name!r}")
+    t = table.head(max_rows).reset_index() if table.index.name else table.head(max_rows)
+    payload = {"title": title or name, "columns": [str(c) for c in t.columns],
+               "rows": _jsonable(t.astype(object).where(t.notna(), None).to_numpy().tolist())}
+    write_text_atomic(Path(output_dir) / "tables" / f"{name}.json", json.dumps(payload, ensure_ascii=False))
+
+
+def find_notebooks(notebooks_dir=None, select=None):
+    """The numbered notebooks (``NN_*.ipynb``) in order; ``select`` keeps those whose name starts with an entry."""
+    from .config import NOTEBOOKS_DIR
+
+    notebooks_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
+    found = sorted(notebooks_dir.glob(NOTEBOOK_GLOB))
+    if select:
+        unknown = [s for s in select if not any(p.name.startswith(s) for p in found)]
+        if unknown:
+            raise ConfigError(f"--notebooks must name notebooks in {notebooks_dir} "
+                              f"({', '.join(p.stem for p in found)}); got {', '.join(unknown)}")
+        found = [p for p in found if any(p.name.startswith(s) for s in select)]
+    if not found:
+        raise ConfigError(f"no notebooks matching {NOTEBOOK_GLOB} in {notebooks_dir}")
+    return found
+
+
+def notebook_parameters(path):
+    """Names of the parameters a notebook declares in its ``parameters`` cell."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(path)))
+
+
+def run_notebook(path, output_path, parameters, *, cwd=None, kernel_name="python3", start_timeout=120):
+    """Execute one notebook with papermill.
+
+    Raises
+    ------
+    ConfigError
+        When ``parameters`` names one the notebook does not declare.
+    NotebookError
+        Naming the notebook and the failing cell; the partly executed
+        notebook is kept at ``output_path``.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    path = Path(path)
+    declared = notebook_parameters(path)
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        raise ConfigError(f"{path.name}: unknown parameter(s) {unknown}; it declares {sorted(declared)}")
+    try:
+        papermill.execute_notebook(str(path), str(output_path), parameters=_jsonable(dict(parameters)),
+                                   kernel_name=kernel_name, progress_bar=False, log_output=False,
+                                   cwd=str(cwd or path.parent), start_timeout=start_timeout,
+                                   # the kernel's own warnings (e.g. about TCP transport) would drown the progress lines
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    except PapermillExecutionError as e:
+        first = next((ln for ln in str(e.source).splitlines() if ln.strip()), "")
+        raise NotebookError(f"notebook {path.name} failed in cell {e.cell_index} (execution count {e.exec_count}, "
+                            f"starts {first.strip()[:60]!r}): {e.ename}: {e.evalue}; "
+                            f"partial output in {output_path}") from None
+    except Exception as e:  # a dead kernel, a timeout, an unreadable notebook: still name the notebook
+        raise NotebookError(f"notebook {path.name} failed: {type(e).__name__}: {e}") from e
+
+
+def notebook_to_html(ipynb_path, html_path):
+    """Render an executed notebook to HTML that needs no network (no CDN scripts)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(_TEMPLATES)])
+    body, _ = exporter.from_notebook_node(nbformat.read(str(ipynb_path), as_version=4))
+    write_text_atomic(html_path, body)
+
+
+def update_latest(reports_dir, run_dir):
+    """Point ``<reports_dir>/latest`` at ``run_dir`` (a relative symlink, swapped atomically)."""
+    reports_dir, run_dir = Path(reports_dir), Path(run_dir)
+    link = reports_dir / "latest"
+    if link.exists() and not link.is_symlink():
+        raise WorkbenchError(f"{link} exists and is not a symlink; move it away")
+    tmp = reports_dir / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(os.path.relpath(run_dir, reports_dir), target_is_directory=True)
+    os.replace(tmp, link)
+
+
+def _make_readable(run_dir):
+    """Atomic writes create private (0600) files; a report is meant to be read, served and shared."""
+    for p in Path(run_dir).rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            p.chmod(0o644)
+
+
+@contextlib.contextmanager
+def _kernel_imports_this_workbench():
+    """Kernels import the same workbench checkout as this process (not another installed copy)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = root + (os.pathsep + old if old else "")
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=None, select=None, progress=None):
+    """Run the numbered notebooks into ``<reports_dir>/<date>/`` and write index.html.
+
+    Parameters
+    ----------
+    parameters : dict, optional
+        Values for :data:`COMMON_PARAMETERS` (``None`` values are left to
+        the notebooks' defaults; ``output_dir`` is always the run folder).
+    reports_dir : path, optional
+        Default ``reports/``.
+    date : str, optional
+        Run folder name (default: today, ``YYYY-MM-DD``, UTC).
+    select : list of str, optional
+        Run only notebooks whose names start with these.
+    progress : callable(str), optional
+        Called with one line per notebook.
+
+    Returns
+    -------
+    pathlib.Path of the run folder.
+    """
+    from .config import REPORTS_DIR
+    from .report import write_index
+
+    say = progress or log.info
+    reports_dir = Path(reports_dir or REPORTS_DIR)
+    date = date or time.strftime("%Y-%m-%d", time.gmtime())
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", date) or date == "latest":
+        raise ConfigError(f"date must be a plain folder name such as 2026-11-25; got {date!r}")
+    unknown = sorted(set(parameters or {}) - set(COMMON_PARAMETERS))
+    if unknown:
+        raise ConfigError(f"unknown nightly parameter(s) {unknown}; known: {', '.join(COMMON_PARAMETERS)}")
+    run_dir = reports_dir / date
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # a re-run on the same day overwrites the sections of the notebooks it runs and keeps the others
+    common = {k: v for k, v in (parameters or {}).items() if v is not None}
+    common["output_dir"] = str(run_dir.resolve())
+    notebooks = find_notebooks(notebooks_dir, select)
+    runs, started = [], time.perf_counter()
+    try:
+        with _kernel_imports_this_workbench():
+            for n, nb in enumerate(notebooks, 1):
+                params = {k: v for k, v in common.items() if k in notebook_parameters(nb)}
+                out = run_dir / nb.name
+                t0 = time.perf_counter()
+                say(f"[{n}/{len(notebooks)}] {nb.stem} ...")
+                error = None
+                try:
+                    run_notebook(nb, out, params)
+                except NotebookError as e:
+                    error = e
+                if out.exists():
+                    notebook_to_html(out, out.with_suffix(".html"))
+                runs.append({"notebook": nb.stem, "seconds": round(time.perf_counter() - t0, 1),
+                             "status": "failed" if error else "ok"})
+                say(f"[{n}/{len(notebooks)}] {nb.stem} {'FAILED' if error else 'done'} "
+                    f"in {time.perf_counter() - t0:.1f} s")
+                if error:
+                    raise error
+    except NotebookError as e:
+        record_metrics(run_dir, "run", {"status": "failed", "error": str(e), "notebooks": runs,
+                                        "seconds": round(time.perf_counter() - started, 1)}, replace=True)
+        write_index(run_dir)
+        _make_readable(run_dir)
+        raise
+    record_metrics(run_dir, "run", {"status": "ok", "notebooks": runs, "seconds": round(time.perf_counter() - started, 1)},
+                   replace=True)
+    write_index(run_dir)
+    _make_readable(run_dir)
+    update_latest(reports_dir, run_dir)
+    return run_dir
+
+
+def _cmd_nightly(args):
+    import sys
+
+    params = {"pool_dir": args.pool_dir, "templates_dir": args.templates_dir, "taxonomy_path": args.taxonomy,
+              "backend": args.backend, "backends": args.backends, "cache_dir": args.cache_dir, "k": args.k,
+              "dup_threshold": args.dup_threshold, "cluster_threshold": args.cluster_threshold, "seed": args.seed}
+    emit = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    run_dir = run_nightly(params, reports_dir=args.output_dir, date=args.date, notebooks_dir=args.notebooks_dir,
+                          select=args.notebooks, progress=emit)
+    print(f"report: {run_dir / 'index.html'}")
+
+
+def register(subparsers):
+    """Add ``workbench nightly`` to the CLI."""
+    p = subparsers.add_parser("nightly", help="run the notebooks with papermill into reports/<date>/ (the main job)")
+    p.add_argument("--pool-dir", metavar="PATH", help="pool JSONL file or folder (default data/pool)")
+    p.add_argument("--templates-dir", metavar="PATH", help="template set (default data/templates)")
+    p.add_argument("--taxonomy", metavar="FILE", help="taxonomy file (default data/taxonomy.yaml)")
+    p.add_argument("--backend", metavar="B", help="embedding backend (default e5-small)")
+    p.add_argument("--backends", nargs="+", metavar="B", help="backends compared in 03_evaluate")
+    p.add_argument("--cache-dir", metavar="DIR", help="embedding cache (default data/interim/embeddings)")
+    p.add_argument("--k", type=int, help="neighbours that vote (default: best of the sweep)")
+    p.add_argument("--dup-threshold", type=float, help="cosine for near-duplicates (notebook default 0.95)")
+    p.add_argument("--cluster-threshold", type=float, help="cosine for cluster counts (notebook default 0.9)")
+    p.add_argument("--seed", type=int, help="seed of UMAP and samples (notebook default 42)")
+    p.add_argument("--output-dir", metavar="DIR", help="reports root (default reports/); the run goes in DIR/<date>/")
+    p.add_argument("--date", help="run folder name (default: today, UTC)")
+    p.add_argument("--notebooks", nargs="+", metavar="NAME", help="run only these (name prefixes, e.g. 01 03)")
+    p.add_argument("--notebooks-dir", metavar="DIR", help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_nightly)
+    return p
