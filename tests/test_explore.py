@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from tests.conftest import write_jsonl
-from workbench import explore
+from workbench import explore, pipeline
 
 GOOD = {"id": "g1", "text": "hi", "category": "casual", "source": "generated", "lang": "en", "label_source": "author"}
 ROWS = [
@@ -80,5 +80,5 @@ def test_accuracy_by_length_orders_buckets_short_to_long(small_pool):
 
 
 def test_choose_config_keeps_what_is_fixed(small_pool):
-    config, table = explore.choose_config(small_pool, k=5)
+    config, table = pipeline.choose_config(small_pool, k=5)
     assert config.k == 5 and set(table["k"]) == {5}

@@ -21,7 +21,7 @@ def test_notebook_is_stored_without_outputs_or_defs_and_has_a_literal_parameters
         tree = ast.parse("".join(c["source"]))
         assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda)) for n in ast.walk(tree))
     params = ast.parse("".join(code[0]["source"])).body
-    assert all(isinstance(s, ast.Assign) and isinstance(ast.literal_eval(s.value), (str, int, float, bool, list))
+    assert all(isinstance(s, ast.Assign) and isinstance(ast.literal_eval(s.value), (str, int, float, bool, list, type(None)))
                for s in params)
     names = {s.targets[0].id for s in params}
     assert {"transcripts_path", "shadow_log", "audit_path"} <= names and names & NIGHTLY_PARAMS
@@ -38,4 +38,4 @@ def test_notebook_runs_on_its_defaults(bundled_pool, cache_dir, tmp_path, monkey
                         cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
     text = out.read_text(encoding="utf-8")
     assert "dropped: url only" in text and "static medium" in text and "fallback_tier_accuracy" in text
-    assert "explain the time complexity" in text and (tmp_path / "candidates.jsonl").exists()
+    assert "explain the time complexity" in text and (tmp_path / "05_label_source" / "candidates.jsonl").exists()

@@ -42,16 +42,9 @@ def _load(args):
 
 def _choose_config(args, pool):
     """The configuration the options fix, or the best of the sweep for what they leave open."""
-    from .evaluate import SWEEP_KS, KNNConfig
-    from .knn import VOTE_RULES
-    from .pipeline import best_config
+    from .pipeline import choose_config
 
-    ks = (args.k,) if args.k else SWEEP_KS
-    votes = (args.vote,) if args.vote else VOTE_RULES
-    centers = (args.center,) if args.center is not None else (False, True)
-    if args.k and args.vote and args.center is not None:
-        return KNNConfig(args.k, vote=args.vote, temperature=args.temperature, center=args.center), None
-    return best_config(pool, temperature=args.temperature, ks=ks, votes=votes, centers=centers)
+    return choose_config(pool, k=args.k, vote=args.vote, center=args.center, temperature=args.temperature)
 
 
 def _write_json(path, obj):
@@ -102,21 +95,10 @@ def cmd_export(args):
 
 def _read_messages(path, *, labelled=False, taxonomy=None):
     """Rows of a JSONL message file (stdin when ``path`` is None), validated with file:line errors."""
-    from .pool import read_jsonl
+    from .pool import parse_jsonl, read_jsonl
 
     if path is None:
-        name, lines = "<stdin>", enumerate(sys.stdin, 1)
-        def rows():
-            for n, line in lines:
-                if line.strip():
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise DataError(name, n, f"invalid JSON ({e.msg} at column {e.colno})") from None
-                    if not isinstance(obj, dict):
-                        raise DataError(name, n, f"expected a JSON object, got {type(obj).__name__}")
-                    yield n, obj
-        source = rows()
+        name, source = "<stdin>", parse_jsonl(sys.stdin, "<stdin>")
     else:
         name, source = path, read_jsonl(path)
     for n, obj in source:

@@ -14,7 +14,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 __all__ = ["check_sources", "dropped_duplicates", "length_bucket", "nearest_neighbors", "largest_duplicate_groups",
-           "sample_rows", "compare_diversity", "stack_sets", "inflation_table", "choose_config", "confusion_examples", "accuracy_by_length",
+           "sample_rows", "compare_diversity", "stack_sets", "inflation_table", "confusion_examples", "accuracy_by_length",
            "compare_backends"]
 
 LENGTH_EDGES = (40, 100, 250)
@@ -123,7 +123,7 @@ def sample_rows(n_total, n, seed=0):
     return np.sort(rng.choice(n_total, size=min(n, n_total), replace=False))
 
 
-def compare_diversity(sets, *, threshold=0.95, cluster_threshold=0.9):
+def compare_diversity(sets, *, threshold=0.95, cluster_threshold=0.85):
     """:func:`~workbench.duplicates.diversity_summary` of each named set of vectors, one row each."""
     import pandas as pd
 
@@ -156,19 +156,6 @@ def inflation_table(results):
                                 "ldgo_tier_accuracy": r["ldgo"].tier_accuracy, "inflation": r["inflation"],
                                 "loo_category_accuracy": r["loo"].category_accuracy}
                          for name, r in results.items()}).T
-
-
-def choose_config(pool, *, k=None, vote=None, center=None, temperature=0.05):
-    """The k-NN configuration the arguments fix, the best of the sweep for what they leave open.
-
-    Returns ``(KNNConfig, sweep table)``; the table covers only the open choices.
-    """
-    from .knn import VOTE_RULES
-    from .pipeline import best_config
-
-    return best_config(pool, temperature=temperature, ks=(k,) if k else (1, 3, 5, 7, 9, 15),
-                       votes=(vote,) if vote else VOTE_RULES,
-                       centers=(center,) if center is not None else (False, True))
 
 
 def _short(text, width):
@@ -236,7 +223,7 @@ def compare_backends(pool_paths, backends, *, taxonomy=None, cache_dir=None, dup
     import pandas as pd
 
     from .evaluate import evaluate_pool
-    from .pipeline import load_embedded_pool
+    from .pipeline import choose_config, load_embedded_pool
 
     rows = []
     for name in backends:

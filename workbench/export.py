@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ArtifactError
+from .io import atomic_file
 
 __all__ = ["SCHEMA_VERSION", "write_pool_npz", "load_pool_npz", "PoolArtifact"]
 
@@ -88,18 +87,8 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
         if a.dtype == object:
             raise ArtifactError(f"array {name!r} has object dtype; pool.npz holds plain arrays only")
         arrays[name] = a
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh:
+        np.savez(fh, **arrays)
     return meta
 
 

@@ -168,13 +168,6 @@ def update_latest(reports_dir, run_dir):
     os.replace(tmp, link)
 
 
-def _make_readable(run_dir):
-    """Atomic writes create private (0600) files; a report is meant to be read, served and shared."""
-    for p in Path(run_dir).rglob("*"):
-        if p.is_file() and not p.is_symlink():
-            p.chmod(0o644)
-
-
 @contextlib.contextmanager
 def _kernel_imports_this_workbench():
     """Kernels import the same workbench checkout as this process (not another installed copy)."""
@@ -253,12 +246,10 @@ def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=N
         record_metrics(run_dir, "run", {"status": "failed", "error": str(e), "notebooks": runs,
                                         "seconds": round(time.perf_counter() - started, 1)}, replace=True)
         write_index(run_dir)
-        _make_readable(run_dir)
         raise
     record_metrics(run_dir, "run", {"status": "ok", "notebooks": runs, "seconds": round(time.perf_counter() - started, 1)},
                    replace=True)
     write_index(run_dir)
-    _make_readable(run_dir)
     update_latest(reports_dir, run_dir)
     return run_dir
 
@@ -286,7 +277,7 @@ def register(subparsers):
     p.add_argument("--cache-dir", metavar="DIR", help="embedding cache (default data/interim/embeddings)")
     p.add_argument("--k", type=int, help="neighbours that vote (default: best of the sweep)")
     p.add_argument("--dup-threshold", type=float, help="cosine for near-duplicates (notebook default 0.95)")
-    p.add_argument("--cluster-threshold", type=float, help="cosine for cluster counts (notebook default 0.9)")
+    p.add_argument("--cluster-threshold", type=float, help="mean cosine within a cluster for cluster counts (notebook default 0.85)")
     p.add_argument("--seed", type=int, help="seed of UMAP and samples (notebook default 42)")
     p.add_argument("--output-dir", metavar="DIR", help="reports root (default reports/); the run goes in DIR/<date>/")
     p.add_argument("--date", help="run folder name (default: today, UTC)")

@@ -42,17 +42,14 @@ def mix_weights(true_rank, traffic_mix, tiers):
 
     ``traffic_mix`` maps tier name -> share (any positive scale).
     """
+    from .savings import normalize_mix
+
     t = np.asarray(true_rank)
-    unknown = set(traffic_mix) - set(tiers)
-    if unknown:
-        raise ConfigError(f"traffic_mix names unknown tier(s) {sorted(unknown)} (tiers: {list(tiers)})")
-    mix = np.array([float(traffic_mix.get(name, 0.0)) for name in tiers])
-    if (mix < 0).any() or not mix.sum() > 0:
-        raise ConfigError(f"traffic_mix must have non-negative shares with a positive sum; got {dict(traffic_mix)}")
+    mix = normalize_mix(traffic_mix, tiers)
     counts = np.bincount(t, minlength=len(tiers)).astype(np.float64)
     if ((mix > 0) & (counts == 0)).any():
         raise ConfigError("traffic_mix gives a share to a tier that has no message")
-    return (mix / mix.sum() / np.where(counts > 0, counts, 1.0))[t]
+    return (mix / np.where(counts > 0, counts, 1.0))[t]
 
 
 def abstain_curve(scores, true_rank, routed_rank, *, weights=None):

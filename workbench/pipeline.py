@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .evaluate import KNNConfig, sweep
+from .evaluate import SWEEP_KS, KNNConfig, sweep
 
-__all__ = ["EmbeddedPool", "load_embedded_pool", "best_config", "export_pool"]
+__all__ = ["EmbeddedPool", "load_embedded_pool", "best_config", "choose_config", "export_pool"]
 
 
 @dataclass
@@ -54,6 +54,19 @@ def best_config(pool: EmbeddedPool, *, temperature=0.05, **sweep_kw):
     table = sweep(pool.vectors, pool.labels, pool.taxonomy, temperature=temperature, **sweep_kw)
     top = table.iloc[0]
     return KNNConfig(k=int(top["k"]), vote=str(top["vote"]), temperature=temperature, center=bool(top["center"])), table
+
+
+def choose_config(pool: EmbeddedPool, *, k=None, vote=None, center=None, temperature=0.05):
+    """The configuration the arguments fix, with the best of the sweep for what they leave open.
+
+    Returns ``(KNNConfig, sweep table)``; the table is None when nothing was left open.
+    """
+    from .knn import VOTE_RULES
+
+    if k and vote and center is not None:
+        return KNNConfig(k, vote=vote, temperature=temperature, center=center), None
+    return best_config(pool, temperature=temperature, ks=(k,) if k else SWEEP_KS,
+                       votes=(vote,) if vote else VOTE_RULES, centers=(center,) if center is not None else (False, True))
 
 
 def export_pool(pool: EmbeddedPool, path, config: KNNConfig, *, dtype="float16", extra_arrays=None,

@@ -18,7 +18,7 @@ from .errors import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["REQUIRED_FIELDS", "normalize_text", "read_jsonl", "pool_files", "load_pool"]
+__all__ = ["REQUIRED_FIELDS", "normalize_text", "parse_jsonl", "read_jsonl", "pool_files", "load_pool"]
 
 REQUIRED_FIELDS = ("id", "text", "category", "source", "lang", "label_source")
 _WS = re.compile(r"\s+")
@@ -27,6 +27,26 @@ _WS = re.compile(r"\s+")
 def normalize_text(text: str) -> str:
     """The form used to detect exact duplicates: NFKC, case-folded, whitespace collapsed."""
     return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def parse_jsonl(lines, name):
+    """Yield ``(line_number, object)`` for each non-blank line; ``name`` is used in errors.
+
+    Raises
+    ------
+    DataError
+        On invalid JSON or a line that is not a JSON object.
+    """
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(name, n, f"invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(name, n, f"expected a JSON object, got {type(obj).__name__}")
+        yield n, obj
 
 
 def read_jsonl(path):
@@ -44,16 +64,7 @@ def read_jsonl(path):
         raise DataError(path, None, f"cannot read ({e.strerror})") from None
     with fh:
         try:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(path, n, f"invalid JSON ({e.msg} at column {e.colno})") from None
-                if not isinstance(obj, dict):
-                    raise DataError(path, n, f"expected a JSON object, got {type(obj).__name__}")
-                yield n, obj
+            yield from parse_jsonl(fh, path)
         except UnicodeDecodeError as e:
             raise DataError(path, None, f"not UTF-8 ({e.reason})") from None
 
