@@ -12,6 +12,7 @@ from .errors import ConfigError
 __all__ = ["VOTE_RULES", "center_vectors", "top_k", "vote", "decide", "check_params"]
 
 VOTE_RULES = ("majority", "distance", "softmax")
+_SMALL_BATCH = 8
 
 
 def check_params(k, vote_rule, temperature):
@@ -60,7 +61,12 @@ def top_k(queries, pool, k, *, exclude=None, block_rows=None):
     sim = np.empty((n, k), np.float32)
     for s in range(0, n, block_rows):
         rows = np.arange(s, min(s + block_rows, n))
-        S = queries[rows] @ pool.T
+        if len(rows) <= _SMALL_BATCH:
+            # A router's few queries: a plain loop beats multithreaded BLAS, whose spinning threads
+            # would otherwise slow the embedding model's own thread pool down by about 2x.
+            S = np.einsum("ij,kj->ik", queries[rows], pool, optimize=False)
+        else:
+            S = queries[rows] @ pool.T
         if exclude is not None:
             S[exclude(rows)] = -np.inf
         part = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < m else np.tile(np.arange(m), (len(rows), 1))
