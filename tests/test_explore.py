@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.conftest import write_jsonl
 from workbench import explore, pipeline
@@ -82,3 +83,14 @@ def test_accuracy_by_length_orders_buckets_short_to_long(small_pool):
 def test_choose_config_keeps_what_is_fixed(small_pool):
     config, table = pipeline.choose_config(small_pool, k=5)
     assert config.k == 5 and set(table["k"]) == {5}
+
+
+def test_choose_config_picks_from_a_given_sweep_without_sweeping_again(small_pool, monkeypatch):
+    from workbench.evaluate import sweep
+
+    table = sweep(small_pool.vectors, small_pool.labels, small_pool.taxonomy, ks=(3, 5))
+    monkeypatch.setattr(pipeline, "best_config", lambda *a, **kw: pytest.fail("swept again"))
+    config, rows = pipeline.choose_config(small_pool, k=5, table=table)
+    best = table[table["k"] == 5].iloc[0]
+    assert (config.k, config.vote, config.center) == (5, best["vote"], bool(best["center"]))
+    assert set(rows["k"]) == {5}

@@ -56,15 +56,37 @@ def best_config(pool: EmbeddedPool, *, temperature=0.05, **sweep_kw):
     return KNNConfig(k=int(top["k"]), vote=str(top["vote"]), temperature=temperature, center=bool(top["center"])), table
 
 
-def choose_config(pool: EmbeddedPool, *, k=None, vote=None, center=None, temperature=0.05):
+def choose_config(pool: EmbeddedPool, *, k=None, vote=None, center=None, temperature=0.05, table=None):
     """The configuration the arguments fix, with the best of the sweep for what they leave open.
 
-    Returns ``(KNNConfig, sweep table)``; the table is None when nothing was left open.
+    Parameters
+    ----------
+    pool : EmbeddedPool
+    k, vote, center : optional
+        Fixed choices; ``None`` leaves a choice to the sweep.
+    temperature : float
+    table : pandas.DataFrame, optional
+        A full sweep of this pool (from :func:`~workbench.evaluate.sweep`, best row first) to
+        pick from instead of sweeping again.
+
+    Returns
+    -------
+    ``(KNNConfig, sweep table)``; the table is None when nothing was left open.
     """
     from .knn import VOTE_RULES
 
     if k and vote and center is not None:
         return KNNConfig(k, vote=vote, temperature=temperature, center=center), None
+    if table is not None:
+        keep = table["k"].notna()
+        for column, value in (("k", k), ("vote", vote), ("center", center)):
+            if value is not None:
+                keep &= table[column] == value
+        rows = table[keep]
+        if len(rows):
+            top = rows.iloc[0]
+            return KNNConfig(int(top["k"]), vote=str(top["vote"]), temperature=temperature,
+                             center=bool(top["center"])), rows.reset_index(drop=True)
     return best_config(pool, temperature=temperature, ks=(k,) if k else SWEEP_KS,
                        votes=(vote,) if vote else VOTE_RULES, centers=(center,) if center is not None else (False, True))
 
