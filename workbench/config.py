@@ -1,10 +1,14 @@
-"""Default paths, all derived from the project root.
+"""Every default path and number of the workbench, in one place.
 
-Functions take paths as arguments and default to these; nothing here touches
-the file system at import time.
+Functions, CLI options and notebook ``parameters`` cells take their
+defaults from here (notebook cells stay literal, as papermill needs, and a
+test fails when one drifts from its constant). Nothing here touches the
+file system at import time, and nothing is imported but the standard library.
 """
 import os
 from pathlib import Path
+
+# -- paths ------------------------------------------------------------------------------------
 
 #: The checkout that holds ``workbench/``, ``data/`` and ``reports/``.
 PROJECT_ROOT = Path(os.environ.get("WORKBENCH_ROOT", Path(__file__).resolve().parent.parent))
@@ -13,12 +17,81 @@ TAXONOMY_PATH = DATA_DIR / "taxonomy.yaml"
 POOL_DIR = DATA_DIR / "pool"
 TEMPLATES_DIR = DATA_DIR / "templates"
 TRANSCRIPTS_DIR = DATA_DIR / "transcripts"
+SHADOW_DIR = DATA_DIR / "shadow"
 #: Derived data (embedding caches, label caches, candidates): git-ignored, safe to delete.
 INTERIM_DIR = DATA_DIR / "interim"
 CACHE_DIR = INTERIM_DIR / "embeddings"
+PROJECTION_CACHE_DIR = INTERIM_DIR / "projections"
+LABEL_CACHE_PATH = INTERIM_DIR / "labels" / "label_cache.jsonl"
 REPORTS_DIR = PROJECT_ROOT / "reports"
+#: Where interactive notebook runs write (the nightly passes its own run folder).
+SCRATCH_DIR = REPORTS_DIR / "scratch"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 #: Where the public benchmark prompts live (evaluation only, never copied into the pool).
 EXTERNAL_DIR = PROJECT_ROOT.parent / "shared" / "external"
 
+# -- embedding ----------------------------------------------------------------------------------
+
 DEFAULT_BACKEND = "e5-small"
+#: Texts embedded (and cached) per step.
+EMBED_CHUNK_SIZE = 256
+
+# -- k-NN -----------------------------------------------------------------------------------------
+
+#: The k-NN configuration a router gets when nothing is swept (see ``core.knn.KNNConfig``).
+K = 7
+VOTE = "distance"
+#: Softmax-vote temperature.
+TEMPERATURE = 0.05
+CENTER = True
+#: k values the sweep tries.
+SWEEP_KS = (1, 3, 5, 7, 9, 15, 21, 31, 45)
+
+# -- near-duplicates and clusters -----------------------------------------------------------------
+
+#: Cosine at or above which two messages are near-duplicates.
+DUP_THRESHOLD = 0.95
+#: Mean cosine within a cluster (average linkage) for cluster counts.
+CLUSTER_THRESHOLD = 0.85
+
+# -- randomness -----------------------------------------------------------------------------------
+
+#: Seed of every random step: UMAP layouts, samples, folds, perturbations, backoff jitter.
+SEED = 0
+#: UMAP neighbourhood size.
+UMAP_NEIGHBORS = 15
+UMAP_MIN_DIST = 0.1
+
+# -- decisions ------------------------------------------------------------------------------------
+
+#: Stored vector precision of pool.npz.
+EXPORT_DTYPE = "float16"
+#: Decision policy fitted by default: "vote", "cost" or "any" (the fit chooses).
+DECISION_POLICY = "any"
+ABSTAIN_CRITERION = "tier_confidence"
+#: Default operating-point targets: abstain on at most this share of traffic, no downgrade target.
+MAX_ABSTAIN = 0.10
+MAX_DOWNGRADE = None
+#: Multipliers of the downgrade costs the operating-point fit tries.
+DOWNGRADE_WEIGHTS = (0.25, 0.5, 1.0, 2.0)
+#: Stratified folds of the baselines and the logistic-regression head.
+N_SPLITS = 10
+#: Inverse regularisation of the logistic-regression head (on standardised features).
+LOGREG_C = 1.0
+#: Example prices per million tokens, and a user's traffic mix per true tier.
+PRICES = {"cheap": 0.15, "medium": 1.0, "strong": 10.0}
+TRAFFIC_MIX = {"cheap": 0.85, "medium": 0.06, "strong": 0.09}
+TOKENS_PER_MESSAGE = 1000
+#: One LLM-categorizer call, priced at the cheapest tier.
+CATEGORIZER_TOKENS = 400
+#: Pool-size curve: messages per category; robustness: messages perturbed.
+POOL_SIZES = (5, 10, 20, 40, 80, 160)
+ROBUSTNESS_N = 280
+REVIEW_ROWS = 25
+
+# -- traffic --------------------------------------------------------------------------------------
+
+IMPORT_MIN_CHARS = 2
+IMPORT_MAX_CHARS = 4000
+#: Static tier the live system fell back to when the label source was down.
+OUTAGE_TIER = "medium"

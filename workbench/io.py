@@ -1,11 +1,23 @@
-"""Atomic file writes: a reader never sees half a file, an interrupted run leaves the old one."""
+"""Files and text: atomic writes, JSONL reading with file:line errors, text normalisation and hashing.
+
+A reader never sees half a file: an interrupted write leaves the old one.
+"""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import tempfile
+import unicodedata
 from pathlib import Path
 
-__all__ = ["write_text_atomic", "write_bytes_atomic", "atomic_file"]
+from .errors import DataError
+
+__all__ = ["write_text_atomic", "write_bytes_atomic", "write_json_atomic", "atomic_file", "parse_jsonl",
+           "read_jsonl", "normalize_text", "text_hash"]
+
+_WS = re.compile(r"\s+")
 
 
 def _umask():
@@ -56,3 +68,58 @@ def write_bytes_atomic(path, data: bytes):
 def write_text_atomic(path, text: str):
     """Write UTF-8 ``text`` atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path, obj):
+    """Write ``obj`` as indented UTF-8 JSON atomically (numpy scalars become floats)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=float))
+
+
+def parse_jsonl(lines, name):
+    """Yield ``(line_number, object)`` for each non-blank line; ``name`` is used in errors.
+
+    Raises
+    ------
+    DataError
+        On invalid JSON or a line that is not a JSON object.
+    """
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(name, n, f"invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(name, n, f"expected a JSON object, got {type(obj).__name__}")
+        yield n, obj
+
+
+def read_jsonl(path):
+    """Yield ``(line_number, object)`` for each non-blank line of a JSONL file.
+
+    Raises
+    ------
+    DataError
+        On unreadable files, invalid JSON, or a line that is not a JSON object.
+    """
+    path = Path(path)
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError as e:
+        raise DataError(path, None, f"cannot read ({e.strerror})") from None
+    with fh:
+        try:
+            yield from parse_jsonl(fh, path)
+        except UnicodeDecodeError as e:
+            raise DataError(path, None, f"not UTF-8 ({e.reason})") from None
+
+
+def normalize_text(text: str) -> str:
+    """The form used to detect exact duplicates: NFKC, case-folded, whitespace collapsed."""
+    return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def text_hash(text: str) -> str:
+    """SHA-256 of the exact message text: the key of the label cache and of candidate ids."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

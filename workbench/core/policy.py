@@ -1,0 +1,169 @@
+"""Decision policies: from neighbour votes to a tier, aware of what a mistake costs (numpy only).
+
+The neighbours' category vote shares are summed per tier into tier
+probabilities. The *cost-aware* tier minimises the expected cost
+``sum_i p_i * C[i, j]`` under the cost matrix ``C[true tier, routed tier]``
+(defaults in ``data/taxonomy.yaml``: a downgrade costs more than an
+upgrade). With the 0/1 cost this is plain voting over tiers; it differs
+from the winning category's tier only when a tier's votes are split over
+several of its categories (see :func:`tier_probabilities`).
+
+A policy may *abstain* when its score (the chosen tier's probability, the
+top category share, or the category margin) is below a threshold: the
+router then returns its best guess with ``abstain=True`` so production can
+ask the LLM categorizer for just those messages.
+:func:`workbench.decisions.operating_point.fit_operating_point` chooses the threshold
+(and a downgrade weight) for a target such as "at most 2% downgrades" or
+"abstain on at most 10% of traffic" on leave-one-out predictions.
+
+The router imports this module: it must stay numpy-only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from .knn import decide
+
+__all__ = ["POLICIES", "CRITERIA", "DecisionPolicy", "tier_probabilities", "expected_costs", "cost_aware_tiers",
+           "weighted_cost", "abstain_scores"]
+
+POLICIES = ("vote", "cost")
+CRITERIA = ("tier_confidence", "confidence", "margin")
+
+
+def tier_probabilities(shares, class_tier_rank, n_tiers=None):
+    """Per-tier probabilities: the category vote shares summed per tier.
+
+    Parameters
+    ----------
+    shares : (n, n_categories) array, rows summing to 1
+    class_tier_rank : (n_categories,) int array, tier rank of each category
+    n_tiers : int, optional
+        Default: highest rank + 1.
+    """
+    shares = np.asarray(shares, np.float64)
+    rank = np.asarray(class_tier_rank, np.int64)
+    n_tiers = int(n_tiers or rank.max() + 1)
+    onehot = np.zeros((len(rank), n_tiers))
+    onehot[np.arange(len(rank)), rank] = 1.0
+    return shares @ onehot
+
+
+def expected_costs(tier_probs, cost):
+    """``E[cost | route to tier j] = sum_i p_i * C[i, j]``, shape (n, n_tiers)."""
+    return np.asarray(tier_probs, np.float64) @ np.asarray(cost, np.float64)
+
+
+def cost_aware_tiers(tier_probs, cost):
+    """Tier rank minimising the expected cost; ties go to the stronger tier (as in voting)."""
+    ec = expected_costs(tier_probs, cost)
+    best = ec.min(axis=1, keepdims=True)
+    tied = ec <= best + 1e-9
+    return (tied.shape[1] - 1 - np.argmax(tied[:, ::-1], axis=1)).astype(np.int64)
+
+
+def weighted_cost(cost, downgrade_weight=1.0):
+    """``cost`` with every downgrade entry (routed tier below the true tier) multiplied by ``downgrade_weight``."""
+    c = np.array(cost, np.float64)
+    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+        raise ConfigError(f"cost must be a square matrix; got shape {c.shape}")
+    if not downgrade_weight > 0:
+        raise ConfigError(f"downgrade_weight must be > 0; got {downgrade_weight!r}")
+    low = np.tril(np.ones_like(c, dtype=bool), -1)
+    c[low] *= downgrade_weight
+    return c
+
+
+def abstain_scores(criterion, tier_probs, routed_rank, confidence, margin):
+    """The score an abstain threshold is compared with (abstain when score < threshold)."""
+    if criterion == "tier_confidence":
+        return np.asarray(tier_probs)[np.arange(len(routed_rank)), routed_rank]
+    if criterion == "confidence":
+        return np.asarray(confidence, np.float64)
+    if criterion == "margin":
+        return np.asarray(margin, np.float64)
+    raise ConfigError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """How a router turns vote shares into a tier, and when it abstains.
+
+    Parameters
+    ----------
+    name : {"vote", "cost"}
+        ``vote``: the winning category's tier. ``cost``: the tier of least
+        expected cost under ``cost``.
+    cost : list of lists, optional
+        ``C[true tier rank][routed tier rank]``; required for ``cost``.
+    criterion : {"tier_confidence", "confidence", "margin"}
+        Score compared with ``threshold``.
+    threshold : float, optional
+        Abstain when the score is below it; ``None`` never abstains.
+    """
+
+    name: str = "vote"
+    cost: tuple = None
+    criterion: str = "tier_confidence"
+    threshold: float = None
+
+    def __post_init__(self):
+        if self.name not in POLICIES:
+            raise ConfigError(f"policy must be one of {POLICIES}; got {self.name!r}")
+        if self.criterion not in CRITERIA:
+            raise ConfigError(f"criterion must be one of {CRITERIA}; got {self.criterion!r}")
+        if self.name == "cost" and self.cost is None:
+            raise ConfigError("policy 'cost' needs a cost matrix")
+        if self.cost is not None:
+            c = np.asarray(self.cost, np.float64)
+            if c.ndim != 2 or c.shape[0] != c.shape[1] or not np.isfinite(c).all():
+                raise ConfigError(f"cost must be a finite square matrix; got {self.cost!r}")
+            object.__setattr__(self, "cost", tuple(tuple(float(v) for v in row) for row in c))
+        if self.threshold is not None and not 0.0 <= float(self.threshold) <= 1.0:
+            raise ConfigError(f"abstain threshold must be in [0, 1]; got {self.threshold!r}")
+
+    @property
+    def abstains(self) -> bool:
+        return self.threshold is not None
+
+    def apply(self, shares, class_tier_rank, n_tiers=None, *, pred=None, confidence=None, margin=None):
+        """Tier decision for each row of vote ``shares``.
+
+        Parameters
+        ----------
+        shares : (n, n_categories) vote shares
+        class_tier_rank : (n_categories,) tier rank of each category
+        pred, confidence, margin : arrays, optional
+            The category vote's winner, share and margin (from
+            :func:`workbench.core.knn.decide`); computed when not given.
+
+        Returns
+        -------
+        routed_rank : int array (n,)
+        abstain : bool array (n,)
+        tier_probs : (n, n_tiers) array
+        """
+        rank = np.asarray(class_tier_rank, np.int64)
+        if pred is None or confidence is None or margin is None:
+            pred, confidence, margin = decide(shares, rank)
+        probs = tier_probabilities(shares, rank, n_tiers)
+        routed = cost_aware_tiers(probs, self.cost) if self.name == "cost" else rank[np.asarray(pred)]
+        if self.threshold is None:
+            abstain = np.zeros(len(routed), bool)
+        else:
+            abstain = abstain_scores(self.criterion, probs, routed, confidence, margin) < self.threshold
+        return routed, abstain, probs
+
+    def to_metadata(self) -> dict:
+        """JSON-ready form stored in pool.npz metadata under ``policy``."""
+        return {"name": self.name, "cost": None if self.cost is None else [list(r) for r in self.cost],
+                "criterion": self.criterion, "threshold": None if self.threshold is None else float(self.threshold)}
+
+    @classmethod
+    def from_metadata(cls, d) -> "DecisionPolicy":
+        if not d:
+            return cls()
+        return cls(d.get("name", "vote"), d.get("cost"), d.get("criterion", "tier_confidence"), d.get("threshold"))

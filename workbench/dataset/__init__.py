@@ -1,0 +1,1 @@
+"""The data set: pool sources (loading, validation), their vectors, near-duplicates and the datasheet."""

@@ -1,0 +1,155 @@
+"""Out-of-sample decisions of a pool: what each head would decide on messages it has not seen.
+
+The k-NN head's out-of-sample vote shares are its leave-one-out
+predictions; the logistic-regression head's are out-of-fold probabilities
+(stratified 10-fold, fixed seed: leave-one-out would refit 2,000 models).
+Either feeds :func:`workbench.decisions.operating_point.fit_operating_point`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import config as _config
+from ..analysis.baselines import fold_vectors
+from ..analysis.evaluate import loo_predict
+from ..analysis.heads import cv_folds, fit_logreg_head
+from ..core.heads import HEADS, linear_shares
+from ..core.knn import decide
+from ..core.policy import DecisionPolicy, abstain_scores, tier_probabilities
+from ..errors import ConfigError
+from .operating_point import abstain_curve, fit_operating_point, mix_weights
+from .savings import savings_curve, savings_table
+
+__all__ = ["OutOfSample", "out_of_sample", "apply_policy", "policy_curve", "fit_default_point", "policy_points",
+           "SavingsReport", "savings_report"]
+
+
+@dataclass
+class OutOfSample:
+    """Out-of-sample class probabilities of one head on the pool, with the vote's winner, share and margin."""
+
+    head: str
+    shares: np.ndarray
+    pred: np.ndarray
+    confidence: np.ndarray
+    margin: np.ndarray
+    predictions: object = None  # k-NN: the leave-one-out Predictions (neighbours for the review queue)
+
+
+def out_of_sample(x, labels, taxonomy, config, *, head="knn", n_splits=_config.N_SPLITS, seed=_config.SEED,
+                  C=_config.LOGREG_C):
+    """Out-of-sample class probabilities of the pool under ``head``.
+
+    Parameters
+    ----------
+    x : (n, d) L2-normalised vectors
+    labels : (n,) category indices
+    taxonomy : Taxonomy
+    config : KNNConfig
+    head : {"knn", "logreg"}
+        ``knn``: leave-one-out vote shares; ``logreg``: out-of-fold
+        probabilities of the logistic-regression head (``n_splits`` folds, ``seed``, ``C``).
+    """
+    labels = np.asarray(labels)
+    rank = taxonomy.category_tier_rank
+    if head == "knn":
+        p = loo_predict(x, labels, taxonomy, config)
+        return OutOfSample("knn", p.shares, p.pred, p.confidence, p.margin, p)
+    if head != "logreg":
+        raise ConfigError(f"head must be one of {tuple(HEADS)}; got {head!r}")
+    x = np.asarray(x, np.float32)
+    shares = np.zeros((len(labels), len(taxonomy.categories)))
+    for train, test in cv_folds(labels, n_splits=n_splits, seed=seed):
+        xtr, xte = fold_vectors(x, train, test, config.center)
+        coef, icpt = fit_logreg_head(xtr, labels[train], len(taxonomy.categories), C=C, seed=seed)
+        shares[test] = linear_shares(xte, coef, icpt)
+    pred, conf, margin = decide(shares, rank)
+    return OutOfSample("logreg", shares, pred, conf, margin)
+
+
+def apply_policy(oos, taxonomy, policy):
+    """``(routed tier rank, abstain)`` of ``policy`` on out-of-sample predictions ``oos``."""
+    routed, abstain, _ = policy.apply(oos.shares, taxonomy.category_tier_rank, len(taxonomy.tiers), pred=oos.pred,
+                                      confidence=oos.confidence, margin=oos.margin)
+    return routed, abstain
+
+
+def policy_curve(oos, labels, taxonomy, policy):
+    """Accuracy, downgrade and upgrade rates of ``policy``'s tier decisions at every abstain threshold.
+
+    The tier decisions are ``policy``'s (its name and cost); its own
+    threshold is ignored, its criterion used. See :func:`~workbench.decisions.operating_point.abstain_curve`.
+    """
+    rank = taxonomy.category_tier_rank
+    routed, _, probs = DecisionPolicy(policy.name, policy.cost, policy.criterion).apply(
+        oos.shares, rank, len(taxonomy.tiers), pred=oos.pred, confidence=oos.confidence, margin=oos.margin)
+    scores = abstain_scores(policy.criterion, probs, routed, oos.confidence, oos.margin)
+    return abstain_curve(scores, rank[np.asarray(labels)], routed)
+
+
+def fit_default_point(oos, labels, taxonomy, *, policy=_config.DECISION_POLICY, criterion=_config.ABSTAIN_CRITERION,
+                      max_downgrade=_config.MAX_DOWNGRADE, max_abstain=_config.MAX_ABSTAIN,
+                      downgrade_weights=_config.DOWNGRADE_WEIGHTS, cost=None, traffic_mix=None):
+    """Fit an operating point on out-of-sample predictions ``oos`` (defaults: the project's targets).
+
+    See :func:`~workbench.decisions.operating_point.fit_operating_point`; ``traffic_mix``
+    (tier -> share) fits the targets on that mix instead of the pool's own.
+    """
+    rank = taxonomy.category_tier_rank
+    cost = taxonomy.cost_matrix() if cost is None else cost
+    weights = None if traffic_mix is None else mix_weights(rank[np.asarray(labels)], traffic_mix, taxonomy.tiers)
+    return fit_operating_point(oos.shares, labels, rank, cost, policy=policy, criterion=criterion,
+                               max_downgrade=max_downgrade, max_abstain=max_abstain,
+                               downgrade_weights=downgrade_weights, weights=weights, pred=oos.pred,
+                               confidence=oos.confidence, margin=oos.margin)
+
+
+def policy_points(oos, taxonomy, policies):
+    """Out-of-sample ``(routed tier rank, abstain or None)`` of each named policy (``None``: the plain vote).
+
+    The form :func:`~workbench.decisions.savings.savings_table` takes as ``points``.
+    """
+    rank = taxonomy.category_tier_rank
+    return {name: (rank[oos.pred], None) if policy is None else apply_policy(oos, taxonomy, policy)
+            for name, policy in policies.items()}
+
+
+@dataclass
+class SavingsReport:
+    """Cost per 1,000 messages on the pool's own mix and on a user's, and the vote policy's cost curve."""
+
+    pool_mix: object   # pandas.DataFrame from savings_table
+    user_mix: object   # pandas.DataFrame from savings_table at ``traffic_mix``
+    curve: object      # pandas.DataFrame from savings_curve (plain vote, user's mix)
+
+
+def savings_report(oos, labels, taxonomy, points, *, prices=None, traffic_mix=None,
+                   criterion=_config.ABSTAIN_CRITERION, tokens_per_message=_config.TOKENS_PER_MESSAGE,
+                   categorizer_tokens=_config.CATEGORIZER_TOKENS):
+    """What routing saves: fixed strategies and each policy in ``points`` (name -> policy or None), on two mixes.
+
+    Parameters
+    ----------
+    oos : OutOfSample
+    labels : (n,) category indices
+    taxonomy : Taxonomy
+    points : dict name -> DecisionPolicy or None (plain vote, never abstain)
+    prices, traffic_mix : dict tier -> value, optional
+        Default :data:`workbench.config.PRICES` and :data:`workbench.config.TRAFFIC_MIX`.
+    criterion, tokens_per_message, categorizer_tokens
+        See :func:`~workbench.decisions.savings.routing_cost`.
+    """
+    prices = _config.PRICES if prices is None else prices
+    traffic_mix = _config.TRAFFIC_MIX if traffic_mix is None else traffic_mix
+    rank = taxonomy.category_tier_rank
+    true_rank = rank[np.asarray(labels)]
+    kw = dict(tokens_per_message=tokens_per_message, categorizer_tokens=categorizer_tokens)
+    routed = policy_points(oos, taxonomy, points)
+    pool_mix = savings_table(true_rank, routed, taxonomy.tiers, prices, **kw)
+    user_mix = savings_table(true_rank, routed, taxonomy.tiers, prices, traffic_mix=traffic_mix, **kw)
+    vote_routed, _ = apply_policy(oos, taxonomy, DecisionPolicy("vote"))
+    scores = abstain_scores(criterion, tier_probabilities(oos.shares, rank), vote_routed, oos.confidence, oos.margin)
+    curve = savings_curve(true_rank, vote_routed, scores, taxonomy.tiers, prices, traffic_mix=traffic_mix, **kw)
+    return SavingsReport(pool_mix, user_mix, curve)

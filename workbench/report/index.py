@@ -1,0 +1,183 @@
+"""index.html of a report folder: headline numbers (with the change since the previous report),
+the recorded figures and tables, and links to every notebook and artifact.
+
+The page is self-contained: plotly.js is embedded once, no other asset is
+loaded, and every string that came from data is HTML-escaped.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+from pathlib import Path
+
+from ..errors import require
+from ..io import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HEADLINES", "flatten_metrics", "find_previous", "headline_rows", "write_index"]
+
+#: (section, key, label, format, better): format "pct" (a share, change in points), "int" or "float";
+#: better "up", "down" or None (no judgement).
+HEADLINES = (
+    ("evaluate", "tier_accuracy", "Tier accuracy (leave-one-out)", "pct", "up"),
+    ("evaluate", "category_accuracy", "Category accuracy (leave-one-out)", "pct", "up"),
+    ("evaluate", "downgrade_rate", "Downgrade rate", "pct", "down"),
+    ("evaluate", "upgrade_rate", "Upgrade rate", "pct", "down"),
+    ("evaluate", "ldgo_tier_accuracy", "Tier accuracy (leave-duplicate-group-out)", "pct", "up"),
+    ("evaluate", "inflation", "LDGO inflation (LOO minus LDGO tier accuracy)", "pct", "down"),
+    ("decisions", "tier_accuracy", "Tier accuracy at the operating point (abstained: categorizer)", "pct", "up"),
+    ("decisions", "downgrade_rate", "Downgrade rate at the operating point", "pct", "down"),
+    ("decisions", "abstain_rate", "Abstain rate at the operating point", "pct", "down"),
+    ("shadow", "tier_agreement", "Shadow log: router vs label source, tier agreement", "pct", "up"),
+    ("pool", "n", "Pool size (messages)", "int", None),
+    ("clusters", "near_duplicate_share", "Share of messages with a near-duplicate", "pct", "down"),
+    ("clusters", "mean_nn_similarity", "Mean nearest-neighbour similarity", "float", None),
+    ("clusters", "clusters", "Distinct clusters", "int", None),
+    ("export", "size_kib", "pool.npz size (KiB)", "float", None),
+    ("run", "seconds", "Run time (s)", "float", None),
+)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def flatten_metrics(metrics):
+    """``{"section.key": number}`` for every numeric scalar of a metrics dict (one level deep)."""
+    out = {}
+    for section, values in metrics.items():
+        if isinstance(values, dict):
+            for key, v in values.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    out[f"{section}.{key}"] = v
+    return out
+
+
+def find_previous(run_dir):
+    """The newest sibling report folder (``YYYY-MM-DD``) older than ``run_dir`` with a metrics.json."""
+    run_dir = Path(run_dir)
+    older = [p for p in run_dir.parent.iterdir() if p.is_dir() and not p.is_symlink() and _DATE.fullmatch(p.name)
+             and p.name < run_dir.name and (p / "metrics.json").exists()]
+    return max(older, key=lambda p: p.name) if older else None
+
+
+def _fmt(v, fmt):
+    if v is None:
+        return "–"
+    return {"pct": f"{100 * v:.1f}%", "int": f"{int(v):,}"}.get(fmt, f"{v:.3f}" if abs(v) < 10 else f"{v:,.1f}")
+
+
+def _change(v, old, fmt, better):
+    if v is None or old is None:
+        return "", ""
+    d = v - old
+    if abs(d) < 1e-12:
+        return "no change", "same"
+    text = f"{'+' if d > 0 else '−'}{100 * abs(d):.1f} pts" if fmt == "pct" else (
+        f"{'+' if d > 0 else '−'}{_fmt(abs(d), fmt)}")
+    if better is None:
+        return text, "neutral"
+    return text, "better" if (d > 0) == (better == "up") else "worse"
+
+
+def headline_rows(metrics, previous=None):
+    """Rows ``(label, value, previous value, change, judgement)`` of the headline numbers present."""
+    flat, old = flatten_metrics(metrics), flatten_metrics(previous or {})
+    rows = []
+    for section, key, label, fmt, better in HEADLINES:
+        name = f"{section}.{key}"
+        if name in flat:
+            change, judgement = _change(flat[name], old.get(name), fmt, better)
+            rows.append((label, _fmt(flat[name], fmt), _fmt(old.get(name), fmt) if name in old else "", change, judgement))
+    return rows
+
+
+def _table_html(payload):
+    esc = html.escape
+    head = "".join(f"<th>{esc(str(c))}</th>" for c in payload["columns"])
+    body = "".join("<tr>" + "".join(f"<td>{esc('' if v is None else (f'{v:.3f}' if isinstance(v, float) else str(v)))}</td>"
+                                    for v in row) + "</tr>" for row in payload["rows"])
+    if not payload["rows"]:
+        body = f"<tr><td colspan='{max(1, len(payload['columns']))}'>(none)</td></tr>"
+    return f"<h3>{esc(payload.get('title', ''))}</h3><table><tr>{head}</tr>{body}</table>"
+
+
+def _script_json(obj):
+    # '<', '>' and '&' as \u escapes: the JSON stays valid and cannot close the <script> element
+    return json.dumps(obj, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;
+vertical-align:top;max-width:600px}th{background:#f3f3f3}.better{color:#1a7f37}.worse{color:#c62828}
+.failed{background:#fde8e8;border:1px solid #c62828;padding:.6em}.ok{color:#1a7f37}.figure{margin:1em 0}"""
+
+
+def write_index(run_dir, *, previous=None):
+    """Write ``<run_dir>/index.html`` from its metrics.json, figures/ and tables/.
+
+    Parameters
+    ----------
+    run_dir : path
+    previous : path or False, optional
+        Report folder to compare with (default: :func:`find_previous`; ``False``: none).
+    """
+    plotly_offline = require("plotly.offline", purpose="the report index")
+    esc = html.escape
+    run_dir = Path(run_dir)
+    mpath = run_dir / "metrics.json"
+    metrics = json.loads(mpath.read_text(encoding="utf-8")) if mpath.exists() else {}
+    if previous is None:
+        previous = find_previous(run_dir)
+    prev_metrics = json.loads((Path(previous) / "metrics.json").read_text(encoding="utf-8")) if previous else None
+    run = metrics.get("run", {})
+    parts = [f"<h1>workbench report {esc(run_dir.name)}</h1>"]
+    if run.get("status") == "failed":
+        parts.append(f"<p class='failed'><b>The run failed:</b> {esc(str(run.get('error', '')))}</p>")
+    elif run.get("status"):
+        parts.append("<p class='ok'>All notebooks ran.</p>")
+    parts.append(f"<p>Compared with: {esc(Path(previous).name) if previous else 'no previous report'}</p>")
+    rows = headline_rows(metrics, prev_metrics)
+    if rows:
+        parts.append("<h2>Headline numbers</h2><table><tr><th>measure</th><th>value</th><th>previous</th>"
+                     "<th>change</th></tr>" + "".join(
+                         f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td><td class='{esc(j)}'>{esc(d)}</td></tr>"
+                         for a, b, c, d, j in rows) + "</table>")
+    links = []
+    for nb in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
+        done = next((r for r in run.get("notebooks", []) if r["notebook"] == nb.stem), None)
+        status = f"{done['status']} in {done['seconds']:.0f} s" if done else ""
+        html_link = f"<a href='{esc(nb.stem)}.html'>{esc(nb.stem)}</a>" if nb.with_suffix(".html").exists() else esc(nb.stem)
+        links.append(f"<li>{html_link} (<a href='{esc(nb.name)}'>ipynb</a>) {esc(status)}</li>")
+    for name in ("pool.npz", "metrics.json"):
+        if (run_dir / name).exists():
+            links.append(f"<li><a href='{name}'>{name}</a> ({(run_dir / name).stat().st_size / 1024:,.0f} KiB)</li>")
+    parts.append("<h2>Notebooks and artifacts</h2><ul>" + "".join(links) + "</ul>")
+    figures = []
+    for f in sorted((run_dir / "figures").glob("*.json")):
+        try:
+            figures.append(json.loads(f.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:
+            log.warning("skipping unreadable figure %s (%s)", f, e)
+    if figures:
+        parts.append("<h2>Figures</h2>" + "".join(f"<div class='figure' id='fig{i}'></div>" for i in range(len(figures))))
+    for t in sorted((run_dir / "tables").glob("*.json")):
+        parts.append(_table_html(json.loads(t.read_text(encoding="utf-8"))))
+    details = [(f"{s}.{k}", v) for s, vals in metrics.items() if isinstance(vals, dict)
+               for k, v in vals.items() if isinstance(v, (str, bool)) and k != "error"]
+    if details:
+        parts.append("<h2>Configuration</h2><table>" + "".join(
+            f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in details) + "</table>")
+    more = flatten_metrics(metrics)
+    if more:
+        parts.append("<h2>All numbers</h2><table>" + "".join(
+            f"<tr><td>{esc(k)}</td><td>{v:.4g}</td></tr>" for k, v in sorted(more.items())) + "</table>")
+    script = ""
+    if figures:
+        script = (f"<script>{plotly_offline.get_plotlyjs()}</script>\n<script>const FIGS = {_script_json(figures)};\n"
+                  "FIGS.forEach((f, i) => Plotly.newPlot('fig' + i, f.data, f.layout || {}, {responsive: true}));"
+                  "</script>")
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>workbench report "
+            f"{esc(run_dir.name)}</title><style>{_CSS}</style></head><body>{''.join(parts)}{script}</body></html>")
+    write_text_atomic(run_dir / "index.html", page)
+    return run_dir / "index.html"

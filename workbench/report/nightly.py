@@ -1,0 +1,199 @@
+"""The nightly run: execute every numbered notebook with papermill into ``reports/<date>/``.
+
+Each notebook gets the parameters it declares (from one common set), is
+rendered to offline HTML, and records its headline numbers with
+:func:`workbench.report.record.record_metrics`. An ``index.html`` links everything and compares the
+numbers with the previous report; ``reports/latest`` points at the newest
+successful run. A failing notebook stops the run with its name and cell;
+what was produced so far stays on disk.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+from .. import config as _config
+from ..errors import ConfigError, WorkbenchError, require
+from ..io import write_text_atomic
+from .record import jsonable, record_metrics
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NotebookError", "COMMON_PARAMETERS", "find_notebooks", "notebook_parameters", "run_notebook",
+           "notebook_to_html", "update_latest", "run_nightly"]
+
+#: Parameters the nightly run can pass; each notebook receives those it declares.
+COMMON_PARAMETERS = ("pool_dir", "templates_dir", "taxonomy_path", "backend", "backends", "output_dir", "cache_dir",
+                     "k", "dup_threshold", "cluster_threshold", "seed")
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class NotebookError(WorkbenchError):
+    """A notebook failed while the nightly run executed it."""
+
+
+def find_notebooks(notebooks_dir=None, select=None):
+    """The numbered notebooks (``NN_*.ipynb``) in order; ``select`` keeps those whose name starts with an entry."""
+    notebooks_dir = Path(notebooks_dir or _config.NOTEBOOKS_DIR)
+    found = sorted(notebooks_dir.glob(NOTEBOOK_GLOB))
+    if select:
+        unknown = [s for s in select if not any(p.name.startswith(s) for p in found)]
+        if unknown:
+            raise ConfigError(f"--notebooks must name notebooks in {notebooks_dir} "
+                              f"({', '.join(p.stem for p in found)}); got {', '.join(unknown)}")
+        found = [p for p in found if any(p.name.startswith(s) for s in select)]
+    if not found:
+        raise ConfigError(f"no notebooks matching {NOTEBOOK_GLOB} in {notebooks_dir}")
+    return found
+
+
+def notebook_parameters(path):
+    """Names of the parameters a notebook declares in its ``parameters`` cell."""
+    papermill = require("papermill", purpose="running notebooks")
+    return set(papermill.inspect_notebook(str(path)))
+
+
+def run_notebook(path, output_path, parameters, *, cwd=None, kernel_name="python3", start_timeout=120):
+    """Execute one notebook with papermill.
+
+    Raises
+    ------
+    ConfigError
+        When ``parameters`` names one the notebook does not declare.
+    NotebookError
+        Naming the notebook and the failing cell; the partly executed
+        notebook is kept at ``output_path``.
+    """
+    papermill = require("papermill", purpose="running notebooks")
+    from papermill.exceptions import PapermillExecutionError
+
+    path = Path(path)
+    declared = notebook_parameters(path)
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        raise ConfigError(f"{path.name}: unknown parameter(s) {unknown}; it declares {sorted(declared)}")
+    try:
+        papermill.execute_notebook(str(path), str(output_path), parameters=jsonable(dict(parameters)),
+                                   kernel_name=kernel_name, progress_bar=False, log_output=False,
+                                   cwd=str(cwd or path.parent), start_timeout=start_timeout,
+                                   # the kernel's own warnings (e.g. about TCP transport) would drown the progress lines
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    except PapermillExecutionError as e:
+        first = next((ln for ln in str(e.source).splitlines() if ln.strip()), "")
+        raise NotebookError(f"notebook {path.name} failed in cell {e.cell_index} (execution count {e.exec_count}, "
+                            f"starts {first.strip()[:60]!r}): {e.ename}: {e.evalue}; "
+                            f"partial output in {output_path}") from None
+    except Exception as e:  # a dead kernel, a timeout, an unreadable notebook: still name the notebook
+        raise NotebookError(f"notebook {path.name} failed: {type(e).__name__}: {e}") from e
+
+
+def notebook_to_html(ipynb_path, html_path):
+    """Render an executed notebook to HTML that needs no network (no CDN scripts)."""
+    nbformat = require("nbformat", purpose="rendering notebooks")
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(_TEMPLATES)])
+    body, _ = exporter.from_notebook_node(nbformat.read(str(ipynb_path), as_version=4))
+    write_text_atomic(html_path, body)
+
+
+def update_latest(reports_dir, run_dir):
+    """Point ``<reports_dir>/latest`` at ``run_dir`` (a relative symlink, swapped atomically)."""
+    reports_dir, run_dir = Path(reports_dir), Path(run_dir)
+    link = reports_dir / "latest"
+    if link.exists() and not link.is_symlink():
+        raise WorkbenchError(f"{link} exists and is not a symlink; move it away")
+    tmp = reports_dir / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(os.path.relpath(run_dir, reports_dir), target_is_directory=True)
+    os.replace(tmp, link)
+
+
+@contextlib.contextmanager
+def _kernel_imports_this_workbench():
+    """Kernels import the same workbench checkout as this process (not another installed copy)."""
+    root = str(Path(__file__).resolve().parents[2])
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = root + (os.pathsep + old if old else "")
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=None, select=None, progress=None):
+    """Run the numbered notebooks into ``<reports_dir>/<date>/`` and write index.html.
+
+    Parameters
+    ----------
+    parameters : dict, optional
+        Values for :data:`COMMON_PARAMETERS` (``None`` values are left to
+        the notebooks' defaults; ``output_dir`` is always the run folder).
+    reports_dir : path, optional
+        Default ``reports/``.
+    date : str, optional
+        Run folder name (default: today, ``YYYY-MM-DD``, UTC).
+    select : list of str, optional
+        Run only notebooks whose names start with these.
+    progress : callable(str), optional
+        Called with one line per notebook.
+
+    Returns
+    -------
+    pathlib.Path of the run folder.
+    """
+    from .index import write_index
+
+    say = progress or log.info
+    reports_dir = Path(reports_dir or _config.REPORTS_DIR)
+    date = date or time.strftime("%Y-%m-%d", time.gmtime())
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", date) or date == "latest":
+        raise ConfigError(f"date must be a plain folder name such as 2026-11-25; got {date!r}")
+    unknown = sorted(set(parameters or {}) - set(COMMON_PARAMETERS))
+    if unknown:
+        raise ConfigError(f"unknown nightly parameter(s) {unknown}; known: {', '.join(COMMON_PARAMETERS)}")
+    run_dir = reports_dir / date
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # a re-run on the same day overwrites the sections of the notebooks it runs and keeps the others
+    common = {k: v for k, v in (parameters or {}).items() if v is not None}
+    common["output_dir"] = str(run_dir.resolve())
+    notebooks = find_notebooks(notebooks_dir, select)
+    runs, started = [], time.perf_counter()
+    try:
+        with _kernel_imports_this_workbench():
+            for n, nb in enumerate(notebooks, 1):
+                params = {k: v for k, v in common.items() if k in notebook_parameters(nb)}
+                out = run_dir / nb.name
+                t0 = time.perf_counter()
+                say(f"[{n}/{len(notebooks)}] {nb.stem} ...")
+                error = None
+                try:
+                    run_notebook(nb, out, params)
+                except NotebookError as e:
+                    error = e
+                if out.exists():
+                    notebook_to_html(out, out.with_suffix(".html"))
+                runs.append({"notebook": nb.stem, "seconds": round(time.perf_counter() - t0, 1),
+                             "status": "failed" if error else "ok"})
+                say(f"[{n}/{len(notebooks)}] {nb.stem} {'FAILED' if error else 'done'} "
+                    f"in {time.perf_counter() - t0:.1f} s")
+                if error:
+                    raise error
+    except NotebookError as e:
+        record_metrics(run_dir, "run", {"status": "failed", "error": str(e), "notebooks": runs,
+                                        "seconds": round(time.perf_counter() - started, 1)}, replace=True)
+        write_index(run_dir)
+        raise
+    record_metrics(run_dir, "run", {"status": "ok", "notebooks": runs, "seconds": round(time.perf_counter() - started, 1)},
+                   replace=True)
+    write_index(run_dir)
+    update_latest(reports_dir, run_dir)
+    return run_dir

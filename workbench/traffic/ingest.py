@@ -1,0 +1,207 @@
+"""Import chat transcripts: user turns -> filtered, unlabelled candidate messages.
+
+Reads the chat exports :mod:`workbench.transcripts` knows, keeps user turns
+only, applies the filters of :data:`FILTERS` (each counted),
+optionally scrubs e-mail addresses, phone numbers and long digit runs, detects
+the language with ``langid`` (its model ships inside the package) and writes
+the candidates to a new JSONL file. The input is never rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+
+from .. import config as _config
+from ..errors import ConfigError
+from ..io import normalize_text, text_hash, write_text_atomic
+from .transcripts import FORMATS, read_transcripts
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FORMATS", "FILTERS", "read_transcripts", "scrub_text", "detect_language", "import_summary_table",
+           "filter_messages", "import_transcripts"]
+
+#: Summary keys, in the order the filters run.
+FILTERS = ("empty", "url_only", "attachment_only", "too_short", "too_long", "exact_duplicate",
+           "normalized_duplicate", "pool_duplicate", "near_duplicate_pool", "near_duplicate")
+
+_URL_ONLY = re.compile(r"^\s*(?:<?(?:https?://|www\.)\S+>?\s*)+$", re.I)
+_PLACEHOLDER = (r"[\[<(]\s*(?:image|photo|picture|attachment|file|audio|video|voice message|sticker|gif|document|"
+                r"media)(?:\s+(?:omitted|attached|removed))?\s*[\]>)]|<?media omitted>?|image omitted")
+_ATTACHMENT_ONLY = re.compile(rf"^\s*(?:(?:{_PLACEHOLDER})\s*)+$", re.I)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.I)
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,8}){1,4}(?![\w])")
+_DIGITS = re.compile(r"\d{9,}")
+
+
+def scrub_text(text: str):
+    """Replace e-mail addresses, phone numbers and long digit runs; returns ``(text, replacements)``.
+
+    A phone number needs at least 9 digits or a leading ``+``, so dates and
+    short numbers in maths questions survive.
+    """
+    count = 0
+
+    def sub(pattern, repl, s, accept=lambda m: True):
+        nonlocal count
+
+        def f(m):
+            nonlocal count
+            if accept(m):
+                count += 1
+                return repl
+            return m.group(0)
+        return pattern.sub(f, s)
+
+    text = sub(_EMAIL, "[email]", text)
+    text = sub(_PHONE, "[phone]", text,
+               lambda m: sum(c.isdigit() for c in m.group(0)) >= 9 or m.group(0).startswith("+"))
+    text = sub(_DIGITS, "[number]", text)
+    return text, count
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code from ``langid`` (bundled model; nothing is downloaded)."""
+    try:
+        import langid
+    except ImportError:
+        raise ConfigError("language detection needs the package 'langid': pip install 'langid==1.1.6'") from None
+    return langid.classify(text)[0]
+
+
+def filter_messages(rows, *, min_chars=_config.IMPORT_MIN_CHARS, max_chars=_config.IMPORT_MAX_CHARS, scrub=False, pool_texts=(), pool_vectors=None,
+                    embedder=None, cache_dir=None, dup_threshold=_config.DUP_THRESHOLD):
+    """Apply the filters of :data:`FILTERS` in order; returns ``(kept rows, summary)``.
+
+    Near-duplicates (cosine >= ``dup_threshold``) are judged under ``embedder``
+    against ``pool_vectors`` and against the messages kept before them; pass
+    ``embedder=None`` to skip both.
+    """
+    import numpy as np
+
+    if min_chars < 0 or max_chars < min_chars:
+        raise ConfigError(f"need 0 <= min_chars <= max_chars; got {min_chars}, {max_chars}")
+    summary = {"read": len(rows), **{k: 0 for k in FILTERS}, "scrubbed": 0, "kept": 0}
+    seen_raw, seen_norm = set(), set()
+    pool_norm = {normalize_text(t) for t in pool_texts}
+    kept = []
+    for r in rows:
+        text = r["text"].strip()
+        reason = None
+        if not text:
+            reason = "empty"
+        elif _URL_ONLY.match(text):
+            reason = "url_only"
+        elif _ATTACHMENT_ONLY.match(text):
+            reason = "attachment_only"
+        elif len(text) < min_chars:
+            reason = "too_short"
+        elif len(text) > max_chars:
+            reason = "too_long"
+        if reason is None and scrub:
+            text, n = scrub_text(text)
+            summary["scrubbed"] += bool(n)
+        norm = normalize_text(text)
+        if reason is None:
+            reason = ("exact_duplicate" if text in seen_raw else "normalized_duplicate" if norm in seen_norm
+                      else "pool_duplicate" if norm in pool_norm else None)
+        if reason:
+            summary[reason] += 1
+            continue
+        seen_raw.add(text)
+        seen_norm.add(norm)
+        kept.append(dict(r, text=text))
+    if embedder is not None and kept:
+        from ..dataset.embeddings import embed_texts
+
+        x = embed_texts([r["text"] for r in kept], embedder, cache_dir=cache_dir)
+        near_pool = np.zeros(len(kept), bool)
+        if pool_vectors is not None and len(pool_vectors):
+            near_pool = (x @ np.asarray(pool_vectors, np.float32).T).max(axis=1) >= dup_threshold
+        keep_idx = []
+        for i in range(len(kept)):
+            if near_pool[i]:
+                summary["near_duplicate_pool"] += 1
+            elif keep_idx and float((x[keep_idx] @ x[i]).max()) >= dup_threshold:
+                summary["near_duplicate"] += 1
+            else:
+                keep_idx.append(i)
+        kept = [kept[i] for i in keep_idx]
+    summary["kept"] = len(kept)
+    return kept, summary
+
+
+def import_transcripts(paths, out, *, fmt="auto", text_column="text", min_chars=_config.IMPORT_MIN_CHARS, max_chars=_config.IMPORT_MAX_CHARS, scrub=False,
+                       pool=None, taxonomy=None, backend=None, cache_dir=None, dup_threshold=_config.DUP_THRESHOLD, id_prefix="real"):
+    """Read chat exports, filter the user turns and write unlabelled candidates.
+
+    Parameters
+    ----------
+    paths : path or list of paths
+        Chat exports (see the module docstring for the shapes).
+    out : path
+        New JSONL file of candidates (``id``, ``text``, ``lang``, ``source``,
+        ``conversation``, ``turn``, ``origin``); written atomically; must not
+        be one of the inputs.
+    pool : path, list or False, optional
+        Pool sources to de-duplicate against (default ``data/pool``);
+        ``False`` skips the pool.
+    backend : str or Embedder, optional
+        Embedding backend for near-duplicates (the pool's, default e5-small);
+        ``False`` skips near-duplicate filtering.
+    id_prefix : str
+        Candidate ids are ``<prefix>-<first 12 hex of the text hash>``.
+
+    Returns
+    -------
+    dict
+        Counts per filter (:data:`FILTERS`), ``read``, ``scrubbed``, ``kept``,
+        ``languages`` (count per language) and ``out``.
+    """
+
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    out = Path(out)
+    if any(Path(p).resolve() == out.resolve() for p in paths):
+        raise ConfigError(f"out must be a new file, not one of the inputs; got {out}")
+    rows = [r for p in paths for r in read_transcripts(p, fmt=fmt, text_column=text_column)]
+    embedder, pool_texts, pool_vectors = None, [], None
+    if backend is not False:
+        from ..core.embed import Embedder, get_embedder
+
+        embedder = backend if isinstance(backend, Embedder) else get_embedder(backend)
+    if pool is not False:
+        from ..dataset.pool import load_pool
+
+        frame = load_pool(pool, taxonomy).frame
+        pool_texts = list(frame["text"])
+        if embedder is not None:
+            from ..dataset.embeddings import embed_texts
+
+            pool_vectors = embed_texts(pool_texts, embedder, cache_dir=cache_dir)
+    kept, summary = filter_messages(rows, min_chars=min_chars, max_chars=max_chars, scrub=scrub,
+                                    pool_texts=pool_texts, pool_vectors=pool_vectors, embedder=embedder,
+                                    cache_dir=cache_dir, dup_threshold=dup_threshold)
+    lines, langs = [], {}
+    for r in kept:
+        lang = detect_language(r["text"])
+        langs[lang] = langs.get(lang, 0) + 1
+        origin = f"{Path(r['file']).name}:{r['line']}" if r["line"] else Path(r["file"]).name
+        obj = {"id": f"{id_prefix}-{text_hash(r['text'])[:12]}", "text": r["text"], "lang": lang,
+               "source": "real", "conversation": r["conversation"], "turn": r["turn"], "origin": origin}
+        lines.append(json.dumps(obj, ensure_ascii=False))
+    write_text_atomic(out, "".join(line + "\n" for line in lines))
+    summary["languages"] = dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0])))
+    summary["out"] = str(out)
+    log.info("imported %d of %d user turns into %s", summary["kept"], summary["read"], out)
+    return summary
+
+
+def import_summary_table(summary):
+    """An import summary as a one-column table: turns read, dropped per filter, kept."""
+    import pandas as pd
+
+    return pd.DataFrame({"messages": [summary["read"]] + [summary[k] for k in FILTERS] + [summary["kept"]]},
+                        index=["user turns read"] + [f"dropped: {k.replace('_', ' ')}" for k in FILTERS] + ["kept"])

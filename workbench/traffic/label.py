@@ -1,0 +1,221 @@
+"""Label messages with an LLM categorizer over the OpenAI-compatible chat-completions protocol.
+
+The prompt lists the taxonomy's categories with their descriptions and asks
+for a JSON answer ``{"category": "<name>"}``; an answer that is not JSON or
+names no known category is recorded as a failure with the raw reply, never
+guessed. Requests are retried with exponential backoff and jitter on 429,
+5xx, timeouts and dropped connections, honouring ``Retry-After``; a bounded
+number are in flight (threads); see :mod:`workbench.chat_client`.
+
+Every answer is appended to a label cache (JSONL, one line per message hash
+and model, flushed per line) as it arrives, so an interrupted run resumes
+where it stopped and never pays for a message twice. The API key is read
+from an environment variable and is never written anywhere.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..io import text_hash
+from .chat_client import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MODEL, ChatClient, LabelError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "DEFAULT_KEY_ENV", "LabelError", "ChatClient", "build_prompt",
+           "parse_reply", "LabelCache", "label_messages"]
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+
+
+def build_prompt(taxonomy) -> str:
+    """The system prompt: categories with descriptions from the taxonomy file, and the answer format."""
+    lines = ["You label chat messages sent to an assistant with the TYPE OF TASK they ask for "
+             "(not with their difficulty or language). Categories:"]
+    for cat in taxonomy.categories:
+        desc = taxonomy.descriptions.get(cat, "")
+        lines.append(f"- {cat}: {desc}" if desc else f"- {cat}")
+    lines.append('Answer with one JSON object and nothing else: {"category": "<one of: '
+                 + ", ".join(taxonomy.categories) + '>"}')
+    return "\n".join(lines)
+
+
+def parse_reply(content, taxonomy):
+    """The category named by a reply, or ``(None, problem)`` when it names no valid one.
+
+    Returns
+    -------
+    (category or None, problem or None)
+    """
+    if not isinstance(content, str) or not content.strip():
+        return None, "empty reply"
+    text = content.strip()
+    m = _FENCE.match(text)
+    if m:
+        text = m.group(1)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return None, "reply is not JSON"
+    if not isinstance(obj, dict) or "category" not in obj:
+        return None, "reply has no 'category'"
+    cat = obj["category"]
+    if cat not in taxonomy.tier_map:
+        return None, f"unknown category {cat!r}"
+    return cat, None
+
+
+class LabelCache:
+    """Append-only JSONL of answers keyed by (message hash, model); survives a killed run.
+
+    A truncated last line (a kill mid-write) is skipped with a warning.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.entries = {}
+        if self.path.exists():
+            with self.path.open(encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                        self.entries[(obj["hash"], obj["model"])] = obj
+                    except (ValueError, KeyError, TypeError):
+                        log.warning("%s:%d: skipping an unreadable label cache line", self.path, n)
+
+    def get(self, text, model):
+        return self.entries.get((text_hash(text), model))
+
+    def append(self, entry):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.entries[(entry["hash"], entry["model"])] = entry
+
+
+@dataclass
+class _Task:
+    index: int
+    row: dict
+
+
+def _label_one(client, system, text, taxonomy):
+    content = client.complete([{"role": "system", "content": system}, {"role": "user", "content": text}])
+    category, problem = parse_reply(content, taxonomy)
+    return category, problem, content
+
+
+def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_failed=False, progress=False,
+                   limit=None):
+    """Label ``rows`` (dicts with ``text``), reusing and filling the label cache.
+
+    Parameters
+    ----------
+    rows : list of dict
+    taxonomy : Taxonomy
+    client : ChatClient
+    cache_path : path
+        The label cache (JSONL, appended to, one line per answer).
+    concurrency : int
+        Requests in flight at once.
+    retry_failed : bool
+        Ask again for messages whose cached answer was invalid (costs a request).
+    limit : int, optional
+        Send at most this many requests (the rest stay unlabelled for a later run).
+
+    Returns
+    -------
+    (labelled rows, summary dict)
+        Rows that got a valid category, in input order, with ``category`` and
+        ``label_source`` (the model); the summary counts ``labelled`` (new),
+        ``cached``, ``failed`` (invalid answers), ``errors`` (requests that
+        failed for good), ``retried``, ``requests`` and ``remaining``, and
+        lists ``failures`` (id, problem, raw reply).
+    """
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1; got {concurrency}")
+    client._validate()
+    cache = LabelCache(cache_path)
+    system = build_prompt(taxonomy)
+    model = client.model
+    results = [None] * len(rows)
+    summary = {"messages": len(rows), "labelled": 0, "cached": 0, "failed": 0, "errors": 0, "retried": 0,
+               "requests": 0, "remaining": 0, "failures": []}
+    todo = []
+    for i, r in enumerate(rows):
+        hit = cache.get(r["text"], model)
+        if hit is not None and (hit.get("category") or not retry_failed):
+            results[i] = hit
+            summary["cached"] += 1
+        else:
+            todo.append(_Task(i, r))
+    if limit is not None:
+        summary["remaining"] = max(0, len(todo) - limit)
+        todo = todo[:limit]
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"label {model}", unit="msg")
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    pending, queue, fatal = {}, list(reversed(todo)), None
+    try:
+        while queue or pending:
+            while queue and len(pending) < concurrency and fatal is None:
+                t = queue.pop()
+                pending[pool.submit(_label_one, client, system, t.row["text"], taxonomy)] = t
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                t = pending.pop(fut)
+                summary["requests"] += 1
+                try:
+                    category, problem, raw = fut.result()
+                except LabelError as e:
+                    summary["errors"] += 1
+                    summary["failures"].append({"id": t.row.get("id"), "problem": str(e), "raw": None})
+                    if e.fatal:
+                        fatal = e
+                    continue
+                entry = {"hash": text_hash(t.row["text"]), "model": model, "id": t.row.get("id"),
+                         "category": category, "problem": problem, "raw": raw if problem else None,
+                         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                cache.append(entry)  # flushed before the next answer is looked at: nothing is lost
+                results[t.index] = entry
+                if category:
+                    summary["labelled"] += 1
+                if bar is not None:
+                    bar.update(1)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    pool.shutdown(wait=True)
+    if fatal is not None:
+        raise LabelError(f"stopped: {fatal} (answers so far are in {cache_path})")
+    summary["retried"] = client.retries
+    labelled = []
+    for r, entry in zip(rows, results):
+        if entry is None:
+            continue
+        if entry.get("category"):
+            labelled.append(dict(r, category=entry["category"], label_source=model))
+        else:
+            summary["failed"] += 1
+            summary["failures"].append({"id": r.get("id"), "problem": entry.get("problem"), "raw": entry.get("raw")})
+    summary["remaining"] = sum(1 for e in results if e is None)
+    return labelled, summary

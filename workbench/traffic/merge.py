@@ -1,0 +1,83 @@
+"""Merge labelled real messages into a new pool file (never rewriting an existing one)."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from ..io import normalize_text, read_jsonl, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+__all__ = ["merge_labelled", "default_merge_path"]
+
+#: Candidate fields carried into the pool file besides the required ones.
+KEEP_FIELDS = ("conversation", "turn", "origin")
+
+
+def default_merge_path(pool_dir=None):
+    """``<pool dir>/real-<UTC date>.jsonl``."""
+    from ..config import POOL_DIR
+
+    return Path(pool_dir or POOL_DIR) / f"real-{time.strftime('%Y-%m-%d', time.gmtime())}.jsonl"
+
+
+def merge_labelled(labelled, out=None, *, pool=None, taxonomy=None, label_source=None):
+    """Write labelled candidates as a new pool file with ``source: "real"``.
+
+    Parameters
+    ----------
+    labelled : path
+        JSONL from ``workbench label`` (``id``, ``text``, ``category``,
+        ``label_source``, ``lang``).
+    out : path, optional
+        The new pool file (default :func:`default_merge_path`); it must not exist.
+    pool : path or list, optional
+        Existing pool sources (default ``data/pool``): an id that collides
+        with one of them is an error; a text already there is skipped.
+    label_source : str, optional
+        Overrides each row's ``label_source`` (the model name).
+
+    Returns
+    -------
+    dict with ``written``, ``skipped_in_pool``, ``out``.
+    """
+    from ..core.taxonomy import load_taxonomy
+    from ..dataset.pool import load_pool
+
+    taxonomy = taxonomy or load_taxonomy()
+    out = Path(out or default_merge_path(pool if isinstance(pool, (str, Path)) and Path(pool).is_dir() else None))
+    if out.exists():
+        raise ConfigError(f"out must be a new file (pool files are never rewritten); {out} exists")
+    frame = load_pool(pool, taxonomy).frame
+    pool_ids = {str(i): f"{f}:{n}" for i, f, n in zip(frame["id"], frame["file"], frame["line"])}
+    pool_text = {normalize_text(t) for t in frame["text"]}
+    lines, seen, skipped = [], set(), 0
+    for n, obj in read_jsonl(labelled):
+        for key in ("id", "text", "category"):
+            if not isinstance(obj.get(key), str) or not obj[key].strip():
+                raise DataError(labelled, n, f"missing or empty {key!r}")
+        if obj["category"] not in taxonomy.tier_map:
+            raise DataError(labelled, n, f"unknown category {obj['category']!r} (known: {', '.join(taxonomy.categories)})")
+        source = label_source or obj.get("label_source")
+        if not source:
+            raise DataError(labelled, n, "missing 'label_source' (the labelling model): pass label_source")
+        if obj["id"] in pool_ids:
+            raise DataError(labelled, n, f"id {obj['id']!r} already in the pool at {pool_ids[obj['id']]}")
+        if obj["id"] in seen:
+            raise DataError(labelled, n, f"duplicate id {obj['id']!r}")
+        seen.add(obj["id"])
+        if normalize_text(obj["text"]) in pool_text:
+            skipped += 1
+            continue
+        row = {"id": obj["id"], "text": obj["text"], "category": obj["category"], "source": "real",
+               "lang": obj.get("lang") or "und", "label_source": source}
+        row.update({k: obj[k] for k in KEEP_FIELDS if obj.get(k) is not None})
+        lines.append(json.dumps(row, ensure_ascii=False))
+    if not lines:
+        raise DataError(labelled, None, "no labelled messages to merge")
+    write_text_atomic(out, "".join(line + "\n" for line in lines))
+    log.info("merged %d labelled message(s) into %s", len(lines), out)
+    return {"written": len(lines), "skipped_in_pool": skipped, "out": str(out)}
