@@ -1,24 +1,38 @@
-"""Shared fixtures: the real default embedding model on small slices of the bundled data."""
-import json
-from pathlib import Path
+"""Shared fixtures, and the test tiers.
 
-import numpy as np
+Tiers: a test is ``slow`` when it loads a real embedding model (any of the
+model fixtures below), or is marked ``umap``, ``papermill``, ``browser`` or
+``install``, or ``model`` when it loads one another way (those markers imply ``slow``). ``make test-quick`` runs the
+rest in well under a minute; ``make test`` (and CI) runs everything.
+"""
+import json
+
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 PER_CATEGORY = 20
+#: Fixtures that load the real default embedding model.
+MODEL_FIXTURES = {"e5", "small_pool", "small_npz", "bundled_pool", "bundled_npz", "use"}
+SLOW_MARKERS = ("model", "umap", "papermill", "browser", "install")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES & set(item.fixturenames) or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
 def taxonomy():
-    from workbench.taxonomy import load_taxonomy
+    from workbench.core.taxonomy import load_taxonomy
 
     return load_taxonomy(ROOT / "data" / "taxonomy.yaml")
 
 
 @pytest.fixture(scope="session")
 def e5():
-    from workbench.embed import get_embedder
+    from workbench.core.embed import get_embedder
 
     return get_embedder("e5-small", threads=2)
 
@@ -46,15 +60,15 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_pool(small_pool_file, taxonomy, e5, cache_dir):
-    from workbench.pipeline import load_embedded_pool
+    from workbench.dataset.embeddings import load_embedded_pool
 
     return load_embedded_pool(small_pool_file, taxonomy=taxonomy, backend=e5, cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="session")
 def small_npz(small_pool, tmp_path_factory):
-    from workbench.evaluate import KNNConfig
-    from workbench.pipeline import export_pool
+    from workbench.core.knn import KNNConfig
+    from workbench.decisions.export import export_pool
 
     path = tmp_path_factory.mktemp("npz") / "pool.npz"
     export_pool(small_pool, path, KNNConfig(k=5, vote="distance", center=True))
@@ -64,27 +78,16 @@ def small_npz(small_pool, tmp_path_factory):
 @pytest.fixture(scope="session")
 def bundled_pool(taxonomy, e5, cache_dir):
     """The whole bundled pool (data/pool), embedded once per session."""
-    from workbench.pipeline import load_embedded_pool
+    from workbench.dataset.embeddings import load_embedded_pool
 
     return load_embedded_pool(None, taxonomy=taxonomy, backend=e5, cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="session")
 def bundled_npz(bundled_pool, tmp_path_factory):
-    from workbench.evaluate import KNNConfig
-    from workbench.pipeline import export_pool
+    from workbench.core.knn import KNNConfig
+    from workbench.decisions.export import export_pool
 
     path = tmp_path_factory.mktemp("npz") / "bundled.npz"
     export_pool(bundled_pool, path, KNNConfig(k=15, vote="distance", center=True))
     return path
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows),
-                    encoding="utf-8")
-    return path
-
-
-def unit_rows(rng, n, d):
-    x = rng.normal(size=(n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)

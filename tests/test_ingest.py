@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT, write_jsonl
+from tests.helpers import ROOT, write_jsonl
 from workbench.errors import ConfigError, DataError
-from workbench.ingest import (detect_language, filter_messages, import_transcripts, read_transcripts,
+from workbench.traffic.ingest import (detect_language, filter_messages, import_transcripts, read_transcripts,
                               scrub_text)
 
 SAMPLE = ROOT / "data" / "transcripts" / "sample_conversations.jsonl"
@@ -94,7 +94,7 @@ def test_exact_normalised_and_pool_duplicates_are_counted_apart():
 
 
 def test_near_duplicates_of_each_other_and_of_the_pool_use_the_backend(e5, cache_dir):
-    from workbench.embed import embed_texts
+    from workbench.dataset.embeddings import embed_texts
 
     pool_vec = embed_texts(["write a python function that reverses a string"], e5, cache_dir=cache_dir)
     kept, s = filter_messages(
@@ -105,6 +105,7 @@ def test_near_duplicates_of_each_other_and_of_the_pool_use_the_backend(e5, cache
     assert (s["near_duplicate_pool"], s["near_duplicate"]) == (1, 1)
 
 
+@pytest.mark.slow  # langid loads its model (about 5 s)
 @pytest.mark.parametrize("text, lang", [("¿Dónde está la estación de tren más cercana?", "es"),
                                         ("我想学习怎么用 Python 处理表格数据", "zh"),
                                         ("Kannst du mir bitte bei meiner Steuererklärung helfen?", "de"),
@@ -135,8 +136,9 @@ def test_output_must_not_be_an_input(tmp_path):
         import_transcripts(path, path, pool=False, backend=False)
 
 
+@pytest.mark.model
 def test_cli_import_prints_the_summary(tmp_path):
-    from tests.test_cli import run_cli
+    from tests.helpers import run_cli
 
     out = tmp_path / "c.jsonl"
     res = run_cli("import", str(ROOT / "data" / "transcripts" / "sample_messages.csv"), "--text-column", "message",

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from tests.conftest import unit_rows
+from tests.helpers import unit_rows
 from workbench.errors import ConfigError
-from workbench.knn import center_vectors, check_params, decide, top_k, vote
+from workbench.core.knn import center as center_vectors, check_params, decide, top_k, vote
 
 RANK = np.array([0, 0, 1, 2])  # four classes: two cheap, one medium, one strong
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, write_jsonl
+from tests.helpers import ROOT, write_jsonl
 from tests.fake_llm import FakeLLM, hash_category
 from workbench.errors import ConfigError
-from workbench.label import ChatClient, LabelCache, LabelError, build_prompt, label_messages, parse_reply
+from workbench.traffic.label import ChatClient, LabelCache, LabelError, build_prompt, label_messages, parse_reply
 
 KEY_ENV, KEY = "WB_TEST_LLM_KEY", "sk-test-DO-NOT-LEAK-4f9a2c"
 ROWS = [
@@ -171,7 +171,7 @@ def test_a_truncated_last_cache_line_is_skipped(tmp_path):
 
 def run_label(llm, inp, out, cache, *extra, wait=True):
     env = dict(os.environ, **{KEY_ENV: KEY}, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "workbench.cli", "label", "--input", str(inp), "--out", str(out), "--cache",
+    cmd = [sys.executable, "-m", "workbench", "label", "--input", str(inp), "--out", str(out), "--cache",
            str(cache), "--base-url", llm.base_url, "--model", "test-model", "--api-key-env", KEY_ENV,
            "--backoff", "0.01", *extra]
     if wait:
@@ -232,7 +232,7 @@ def test_limit_sends_at_most_that_many_requests_and_leaves_the_rest(taxonomy, ke
 def test_retry_after_accepts_seconds_and_http_dates():
     from email.utils import formatdate
 
-    from workbench.chat_client import _retry_after
+    from workbench.traffic.chat_client import retry_after_seconds as _retry_after
 
     assert _retry_after("2.5") == 2.5 and _retry_after(None) is None and _retry_after("soon") is None
     assert 5 < _retry_after(formatdate(time.time() + 10, usegmt=True)) <= 10

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from tests.conftest import write_jsonl
+from tests.helpers import write_jsonl
 from workbench.errors import ConfigError, DataError
-from workbench.merge import merge_labelled
+from workbench.traffic.merge import merge_labelled
 
 LABELLED = [
     {"id": "real-aaa", "text": "how do I undo the last git commit", "category": "coding", "lang": "en",
@@ -33,11 +33,11 @@ def test_merge_writes_a_new_pool_file_with_source_real(pool, taxonomy, tmp_path)
 
 
 def test_merged_file_loads_as_part_of_the_pool(pool, taxonomy, tmp_path):
-    from workbench.pool import load_pool
+    from workbench.dataset.pool import load_pool
 
     out = tmp_path / "real.jsonl"
     merge_labelled(write_jsonl(tmp_path / "l.jsonl", LABELLED), out, pool=pool, taxonomy=taxonomy)
-    frame = load_pool([pool, out], taxonomy)
+    frame = load_pool([pool, out], taxonomy).frame
     assert sorted(frame["source"]) == ["generated", "generated", "real"]
 
 

@@ -6,13 +6,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from workbench.cli import main
 from workbench.errors import ConfigError
-from workbench.nightly import find_notebooks, notebook_parameters, run_notebook, update_latest
+from workbench.report.nightly import find_notebooks, notebook_parameters, run_notebook, update_latest
 
 PARAMS = "seed = 1\noutput_dir = None"
-RECORD = "from workbench.nightly import record_metrics\nrecord_metrics(output_dir, 'tiny', {'seed': seed})"
+RECORD = "from workbench.report.record import record_metrics\nrecord_metrics(output_dir, 'tiny', {'seed': seed})"
 FAIL = "x = 1\nraise ValueError('boom in the middle')"
 
 
@@ -38,7 +38,7 @@ def notebooks(tmp_path):
 
 
 def test_help_lists_nightly():
-    out = subprocess.run([sys.executable, "-m", "workbench.cli", "--help"], capture_output=True, text=True, cwd=ROOT).stdout
+    out = subprocess.run([sys.executable, "-m", "workbench", "--help"], capture_output=True, text=True, cwd=ROOT).stdout
     assert "nightly" in out
 
 
@@ -49,12 +49,14 @@ def test_find_notebooks_in_order_and_by_prefix(notebooks):
         find_notebooks(notebooks, ["07"])
 
 
+@pytest.mark.papermill
 def test_unknown_parameter_is_an_error(notebooks, tmp_path):
     assert notebook_parameters(notebooks / "01_ok.ipynb") == {"seed", "output_dir"}
     with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['k'\]"):
         run_notebook(notebooks / "01_ok.ipynb", tmp_path / "out.ipynb", {"k": 3})
 
 
+@pytest.mark.papermill
 def test_a_failing_notebook_exits_non_zero_naming_notebook_and_cell(notebooks, tmp_path, capsys):
     reports = tmp_path / "reports"
     code = main(["nightly", "--notebooks-dir", str(notebooks), "--output-dir", str(reports), "--date", "2026-11-25",
@@ -77,6 +79,7 @@ def test_a_failing_notebook_exits_non_zero_naming_notebook_and_cell(notebooks, t
     assert "[1/3] 01_ok done in" in err and "[2/3] 02_fail FAILED" in err
 
 
+@pytest.mark.papermill
 def test_a_good_run_points_latest_at_it(notebooks, tmp_path, capsys):
     reports = tmp_path / "reports"
     assert main(["nightly", "--notebooks-dir", str(notebooks), "--output-dir", str(reports), "--date", "2026-11-26",
@@ -99,8 +102,9 @@ def test_bad_date_is_a_config_error(tmp_path, notebooks):
     assert main(["nightly", "--notebooks-dir", str(notebooks), "--output-dir", str(tmp_path), "--date", "../x"]) == 2
 
 
+@pytest.mark.papermill
 def test_a_dead_kernel_is_reported_with_the_notebook_name(tmp_path):
-    from workbench.nightly import NotebookError
+    from workbench.report.nightly import NotebookError
 
     nb = make_notebook(tmp_path / "01_dies.ipynb", PARAMS, "import os\nos._exit(1)")
     with pytest.raises(NotebookError, match="notebook 01_dies.ipynb failed: DeadKernelError"):

@@ -6,8 +6,7 @@ import nbformat
 import pytest
 
 from tests import browser
-from tests.conftest import ROOT, write_jsonl
-from tests.test_report import external_refs
+from tests.helpers import ROOT, external_refs, write_jsonl
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 XSS_SCRIPT = "<script>window.__xss=1</script> can you fix my script tag please"
@@ -20,8 +19,54 @@ EXTRA = {"category": "coding", "source": "test", "lang": "en", "label_source": "
 TEMPLATES_PER_CATEGORY = 10
 
 
-def test_the_four_notebooks_exist():
-    assert [p.stem for p in NOTEBOOKS][:4] == ["01_build_pool", "02_clusters", "03_evaluate", "04_export"]
+#: Notebook parameter -> the constant of workbench.config it must equal (papermill needs literals in the cell).
+CONSTANTS = {"backend": "DEFAULT_BACKEND", "dup_threshold": "DUP_THRESHOLD", "cluster_threshold": "CLUSTER_THRESHOLD",
+             "seed": "SEED", "n_neighbors": "UMAP_NEIGHBORS", "decision_policy": "DECISION_POLICY",
+             "abstain_criterion": "ABSTAIN_CRITERION", "max_downgrade": "MAX_DOWNGRADE", "max_abstain": "MAX_ABSTAIN",
+             "prices": "PRICES", "traffic_mix": "TRAFFIC_MIX", "tokens_per_message": "TOKENS_PER_MESSAGE",
+             "categorizer_tokens": "CATEGORIZER_TOKENS", "baseline_folds": "N_SPLITS", "pool_sizes": "POOL_SIZES",
+             "robustness_n": "ROBUSTNESS_N", "review_rows": "REVIEW_ROWS", "dtype": "EXPORT_DTYPE",
+             "default_tier": "OUTAGE_TIER"}
+MAX_CODE_LINES = 60
+
+
+def parameters(path):
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code")
+    return {s.targets[0].id: ast.literal_eval(s.value) for s in ast.parse(cell.source).body}
+
+
+def test_the_notebooks_exist_in_order():
+    assert [p.stem for p in NOTEBOOKS] == ["01_build_pool", "02_clusters", "03_evaluate", "04_decisions",
+                                           "05_baselines", "06_export", "07_label_source"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameter_defaults_are_the_config_constants(path):
+    from workbench import config
+
+    params = parameters(path)
+    checked = 0
+    for name, value in params.items():
+        if name in CONSTANTS:
+            expected = getattr(config, CONSTANTS[name])
+            assert value == (list(expected) if isinstance(expected, tuple) else expected), \
+                f"{path.name}: {name} = {value!r} drifted from workbench.config.{CONSTANTS[name]} = {expected!r}"
+            checked += 1
+    assert checked >= 1
+
+
+def test_every_notebook_that_samples_takes_the_nightly_seed():
+    for stem in ("02_clusters", "05_baselines", "06_export"):
+        assert "seed" in parameters(ROOT / "notebooks" / f"{stem}.ipynb"), stem
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_reads_as_a_document(path):
+    nb = nbformat.read(str(path), as_version=4)
+    code = sum(len([ln for ln in c.source.splitlines() if ln.strip()]) for c in nb.cells if c.cell_type == "code")
+    assert code <= MAX_CODE_LINES, f"{path.name} has {code} lines of code; move the composition into the package"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -42,7 +87,7 @@ def test_notebook_is_stored_clean(path):
 @pytest.fixture(scope="module")
 def report(small_pool_file, cache_dir, tmp_path_factory):
     """One nightly run of every notebook on 140 messages (+3 hostile ones) and 70 templates."""
-    from workbench.nightly import run_nightly
+    from workbench.report.nightly import run_nightly
 
     data = tmp_path_factory.mktemp("nbdata")
     lines = small_pool_file.read_text(encoding="utf-8").splitlines()
@@ -63,7 +108,7 @@ def report(small_pool_file, cache_dir, tmp_path_factory):
     return run, lines_seen
 
 
-@pytest.mark.slow
+@pytest.mark.papermill
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_without_errors_into_offline_html(report, path):
     run, _ = report
@@ -75,13 +120,13 @@ def test_notebook_runs_without_errors_into_offline_html(report, path):
     assert html.exists() and external_refs(html) == []
 
 
-@pytest.mark.slow
+@pytest.mark.papermill
 def test_progress_names_each_notebook(report):
     _, lines = report
     assert [ln.split()[1] for ln in lines if " done in " in ln][:4] == [p.stem for p in NOTEBOOKS][:4]
 
 
-@pytest.mark.slow
+@pytest.mark.papermill
 def test_metrics_hold_every_section(report):
     run, _ = report
     m = json.loads((run / "metrics.json").read_text())
@@ -94,9 +139,9 @@ def test_metrics_hold_every_section(report):
                                                                            "02_template_vs_written.json"]
 
 
-@pytest.mark.slow
+@pytest.mark.papermill
 def test_latest_pool_npz_is_ready_for_routing(report, e5):
-    from workbench.router import Router
+    from workbench.core.router import Router
 
     run, _ = report
     latest = run.parent / "latest"
@@ -105,7 +150,7 @@ def test_latest_pool_npz_is_ready_for_routing(report, e5):
     assert decision.tier == "strong"
 
 
-@pytest.mark.slow
+@pytest.mark.browser
 @pytest.mark.skipif(not browser.available(), reason="needs chromium, chromium-driver and selenium (.ci/run installs them)")
 @pytest.mark.parametrize("page, min_svgs", [("index.html", 6), ("02_clusters.html", 2)])
 def test_report_renders_offline_in_chromium_with_text_escaped(report, page, min_svgs):

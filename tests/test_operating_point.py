@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from workbench.errors import ConfigError
-from workbench.knn import decide
-from workbench.operating_point import abstain_curve, fit_operating_point, mix_weights
-from workbench.policy import tier_probabilities
+from workbench.core.knn import decide
+from workbench.decisions.operating_point import abstain_curve, fit_operating_point, mix_weights
+from workbench.core.policy import tier_probabilities
 
 RANK = np.array([0, 0, 1, 1, 1, 2, 2])
 COST = np.array([[0.0, 1.0, 2.0], [4.0, 0.0, 1.0], [8.0, 4.0, 0.0]])

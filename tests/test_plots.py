@@ -1,7 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from workbench import plots, plots_eval
+from workbench import plots
+from workbench import plots as plots_eval
 
 FRAME = pd.DataFrame({
     "id": ["a", "b", "c", "d"],

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from workbench.errors import ConfigError
-from workbench.knn import decide
-from workbench.policy import DecisionPolicy, cost_aware_tiers, tier_probabilities, weighted_cost
+from workbench.core.knn import decide
+from workbench.core.policy import DecisionPolicy, cost_aware_tiers, tier_probabilities, weighted_cost
 
 # categories: casual, simple_lookup (cheap) | analysis, research_lookup, creative (medium) | coding, reasoning (strong)
 RANK = np.array([0, 0, 1, 1, 1, 2, 2])

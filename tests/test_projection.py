@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from tests.conftest import unit_rows
+from tests.helpers import unit_rows
 from workbench.errors import ConfigError
-from workbench.projection import project_2d, projection_key
+from workbench.analysis.projection import project_2d, projection_key
 
 
 def test_key_depends_on_vectors_and_parameters():
@@ -22,7 +22,7 @@ def test_tiny_inputs_get_a_trivial_layout_without_umap():
     assert project_2d(unit_rows(np.random.default_rng(0), 3, 4)).shape == (3, 2)
 
 
-@pytest.mark.slow
+@pytest.mark.umap
 def test_same_seed_same_map_and_the_cache_is_reused(tmp_path, monkeypatch):
     x = unit_rows(np.random.default_rng(1), 60, 8)
     a = project_2d(x, n_neighbors=10, random_state=7, cache_dir=tmp_path)

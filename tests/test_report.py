@@ -1,33 +1,13 @@
 import json
-from html.parser import HTMLParser
 
 import pytest
 
-from workbench.nightly import record_figure, record_metrics, record_table
-from workbench.report import find_previous, headline_rows, write_index
+from workbench.report.record import record_figure, record_metrics, record_table
+from workbench.report.index import find_previous, headline_rows, write_index
+from tests.helpers import XSS, external_refs
 
 OLD = {"evaluate": {"tier_accuracy": 0.80, "downgrade_rate": 0.10}, "pool": {"n": 1900}}
 NEW = {"evaluate": {"tier_accuracy": 0.85, "downgrade_rate": 0.12, "vote": "distance"}, "pool": {"n": 1990}}
-XSS = "<script>window.__xss=1</script><img src=x onerror=alert(1)>"
-
-
-class ExternalRefs(HTMLParser):
-    """Collect src/href of elements that would load something (scripts, styles, images, frames)."""
-
-    def __init__(self):
-        super().__init__()
-        self.found = []
-
-    def handle_starttag(self, tag, attrs):
-        for name, value in attrs:
-            if tag != "a" and name in ("src", "href") and value and "://" in value:
-                self.found.append((tag, value))
-
-
-def external_refs(path):
-    p = ExternalRefs()
-    p.feed(path.read_text(encoding="utf-8"))
-    return p.found
 
 
 def test_record_metrics_merges_sections(tmp_path):

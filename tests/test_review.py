@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from workbench.evaluate import Predictions
-from workbench.review import class_thresholds, flag_label_issues, review_queue
+from workbench.core.knn import Prediction as Predictions
+from workbench.analysis.review import class_thresholds, flag_label_issues, review_queue
 
 # 3 classes; row 3 is labelled 0 but its neighbourhood is confidently class 2
 SHARES = np.array([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.7, 0.0, 0.3], [0.1, 0.0, 0.9],

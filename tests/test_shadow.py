@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT, write_jsonl
-from tests.test_cli import run_cli
+from tests.helpers import ROOT, write_jsonl
+from tests.helpers import run_cli
 from workbench.errors import ConfigError, DataError
-from workbench.shadow import audit_generated, compare_shadow, outage_comparison, read_audit, read_shadow_log
+from workbench.traffic.shadow import audit_generated, compare_shadow, outage_comparison, read_audit, read_shadow_log
 
 LOG = [
     {"id": "s1", "text": "fix my python traceback", "lang": "en", "label_category": "coding", "routed_category": "coding"},
@@ -78,9 +78,9 @@ def test_an_unknown_label_names_file_and_line(taxonomy, tmp_path):
 
 def test_audit_matrix_and_boundary_examples(taxonomy, tmp_path):
     a = audit_generated(read_audit(write_jsonl(tmp_path / "a.jsonl", AUDIT), taxonomy), taxonomy)
-    assert a["matrix"].loc["coding", "analysis"] == 1 and a["matrix"].to_numpy().sum() == 4
-    assert a["agreement"] == 0.5 and a["tier_agreement"] == 0.75
-    b = a["boundary"]
+    assert a.matrix.loc["coding", "analysis"] == 1 and a.matrix.to_numpy().sum() == 4
+    assert a.agreement == 0.5 and a.tier_agreement == 0.75
+    b = a.boundary
     assert list(b["text"]) == ["explain the time complexity of this algorithm", "history of jazz"]
     assert list(b["cross_tier"]) == [True, False]
 
@@ -90,7 +90,7 @@ def test_bundled_samples_show_the_router_beating_the_static_fallback(taxonomy):
     assert rep.metrics.n == 60 and len(set(rep.metrics.by_group["lang"].index)) >= 5
     assert rep.outage.loc["k-NN router", "tier_accuracy"] > rep.outage.loc["static medium", "tier_accuracy"]
     audit = audit_generated(read_audit(SAMPLE_AUDIT, taxonomy), taxonomy)
-    assert any(t.startswith("explain the time complexity") for t in audit["boundary"]["text"])
+    assert any(t.startswith("explain the time complexity") for t in audit.boundary["text"])
 
 
 def test_cli_shadow_reroutes_with_a_pool_and_writes_json(small_npz, tmp_path):

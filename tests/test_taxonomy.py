@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from workbench.errors import DataError
-from workbench.taxonomy import Taxonomy, load_taxonomy
+from workbench.core.taxonomy import Taxonomy, load_taxonomy
 
 DUP_KEY = "tiers: [cheap, strong]\ncategories:\n  a: {tier: cheap}\n  a: {tier: strong}\n"
 BAD_TIER = "tiers: [cheap, strong]\ncategories:\n  a: {tier: medium}\n"

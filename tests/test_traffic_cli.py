@@ -1,9 +1,11 @@
 """The documented sequence (docs/traffic.md) on the bundled sample: import -> label -> merge -> evaluate."""
 import json
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.helpers import ROOT
 from tests.fake_llm import FakeLLM
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 from tests.test_label import KEY, run_label
 
 TRANSCRIPTS = ROOT / "data" / "transcripts"
@@ -15,6 +17,7 @@ def test_help_lists_the_traffic_commands():
         assert cmd in out
 
 
+@pytest.mark.model
 def test_import_label_merge_evaluate_on_the_bundled_sample(small_pool_file, cache_dir, tmp_path):
     cand, labelled, cache = tmp_path / "candidates.jsonl", tmp_path / "labelled.jsonl", tmp_path / "labels.jsonl"
     merged, metrics = tmp_path / "real-sample.jsonl", tmp_path / "metrics.json"
