@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATE   ?= $(shell date +%Y-%m-%d)
 
-.PHONY: help nightly test evaluate export clean-cache
+.PHONY: help venv nightly test test-quick evaluate export clean-cache
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,13 +18,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv and install the workbench (done by the other targets when missing)
+venv: $(STAMP)  ## create .venv with everything (core, analysis, notebooks, st, dev); done by the other targets when missing
 
 nightly: $(STAMP)  ## the main job: run the notebooks on the bundled data into reports/<date>/
 	$(BIN)/workbench nightly
 
-test: $(STAMP)  ## run the test suite
+test: $(STAMP)  ## run the whole test suite (slow tests included: models, UMAP, papermill, Chromium, install)
 	$(BIN)/python -m pytest
+
+test-quick: $(STAMP)  ## the quick tier: no model, UMAP, papermill, browser or install (under a minute)
+	$(BIN)/python -m pytest -m "not slow"
 
 evaluate: $(STAMP)  ## leave-one-out metrics of data/pool
 	$(BIN)/workbench evaluate
@@ -32,5 +35,5 @@ evaluate: $(STAMP)  ## leave-one-out metrics of data/pool
 export: $(STAMP)  ## write reports/pool.npz with the best swept configuration
 	$(BIN)/workbench export --out reports/pool.npz
 
-clean-cache:  ## delete derived data (embedding and label caches)
+clean-cache:  ## delete derived data (embedding, label and map caches)
 	rm -rf data/interim

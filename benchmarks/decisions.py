@@ -21,14 +21,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench.baselines import baseline_winner, compare_baselines  # noqa: E402
-from workbench.curves import pool_size_curve, robustness  # noqa: E402
-from workbench.decisions import fit_default_point, out_of_sample  # noqa: E402
-from workbench.pipeline import best_config, load_embedded_pool  # noqa: E402
-from workbench.operating_point import abstain_curve, fit_operating_point  # noqa: E402
-from workbench.policy import DecisionPolicy, abstain_scores  # noqa: E402
-from workbench.review import review_queue  # noqa: E402
-from workbench.savings import savings_table  # noqa: E402
+from workbench.analysis.baselines import baseline_winner, compare_baselines  # noqa: E402
+from workbench.analysis.curves import pool_size_curve, robustness  # noqa: E402
+from workbench.analysis.evaluate import best_config  # noqa: E402
+from workbench.analysis.review import review_queue  # noqa: E402
+from workbench.core.policy import DecisionPolicy, abstain_scores  # noqa: E402
+from workbench.dataset.embeddings import load_embedded_pool  # noqa: E402
+from workbench.decisions.operating_point import abstain_curve, fit_operating_point  # noqa: E402
+from workbench.decisions.out_of_sample import fit_default_point, out_of_sample  # noqa: E402
+from workbench.decisions.savings import normalize_mix, pool_mix, routing_cost, savings_table  # noqa: E402
 
 # example prices per million tokens (cheap / medium / strong models); a parameter, not a claim about a vendor
 PRICES = {"cheap": 0.15, "medium": 1.0, "strong": 10.0}
@@ -131,17 +132,20 @@ def main(argv=None):
         t = savings_table(true_rank, points, tax.tiers, PRICES, traffic_mix=mix)
         print(f"\n== savings at the {mix_name} (prices per M tokens {PRICES}, 1,000 tokens/message, "
               f"categorizer 400 tokens at the cheap price) ==")
-        print(f"  mix {json.dumps({k: round(v, 3) for k, v in t.attrs['traffic_mix'].items()})}; perfect routing "
-              f"{t.attrs['perfect_cost_per_1k']:.3f} per 1,000 messages")
+        shares = normalize_mix(mix or pool_mix(true_rank, tax.tiers), tax.tiers)
+        perfect = routing_cost(true_rank, true_rank, None, tax.tiers, PRICES, traffic_mix=mix)["perfect_cost"]
+        print(f"  mix {json.dumps({k: round(float(v), 3) for k, v in zip(tax.tiers, shares)})}; perfect routing "
+              f"{perfect:.3f} per 1,000 messages")
         show(t, ["strategy", "cost_per_1k", "saved_vs_strong", "misrouting_cost", "downgrade_saving",
                  "tier_accuracy", "downgrade_rate", "upgrade_rate", "abstain_rate"])
         out["savings"][mix_name] = t.to_dict(orient="records")
 
     # -- baselines ----------------------------------------------------------------------------------
-    base = compare_baselines(pool.vectors, labels, tax, config, n_splits=10, seed=0)
+    comparison = compare_baselines(pool.vectors, labels, tax, config, n_splits=10, seed=0)
+    base = comparison.table
     knn_lat = float(base.set_index("method").loc["knn", "latency_ms"])
     base["latency_vs_knn"] = base["latency_ms"] / knn_lat
-    print(f"\n== baselines ({base.attrs['folds']}, same vectors; latency = predict time / message, "
+    print(f"\n== baselines ({comparison.folds}, same vectors; latency = predict time / message, "
           "embedding excluded) ==")
     show(base, ["method", "tier_accuracy", "category_accuracy", "downgrade_rate", "upgrade_rate", "latency_ms",
                 "latency_vs_knn", "fit_s"], "{:.4f}")
@@ -161,7 +165,7 @@ def main(argv=None):
 
     # -- pool size curve --------------------------------------------------------------------------------
     ps = pool_size_curve(pool.vectors, labels, tax, config, seed=0)
-    print(f"\n== pool size curve (fixed held-out set of {ps.attrs['n_test']}, 5 seeded repeats) ==")
+    print(f"\n== pool size curve (fixed held-out set of {int(ps['n_test'].iloc[0])}, 5 seeded repeats) ==")
     show(ps)
     out["pool_size"] = ps.to_dict(orient="records")
 

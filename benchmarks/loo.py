@@ -14,7 +14,8 @@ import numpy as np
 
 
 def vectorised(x, y, taxonomy, k, vote):
-    from workbench.evaluate import KNNConfig, loo_predict
+    from workbench.analysis.evaluate import loo_predict
+    from workbench.core.knn import KNNConfig
 
     p = loo_predict(x, y, taxonomy, KNNConfig(k=k, vote=vote, center=False))
     tied = p.margin < 1e-9
@@ -42,7 +43,7 @@ def main():
     ap.add_argument("--k", type=int, default=7)
     args = ap.parse_args()
 
-    from workbench.pipeline import load_embedded_pool
+    from workbench.dataset.embeddings import load_embedded_pool
 
     pool = load_embedded_pool(progress=True)
     x, y = pool.vectors[: args.sklearn_rows], pool.labels[: args.sklearn_rows]

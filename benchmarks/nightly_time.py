@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workbench.nightly import run_nightly
+from workbench.report.nightly import run_nightly
 
 
 def main():

@@ -26,8 +26,10 @@ def main():
     ap.add_argument("--n", type=int, default=200, help="messages to route one by one")
     args = ap.parse_args()
 
-    from workbench.pipeline import best_config, export_pool, load_embedded_pool
-    from workbench.router import Router
+    from workbench.analysis.evaluate import best_config
+    from workbench.core.router import Router
+    from workbench.dataset.embeddings import load_embedded_pool
+    from workbench.decisions.export import export_pool
 
     pool = load_embedded_pool()
     path = args.pool
