@@ -45,4 +45,4 @@ def test_out_of_range_target_is_a_usage_error(tmp_path, capsys):
 
     with pytest.raises(SystemExit) as e:
         main(["export", "--out", str(tmp_path / "x.npz"), "--max-downgrade", "2"])
-    assert e.value.code == 2 and "must be between 0 and 1" in capsys.readouterr().err
+    assert e.value.code == 2 and "between 0 and 1" in capsys.readouterr().err
