@@ -80,12 +80,29 @@ class Router:
         return self.policy.abstains
 
     @classmethod
-    def load(cls, path, *, embedder=None, threads=None):
-        """Load pool.npz and the backend it names (or check the one given)."""
-        from .embed import get_embedder
+    def load(cls, path, *, embedder=None, threads=None, sha256=None, allowed_backends=None):
+        """Load pool.npz and the backend it names (or check the one given).
 
-        artifact = load_pool_npz(path)
+        Parameters
+        ----------
+        path : path
+        embedder : Embedder, optional
+            Use this backend (it must match the pool's); nothing else is constructed.
+        threads : int, optional
+            Encoder threads of the backend the pool names.
+        sha256 : str, optional
+            Refuse any artifact but this one: its file SHA-256 or content digest.
+        allowed_backends : iterable of str, optional
+            Backend specs (shell patterns such as ``st:intfloat/*``) the pool may
+            name when no ``embedder`` is given; default the bundled backends
+            (:data:`~workbench.core.embed.BACKENDS`). A pool is data: it should
+            not choose which model code a service loads.
+        """
+        from .embed import check_backend_allowed, get_embedder
+
+        artifact = load_pool_npz(path, sha256=sha256)
         if embedder is None:
+            check_backend_allowed(artifact.metadata["backend"], allowed_backends, where=path)
             embedder = get_embedder(artifact.metadata["backend"], threads=threads)
         return cls(artifact, embedder)
 
