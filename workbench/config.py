@@ -105,6 +105,8 @@ REVIEW_ROWS = 25
 
 # -- traffic --------------------------------------------------------------------------------------
 
+#: Longest chat-completions response body the label client reads (a label answer is a few hundred bytes).
+LABEL_MAX_RESPONSE_BYTES = 2**20
 IMPORT_MIN_CHARS = 2
 IMPORT_MAX_CHARS = 4000
 #: Static tier the live system fell back to when the label source was down.

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ArtifactError
+from ..errors import ArtifactError, ConfigError
 from .artifact import load_pool_npz
 from .heads import load_head
 from .knn import center, decide, predict
 from .policy import DecisionPolicy
+from .text import has_visible_text
 
 __all__ = ["Router", "RouteDecision"]
 
@@ -126,10 +127,21 @@ class Router:
                                                         knn.neighbors, knn.similarities)]
 
     def route_batch(self, texts):
-        """Route many messages; decisions come back in input order."""
+        """Route many messages; decisions come back in input order.
+
+        Raises
+        ------
+        ConfigError
+            For a text with no visible characters (empty, whitespace, zero-width or
+            control characters only): there is nothing to route, and its vector
+            would still find neighbours and a confident vote.
+        """
         texts = list(texts)
         if not texts:
             return []
+        blank = next((i for i, t in enumerate(texts) if not has_visible_text(t)), None)
+        if blank is not None:
+            raise ConfigError(f"text {blank} has no visible characters (got {str(texts[blank])[:20]!r})")
         return self.route_vectors(self.embedder.encode(texts))
 
     def route(self, text):
