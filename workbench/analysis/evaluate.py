@@ -157,6 +157,8 @@ def choose_config(pool, *, k=None, vote=None, center=None, temperature=_config.T
         message with the n - 1 others).
     """
     n = len(pool.vectors)
+    if n < 2:
+        raise ConfigError(f"leave-one-out needs a pool of at least 2 messages; got {n}")
     if k is not None and k > n - 1:
         raise ConfigError(f"k must be at most {n - 1} for a pool of {n} messages (each is compared with the "
                           f"others); got {k}")
@@ -172,6 +174,6 @@ def choose_config(pool, *, k=None, vote=None, center=None, temperature=_config.T
             top = rows.iloc[0]
             return KNNConfig(int(top["k"]), str(top["vote"]), temperature, bool(top["center"])), \
                 rows.reset_index(drop=True)
-    ks = (k,) if k else tuple(v for v in _config.SWEEP_KS if v < n) or (1,)
+    ks = (k,) if k else tuple(v for v in _config.SWEEP_KS if v < n)
     return best_config(pool, temperature=temperature, ks=ks,
                        votes=(vote,) if vote else VOTE_RULES, centers=(center,) if center is not None else (False, True))

@@ -80,6 +80,7 @@ def check_outputs(args, outputs, inputs=(), *, pool_dirs=None):
     pools = [p for p in (pool_dirs or [None]) if p is not None] or [_config.POOL_DIR]
     protected = [p for p in pools if Path(p).is_dir()] + [_config.POOL_DIR]
     sources = list(inputs) + [p for p in pools if Path(p).is_file()]
+    sources += [f for p in pools if Path(p).is_dir() for f in Path(p).glob("*.jsonl")]
     given = {k: v for k, v in outputs.items() if v is not None}
     for option, path in given.items():
         others = [v for k, v in given.items() if k != option]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -125,9 +126,10 @@ class USEMultilingual(Embedder):
 class SentenceTransformerEmbedder(Embedder):
     """Any sentence-transformers model, by local path or by an id already in the Hugging Face cache.
 
-    Loading never downloads: the model is opened with ``local_files_only=True``
-    whatever ``HF_HUB_OFFLINE`` says, so a pool.npz naming a hub id cannot make
-    a router reach the network. E5 models (an ``e5`` in the id) get the
+    Loading never reaches the network: the Hugging Face libraries are put in
+    offline mode whatever ``HF_HUB_OFFLINE`` said and the model is opened with
+    ``local_files_only=True``, so a pool.npz naming a hub id cannot make a
+    router download anything. E5 models (an ``e5`` in the id) get the
     ``query: `` prefix.
     """
 
@@ -147,8 +149,9 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _load(self):
         if self._m is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            _hub_offline()
             st = require("sentence_transformers", purpose="st: backends")
+            _hub_offline()  # the import may have read the environment before: set the flag it keeps, too
             try:
                 self._m = st.SentenceTransformer(self.model, device=self.device, local_files_only=True)
             except Exception as e:  # the library raises many kinds here; all mean "not available offline"
@@ -159,6 +162,20 @@ class SentenceTransformerEmbedder(Embedder):
     def _encode(self, texts):
         return self._load().encode([self.prefix + t for t in texts], batch_size=self.batch_size,
                                    convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+
+
+def _hub_offline():
+    """Put the Hugging Face libraries in offline mode, whatever ``HF_HUB_OFFLINE`` said.
+
+    ``local_files_only`` alone is not enough: huggingface_hub also calls the
+    Hub to build its user agent, unless its offline flag (read from the
+    environment when it is first imported) is set.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
 
 
 #: Backend spec -> class; ``st:<model>`` specs are handled by :class:`SentenceTransformerEmbedder`.
