@@ -128,7 +128,7 @@ class FakeLLM:
         self.httpd.inflight = self.httpd.max_inflight = 0
         self.httpd.answer, self.httpd.key, self.httpd.delay = answer, key, delay
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self):
         self._thread.start()

@@ -268,12 +268,18 @@ def _read_members(path):
         missing = [a for a in _CORE if a not in by_name]
         if missing:
             raise ArtifactError(f"{path}: missing array(s) {missing}")
-        arrays = {"metadata": _read_member(zf, by_name["metadata"], "metadata", None)}
+        try:
+            arrays = {"metadata": _read_member(zf, by_name["metadata"], "metadata", None)}
+        except ArtifactError as e:
+            raise ArtifactError(f"{path}: {e}") from None
         meta = _decode_metadata(path, arrays["metadata"])
         limits = (meta["n"], meta["dim"], len(meta["categories"]))
         for name, info in by_name.items():
             if name != "metadata":
-                arrays[name] = _read_member(zf, info, name, limits)
+                try:
+                    arrays[name] = _read_member(zf, info, name, limits)
+                except ArtifactError as e:
+                    raise ArtifactError(f"{path}: {e}") from None
     return arrays, meta
 
 

@@ -54,9 +54,9 @@ def _names(meta, key, limit):
 
 def _check_version(meta):
     v = meta.get("schema_version")
-    if v == SCHEMA_VERSION:
+    if _is_int(v) and v == SCHEMA_VERSION:
         return
-    if v in _OLD_SCHEMA:
+    if _is_int(v) and v in _OLD_SCHEMA:
         raise ArtifactError(f"schema version {v}: {_OLD_SCHEMA[v]}; this workbench reads version {SCHEMA_VERSION}. "
                             "Export the pool again (workbench export --out PATH) to use it")
     raise ArtifactError(f"schema version {_short(v)} (this workbench reads {SCHEMA_VERSION})")
