@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import HashEmbedder, synthetic_pool
-from workbench.core.artifact import MEMBERS, content_digest, load_pool_npz, write_pool_npz
+from workbench.core.artifact import load_pool_npz, write_pool_npz
 from workbench.core.knn import KNNConfig
 from workbench.core.policy import DecisionPolicy
 from workbench.core.router import Router
@@ -42,6 +42,8 @@ def arrays_of(path):
 
 def save(path, arrays, meta=None, *, rehash=False):
     """Write ``arrays`` (with ``meta`` as the metadata) as an npz, optionally with a recomputed, consistent hash."""
+    from workbench.core.artifact import content_digest
+
     arrays = dict(arrays)
     if meta is not None:
         if rehash:
@@ -215,6 +217,8 @@ def test_the_declared_member_families_are_allowed(npz, tmp_path, name):
     arrays = arrays_of(npz)
     arrays[name] = np.zeros(8, np.uint8 if name == "ann_index" else np.float32)
     meta = json.loads(str(arrays.pop("metadata")))
+    from workbench.core.artifact import MEMBERS
+
     load_pool_npz(save(tmp_path / "f.npz", arrays, meta, rehash=True))
     assert {"head_*", "calibration_*", "ann_index"} <= set(MEMBERS)
 

@@ -146,13 +146,16 @@ def test_route_answers_each_line_while_the_client_waits_and_records_bad_lines(sm
                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     out = Lines(proc.stdout)
     try:
-        for line in (b'{"id": "m1", "text": "write a python function that reverses a list"}',
-                     b'{"id": "m2", "text": ', b'{"id": "m3", "text": "thanks, good night!"}'):
+        expected_errors = {2: ("m2", "missing or empty 'text'"), 3: (None, "invalid JSON")}
+        for n, line in enumerate((b'{"id": "m1", "text": "write a python function that reverses a list"}',
+                                  b'{"id": "m2"}', b'{"id": "m3", "text": ',
+                                  b'{"id": "m4", "text": "thanks, good night!"}'), 1):
             proc.stdin.write(line + b"\n")
             proc.stdin.flush()  # and keep stdin open: the answer must come anyway
             answer = out.next()
-            if line.endswith(b": "):
-                assert answer == {"id": "m2", "line": 2, "error": answer["error"]} and "invalid JSON" in answer["error"]
+            if n in expected_errors:
+                mid, problem = expected_errors[n]
+                assert answer["id"] == mid and answer["line"] == n and problem in answer["error"], answer
             else:
                 assert answer["id"] == json.loads(line)["id"] and answer["tier"] in ("cheap", "medium", "strong")
         proc.stdin.close()

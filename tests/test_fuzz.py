@@ -22,10 +22,9 @@ from hypothesis import strategies as st
 from tests.helpers import HashEmbedder, synthetic_pool, write_jsonl
 from workbench.cli import main
 from workbench.core.artifact import load_pool_npz, write_pool_npz
-from workbench.core.artifact_schema import validate_metadata
 from workbench.core.knn import KNNConfig
 from workbench.errors import ArtifactError, DataError, WorkbenchError
-from workbench.io import decode_line, parse_jsonl
+from workbench.io import parse_jsonl
 
 HANG_SECONDS = 30  # per example; nothing here should take more than a fraction of a second
 #: Examples per door in CI; ``WORKBENCH_FUZZ_EXAMPLES=2000`` for a longer hunt (and ``WORKBENCH_FUZZ_SEED`` to vary it).
@@ -134,6 +133,8 @@ def test_parse_jsonl_yields_objects_or_names_the_first_bad_line(raw_lines):
             assert 1 <= e.line <= len(raw_lines)
             return
     assert all(isinstance(obj, dict) for _, obj in got)
+    from workbench.io import decode_line
+
     assert [n for n, _ in got] == [n for n, raw in enumerate(raw_lines, 1) if decode_line(raw, "x", n).strip()]
 
 
@@ -151,6 +152,8 @@ def valid_meta(tmp_path_factory, taxonomy):
                             "created", "policy", "head", "operating_point", "extra"]),
        value=json_values, drop=st.booleans())
 def test_the_metadata_validator_accepts_or_gives_one_line_for_any_field_value(valid_meta, key, value, drop):
+    from workbench.core.artifact_schema import validate_metadata
+
     meta = dict(valid_meta)
     if drop:
         meta.pop(key, None)
@@ -166,6 +169,8 @@ def test_the_metadata_validator_accepts_or_gives_one_line_for_any_field_value(va
 @FUZZ
 @given(json_values)
 def test_the_metadata_validator_never_crashes_on_any_json(value):
+    from workbench.core.artifact_schema import validate_metadata
+
     with no_hang():
         try:
             validate_metadata(value)

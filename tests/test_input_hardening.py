@@ -12,7 +12,6 @@ import pytest
 from tests.helpers import write_jsonl
 from workbench import config
 from workbench.core.embed import Embedder
-from workbench.core.text import has_visible_text, prepare_text
 from workbench.dataset.embeddings import EmbeddingCache, embed_texts, load_embedded_pool
 from workbench.dataset.pool import load_pool
 from workbench.errors import DataError, WorkbenchError
@@ -22,14 +21,15 @@ from workbench.traffic.transcripts import read_transcripts
 
 GOOD = {"id": "a1", "text": "write a haiku about rain", "category": "creative", "source": "written", "lang": "en",
         "label_source": "author"}
+CAP = getattr(config, "MAX_TEXT_CHARS", None)  # what an encoder gets at most (None before the cap existed)
 POOL_ROW = dict(GOOD, id="p1", text="an unrelated pool message")
 INVISIBLE = ["\u200b\u200b", "\u200d\ufeff", " \t\u3164 ", "\x00\x01", "\u2800\u180e", "\u0301\u0301", "\u202e"]
 BAD_LINES = [
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ('{"id": "x", "text": ' + "1" * 5000 + "}", "invalid JSON"),
     ('{"id": "x", "text": "hi \\ud800 there"}', "lone surrogate"),
-    ('{"id": "x", "text": "ok", "category": ["coding"]}', None),
-    ('{"id": "x", "text": "ok", "category": {"a": 1}}', None),
+    (json.dumps(dict(GOOD, id="x", category=["coding"], label_category=["coding"])), None),
+    (json.dumps(dict(GOOD, id="x", category={"a": 1}, label_category={"a": 1})), None),
     ("[1, 2]", "expected a JSON object"),
 ]
 
@@ -65,7 +65,7 @@ def test_every_jsonl_reader_names_file_and_line_for_every_json_failure(tmp_path,
              "merge": lambda: merge_labelled(path, tmp_path / "out.jsonl", pool=write_jsonl(tmp_path / "p.jsonl",
                                                                                             [POOL_ROW]), taxonomy=taxonomy)}
     if reader == "transcripts" and problem is None:
-        return  # transcripts have no category
+        pytest.skip("a transcript has no category")
     with pytest.raises(DataError) as e:
         calls[reader]()
     assert str(e.value).startswith(f"{path}:2: ") and one_line(e.value)
@@ -148,6 +148,8 @@ def test_an_empty_pool_is_an_error_not_an_empty_frame(tmp_path, taxonomy):
 
 @pytest.mark.parametrize("text", INVISIBLE)
 def test_invisible_only_text_is_empty_for_every_reader(tmp_path, taxonomy, text):
+    from workbench.core.text import has_visible_text
+
     assert not has_visible_text(text)
     row = dict(GOOD, text=text, label_category="coding")
     path = write_jsonl(tmp_path / "in.jsonl", [row])
@@ -182,6 +184,8 @@ def test_a_nul_no_longer_ends_the_text_an_encoder_sees():
     rec = Recording()
     rec.encode(["hi \0 write a quicksort in rust", "tab\tand\nnewline kept", "esc \x1b[31m and c1 \x9b"])
     assert rec.seen == ["hi   write a quicksort in rust", "tab\tand\nnewline kept", "esc  [31m and c1  "]
+    from workbench.core.text import prepare_text
+
     assert prepare_text("lone \ud800 surrogate") == "lone \ufffd surrogate"
 
 
@@ -198,7 +202,7 @@ def test_no_encoder_gets_more_than_its_cap(tmp_path):
     rec = Recording()
     long = "word " * 50_000
     embed_texts([long, "short"], rec, cache_dir=tmp_path)
-    assert [len(t) for t in rec.seen] == [config.MAX_TEXT_CHARS, 5]
+    assert [len(t) for t in rec.seen] == [CAP, 5]
 
 
 def test_the_cache_keys_the_text_the_encoder_sees_so_an_uncapped_vector_is_not_reused(tmp_path):
@@ -209,8 +213,8 @@ def test_the_cache_keys_the_text_the_encoder_sees_so_an_uncapped_vector_is_not_r
     raw_key = __import__("hashlib").sha256(f"{rec.name}\0{rec.model_id}\0{long}".encode()).hexdigest()
     cache.put([raw_key], np.ones((1, rec.dim), np.float32) / np.sqrt(rec.dim))
     embed_texts([long], rec, cache_dir=tmp_path)
-    assert rec.seen == [long[:config.MAX_TEXT_CHARS]]
-    assert cache.key(long) == cache.key(long[:config.MAX_TEXT_CHARS]) != raw_key
+    assert rec.seen == [long[:CAP]]
+    assert cache.key(long) == cache.key(long[:CAP]) != raw_key
 
 
 def test_clipped_pool_messages_are_reported_with_file_and_line(tmp_path, taxonomy, caplog):

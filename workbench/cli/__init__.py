@@ -48,6 +48,11 @@ def main(argv=None):
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the file system said no (a folder given for a file, permissions, a full disk)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"workbench {args.command}: error: {printable(where + (e.strerror or str(e)), one_line=True)}",
+              file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 
