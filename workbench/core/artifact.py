@@ -9,8 +9,9 @@ Arrays only (``.npy`` members of a zip, never pickles):
 - ``metadata`` 0-d unicode: JSON with schema version, backend, taxonomy,
   k-NN config, decision policy, counts, creation time and ``sha256``
   (:func:`content_digest`); its schema is :mod:`workbench.core.artifact_schema`.
-- optional arrays of the name families in :data:`MEMBERS` (``head_*`` for
-  router heads, ``calibration_*``, ``ann_index``).
+- optional arrays of the name families in :data:`~workbench.core.artifact_schema.MEMBERS`
+  (``head_*`` for router heads, ``calibration_*``, ``ann_index``): adding an
+  array to the artifact means adding its name there.
 
 **What the hash protects against.** ``sha256`` covers every array (name, dtype,
 shape, bytes) and the metadata without the hash itself, in a canonical form:
@@ -19,7 +20,7 @@ is refused on load. It does not stop a forger, who can recompute it; a
 deployment that must know it runs *its* artifact pins the digest
 (``Router.load(path, sha256=...)``, ``--pool-sha256``).
 
-**What the loader reads.** Only the members of :data:`MEMBERS` (any other is
+**What the loader reads.** Only the members of ``MEMBERS`` (any other is
 refused); each one's declared size and ``.npy`` header (dtype, shape) are
 checked against limits derived from ``n`` and ``dim`` before its data is
 read, so a small file cannot expand into gigabytes (a "decompression bomb").
@@ -32,7 +33,6 @@ import hashlib
 import json
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,78 +40,13 @@ import numpy as np
 from .. import config as _config
 from ..errors import ArtifactError
 from ..io import atomic_file, parse_json
-from .artifact_schema import SCHEMA_VERSION, validate_metadata
+from .artifact_schema import (CORE_MEMBERS, MEMBERS, SCHEMA_VERSION, Member, content_digest, member_spec,
+                              validate_metadata)
 from .heads import load_head
 from .knn import KNNConfig, center
 
 __all__ = ["SCHEMA_VERSION", "MEMBERS", "Member", "content_digest", "write_pool_npz", "load_pool_npz",
            "PoolArtifact"]
-
-
-@dataclass(frozen=True)
-class Member:
-    """What one pool.npz member may be: dtype kinds, numbers of dimensions, and a byte budget.
-
-    ``max_bytes(n, dim, n_categories)`` bounds the array's data, from the pool's
-    own size, so nothing larger is ever read.
-    """
-
-    kinds: str
-    ndims: tuple
-    max_bytes: object
-
-
-def _family_budget(n, dim, c):
-    """Arrays that describe the pool (heads, calibration) are never larger than the pool itself, plus 1 MiB."""
-    return n * dim * 4 + (c + 1) * dim * 8 + 2**20
-
-
-#: Every member a pool.npz may hold; a name ending in ``*`` is a family (any name with that prefix).
-#: Adding an array to the artifact means adding it here: the loader refuses any other name.
-MEMBERS = {
-    "metadata": Member("U", (0,), lambda n, dim, c: _config.ARTIFACT_MAX_METADATA_BYTES),
-    "embeddings": Member("f", (2,), lambda n, dim, c: n * dim * 4),
-    "labels": Member("iu", (1,), lambda n, dim, c: n * 8),
-    "ids": Member("U", (1,), lambda n, dim, c: n * 4 * _config.ARTIFACT_MAX_ID_CHARS),
-    "center": Member("f", (1,), lambda n, dim, c: dim * 8),
-    "head_*": Member("fiu", (0, 1, 2), _family_budget),
-    "calibration_*": Member("fiu", (0, 1, 2), _family_budget),
-    # an approximate-nearest-neighbour index, serialised to bytes: the vectors again plus its graph
-    "ann_index": Member("u", (1,), lambda n, dim, c: 2 * n * dim * 4 + n * 1024 + 2**20),
-}
-_CORE = ("embeddings", "labels", "ids", "center", "metadata")
-
-
-def _member_spec(name):
-    """The :class:`Member` rule of an array name, or None when the artifact may not hold it."""
-    if name in MEMBERS and not name.endswith("*"):
-        return MEMBERS[name]
-    for pattern, spec in MEMBERS.items():
-        if pattern.endswith("*") and name.startswith(pattern[:-1]) and len(name) > len(pattern) - 1:
-            return spec
-    return None
-
-
-def _canonical_metadata(meta):
-    body = {k: v for k, v in meta.items() if k != "sha256"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def content_digest(arrays, metadata) -> str:
-    """SHA-256 over every array but ``metadata`` (sorted by name: name, dtype, shape, bytes) and the metadata.
-
-    The metadata enters as canonical JSON (sorted keys, no spaces) without its
-    own ``sha256`` key, so the digest does not depend on how the file was zipped.
-    """
-    h = hashlib.sha256(f"workbench pool.npz schema {SCHEMA_VERSION}\0".encode())
-    h.update(_canonical_metadata(metadata).encode("utf-8"))
-    for name in sorted(arrays):
-        if name == "metadata":
-            continue
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, config, dtype=_config.EXPORT_DTYPE,
@@ -166,9 +101,9 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
     arrays = dict(embeddings=stored, labels=labels, ids=ids, center=mean.astype(np.float32))
     for name, a in (extra_arrays or {}).items():
         a = np.asarray(a)
-        if name in _CORE or _member_spec(name) is None:
+        if name in CORE_MEMBERS or member_spec(name) is None:
             raise ArtifactError(f"array name {name!r} is not one pool.npz may hold (known: {', '.join(MEMBERS)})")
-        if a.dtype.kind not in _member_spec(name).kinds:
+        if a.dtype.kind not in member_spec(name).kinds:
             raise ArtifactError(f"array {name!r} has dtype {a.dtype}; pool.npz holds plain numeric arrays only")
         arrays[name] = a
     try:
@@ -227,7 +162,7 @@ def _not_a_pool(path, head):
 
 def _read_member(zf, info, name, limits):
     """One member, checked before its data is read: known name, dtype kind, dimensions, header shape, size."""
-    spec = _member_spec(name)
+    spec = member_spec(name)
     fmt = np.lib.format
     with zf.open(info) as fh:
         version = fmt.read_magic(fh)
@@ -261,11 +196,11 @@ def _read_members(path):
         by_name = {}
         for info in infos:
             name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            if _member_spec(name) is None or not info.filename.endswith(".npy") or name in by_name:
+            if member_spec(name) is None or not info.filename.endswith(".npy") or name in by_name:
                 raise ArtifactError(f"{path}: unexpected member {info.filename!r} (a pool.npz holds "
                                     f"{', '.join(MEMBERS)})")
             by_name[name] = info
-        missing = [a for a in _CORE if a not in by_name]
+        missing = [a for a in CORE_MEMBERS if a not in by_name]
         if missing:
             raise ArtifactError(f"{path}: missing array(s) {missing}")
         try:

@@ -1,5 +1,8 @@
-"""The pool.npz metadata schema: types, ranges and cross-references, checked field by field (numpy only).
+"""The pool.npz schema: the members a file may hold, their digest, and the metadata checked field by field.
 
+:data:`MEMBERS` is the one list of array names (and name families) a pool.npz
+may hold, each with the dtype kinds, dimensions and byte budget the loader
+allows; :func:`content_digest` is the hash over all of them and the metadata.
 :func:`validate_metadata` is what :func:`workbench.core.artifact.load_pool_npz`
 runs on the decoded metadata before it reads a single array, so its limits
 (``n``, ``dim``) bound what the loader will read. Every problem is one line
@@ -9,8 +12,13 @@ every other key.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
+from dataclasses import dataclass
+
+import numpy as np
 
 from .. import config as _config
 from ..errors import ArtifactError, ConfigError
@@ -18,7 +26,8 @@ from .heads import HEADS
 from .knn import VOTE_RULES
 from .policy import DecisionPolicy
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_METADATA", "validate_metadata"]
+__all__ = ["SCHEMA_VERSION", "REQUIRED_METADATA", "Member", "MEMBERS", "CORE_MEMBERS", "member_spec",
+           "content_digest", "validate_metadata"]
 
 #: Version 2: the hash covers every array and the metadata (version 1 hashed the embeddings only).
 SCHEMA_VERSION = 2
@@ -26,6 +35,72 @@ REQUIRED_METADATA = ("schema_version", "backend", "model_id", "dim", "prefix", "
                      "k", "vote", "temperature", "center", "dtype", "n", "sha256", "counts", "created")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _OLD_SCHEMA = {1: "schema 1 (workbench 0.2), whose hash covers the embeddings only"}
+
+
+@dataclass(frozen=True)
+class Member:
+    """What one pool.npz member may be: dtype kinds, numbers of dimensions, and a byte budget.
+
+    ``max_bytes(n, dim, n_categories)`` bounds the array's data, from the pool's
+    own size, so nothing larger is ever read.
+    """
+
+    kinds: str
+    ndims: tuple
+    max_bytes: object
+
+
+def _family_budget(n, dim, c):
+    """Arrays that describe the pool (heads, calibration) are never larger than the pool itself, plus 1 MiB."""
+    return n * dim * 4 + (c + 1) * dim * 8 + 2**20
+
+
+#: Every member a pool.npz may hold; a name ending in ``*`` is a family (any name with that prefix).
+#: Adding an array to the artifact means adding it here: the loader refuses any other name.
+MEMBERS = {
+    "metadata": Member("U", (0,), lambda n, dim, c: _config.ARTIFACT_MAX_METADATA_BYTES),
+    "embeddings": Member("f", (2,), lambda n, dim, c: n * dim * 4),
+    "labels": Member("iu", (1,), lambda n, dim, c: n * 8),
+    "ids": Member("U", (1,), lambda n, dim, c: n * 4 * _config.ARTIFACT_MAX_ID_CHARS),
+    "center": Member("f", (1,), lambda n, dim, c: dim * 8),
+    "head_*": Member("fiu", (0, 1, 2), _family_budget),
+    "calibration_*": Member("fiu", (0, 1, 2), _family_budget),
+    # an approximate-nearest-neighbour index, serialised to bytes: the vectors again plus its graph
+    "ann_index": Member("u", (1,), lambda n, dim, c: 2 * n * dim * 4 + n * 1024 + 2**20),
+}
+CORE_MEMBERS = ("embeddings", "labels", "ids", "center", "metadata")
+
+
+def member_spec(name):
+    """The :class:`Member` rule of an array name, or None when the artifact may not hold it."""
+    if name in MEMBERS and not name.endswith("*"):
+        return MEMBERS[name]
+    for pattern, spec in MEMBERS.items():
+        if pattern.endswith("*") and name.startswith(pattern[:-1]) and len(name) > len(pattern) - 1:
+            return spec
+    return None
+
+
+def _canonical_metadata(meta):
+    body = {k: v for k, v in meta.items() if k != "sha256"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def content_digest(arrays, metadata) -> str:
+    """SHA-256 over every array but ``metadata`` (sorted by name: name, dtype, shape, bytes) and the metadata.
+
+    The metadata enters as canonical JSON (sorted keys, no spaces) without its
+    own ``sha256`` key, so the digest does not depend on how the file was zipped.
+    """
+    h = hashlib.sha256(f"workbench pool.npz schema {SCHEMA_VERSION}\0".encode())
+    h.update(_canonical_metadata(metadata).encode("utf-8"))
+    for name in sorted(arrays):
+        if name == "metadata":
+            continue
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _short(v, limit=60):
