@@ -4,8 +4,10 @@
 with the category ``answer(text)`` gives. Faults are injected per message text
 through ``script[text]``: a list of actions consumed one per request for that
 text (``("status", 503)``, ``("status", 429, "0.3")`` with a Retry-After,
-``("reply", "raw content")``, ``("body", b"not json")``, ``("sleep", 0.5)``).
-Every request is recorded (text, time, Authorization header).
+``("reply", "raw content")``, ``("body", b"not json")``, ``("sleep", 0.5)``, ``("redirect", 302, url)``,
+``("trickle", seconds_per_byte)``: a valid answer one byte at a time, ``("huge", n_bytes, declared)``: a body of
+``n_bytes`` with or without its Content-Length). Every request is recorded (method, text, time, Authorization
+header); ``bytes_sent`` counts what the server managed to write of a trickled or huge body.
 """
 from __future__ import annotations
 
@@ -41,6 +43,35 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): fine
             pass
 
+    def _stream(self, body: bytes, *, declared=True, per_byte=0.0, chunk=65536):
+        """Send a 200 with ``body`` slowly or in chunks until done or the client hangs up; count what was sent."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if declared:
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        step = 1 if per_byte else chunk
+        try:
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                self.wfile.flush()
+                with self.server.lock:
+                    self.server.bytes_sent += step
+                if per_byte:
+                    time.sleep(per_byte)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def do_GET(self):  # only a client that followed a redirect comes here: record it and answer like a label
+        with self.server.lock:
+            self.server.requests.append({"text": None, "t": time.monotonic(), "method": "GET", "path": self.path,
+                                         "auth": self.headers.get("Authorization")})
+        content = json.dumps({"category": "coding"})
+        self._send(200, json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode())
+
     def do_POST(self):
         srv = self.server
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -49,7 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
         text = body["messages"][-1]["content"]
         with srv.lock:
             srv.requests.append({"text": text, "t": time.monotonic(), "auth": self.headers.get("Authorization"),
-                                 "model": body.get("model"), "system": body["messages"][0]["content"]})
+                                 "model": body.get("model"), "system": body["messages"][0]["content"],
+                                 "method": "POST", "path": self.path})
             srv.inflight += 1
             srv.max_inflight = max(srv.max_inflight, srv.inflight)
             actions = srv.script.get(text)
@@ -60,6 +92,14 @@ class _Handler(BaseHTTPRequestHandler):
             if srv.delay:
                 time.sleep(srv.delay)
             kind = action[0]
+            if kind == "redirect":
+                return self._send(action[1], b"", [("Location", action[2])])
+            if kind in ("trickle", "huge"):
+                content = json.dumps({"category": srv.answer(text)})
+                reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+                if kind == "trickle":
+                    return self._stream(reply + b" " * 400, per_byte=action[1])
+                return self._stream(reply + b" " * (action[1] - len(reply)), declared=action[2])
             if kind == "status":
                 headers = [("Retry-After", action[2])] if len(action) > 2 else []
                 return self._send(action[1], b'{"error": {"message": "injected"}}', headers)
@@ -84,11 +124,11 @@ class FakeLLM:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.lock = threading.Lock()
-        self.httpd.requests, self.httpd.script = [], {}
+        self.httpd.requests, self.httpd.script, self.httpd.bytes_sent = [], {}, 0
         self.httpd.inflight = self.httpd.max_inflight = 0
         self.httpd.answer, self.httpd.key, self.httpd.delay = answer, key, delay
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self):
         self._thread.start()
@@ -110,6 +150,11 @@ class FakeLLM:
     @property
     def max_inflight(self):
         return self.httpd.max_inflight
+
+    @property
+    def bytes_sent(self):
+        with self.httpd.lock:
+            return self.httpd.bytes_sent
 
     def set_delay(self, seconds):
         self.httpd.delay = seconds

@@ -53,11 +53,12 @@ def test_logreg_head_is_stored_as_plain_arrays_and_routes(small_pool, e5, tmp_pa
     assert [d.tier for d in router.route_batch(CODE + SMALL_TALK)] == ["strong", "strong", "cheap", "cheap"]
 
 
-def test_logreg_head_without_its_arrays_is_refused(small_pool, e5, tmp_path):
-    write_pool_npz(tmp_path / "bad.npz", small_pool.vectors, small_pool.labels, small_pool.ids,
-                   taxonomy=small_pool.taxonomy, embedder_spec=e5.spec, config=CONFIG, extra_metadata={"head": "logreg"})
+def test_logreg_head_without_its_arrays_is_refused_before_it_is_written(small_pool, e5, tmp_path):
     with pytest.raises(ArtifactError, match="head_coef"):
-        Router.load(tmp_path / "bad.npz", embedder=e5)
+        write_pool_npz(tmp_path / "bad.npz", small_pool.vectors, small_pool.labels, small_pool.ids,
+                       taxonomy=small_pool.taxonomy, embedder_spec=e5.spec, config=CONFIG,
+                       extra_metadata={"head": "logreg"})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_out_of_fold_logreg_probabilities_are_out_of_sample(small_pool):

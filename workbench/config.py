@@ -35,6 +35,9 @@ EXTERNAL_DIR = PROJECT_ROOT.parent / "shared" / "external"
 DEFAULT_BACKEND = "e5-small"
 #: Texts embedded (and cached) per step.
 EMBED_CHUNK_SIZE = 256
+#: Longest text (characters) an encoder is given, unless a backend sets its own ``max_chars``: about 512
+#: tokens of English (the E5 window); longer texts are cut (see ``workbench.core.text``).
+MAX_TEXT_CHARS = 2048
 
 # -- k-NN -----------------------------------------------------------------------------------------
 
@@ -46,6 +49,17 @@ TEMPERATURE = 0.05
 CENTER = True
 #: k values the sweep tries.
 SWEEP_KS = (1, 3, 5, 7, 9, 15, 21, 31, 45)
+
+# -- pool.npz limits (what the loader reads before it trusts a file) -----------------------------
+
+ARTIFACT_MAX_ROWS = 10_000_000
+ARTIFACT_MAX_DIM = 8192
+ARTIFACT_MAX_CATEGORIES = 1000
+ARTIFACT_MAX_ID_CHARS = 512
+#: Bytes of the JSON metadata member.
+ARTIFACT_MAX_METADATA_BYTES = 4 * 2**20
+#: Members (arrays) in one file.
+ARTIFACT_MAX_MEMBERS = 64
 
 # -- near-duplicates and clusters -----------------------------------------------------------------
 
@@ -91,6 +105,8 @@ REVIEW_ROWS = 25
 
 # -- traffic --------------------------------------------------------------------------------------
 
+#: Longest chat-completions response body the label client reads (a label answer is a few hundred bytes).
+LABEL_MAX_RESPONSE_BYTES = 2**20
 IMPORT_MIN_CHARS = 2
 IMPORT_MAX_CHARS = 4000
 #: Static tier the live system fell back to when the label source was down.

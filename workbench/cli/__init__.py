@@ -9,24 +9,22 @@ becomes one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
 from ..errors import WorkbenchError
 from . import pool, report, traffic
+from ._console import EXIT_ERROR, Parser, SafeLogFormatter, printable
 
 __all__ = ["build_parser", "main", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
-#: Exit code of a command that failed on bad input or bad state (one line on stderr says why).
-EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 #: The command groups, in the order ``--help`` lists them.
 GROUPS = (pool, traffic, report)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="workbench", description="Build, map, evaluate and export k-NN routing pools.")
+    parser = Parser(prog="workbench", description="Build, map, evaluate and export k-NN routing pools.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
@@ -37,18 +35,24 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeLogFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
         args.func(args)
     except WorkbenchError as e:
-        print(f"workbench {args.command}: error: {e}", file=sys.stderr)
+        print(f"workbench {args.command}: error: {printable(e, one_line=True)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the file system said no (a folder given for a file, permissions, a full disk)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"workbench {args.command}: error: {printable(where + (e.strerror or str(e)), one_line=True)}",
+              file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 

@@ -7,7 +7,9 @@ heads, the backend registry), so a new backend or policy shows up in
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
 
 from .. import config as _config
 from ..core.embed import BACKENDS
@@ -15,8 +17,10 @@ from ..core.heads import HEADS
 from ..core.knn import VOTE_RULES
 from ..core.policy import CRITERIA, POLICIES
 
-__all__ = ["Formatter", "backend_spec", "positive_int", "fraction", "add_pool_options", "add_knn_options",
-           "add_dup_threshold", "add_json", "add_policy_options", "load_pool_from_args", "config_from_args"]
+__all__ = ["Formatter", "backend_spec", "positive_int", "non_negative_int", "fraction", "positive_float",
+           "non_negative_float", "seed", "add_force", "check_outputs", "add_router_options", "load_router",
+           "add_pool_options", "add_knn_options", "add_dup_threshold", "add_json", "add_policy_options",
+           "load_pool_from_args", "config_from_args"]
 
 
 class Formatter(argparse.HelpFormatter):
@@ -38,22 +42,69 @@ def backend_spec(text):
 
 
 def _number(cast, ok, rule):
-    """An argparse type: ``cast`` the text and check it, or say the rule and the value."""
+    """An argparse type: ``cast`` the text and check it (finite, within the rule), or say the rule and the value."""
     def parse(text):
         try:
             v = cast(text)
-        except ValueError:
+        except (ValueError, OverflowError):  # also an integer beyond Python's digit limit
             v = None
-        if v is None or not ok(v):
-            raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+        if v is None or not math.isfinite(v) or not ok(v):
+            raise argparse.ArgumentTypeError(f"must be {rule}; got {text[:40]!r}")
         return v
     parse.__name__ = rule
     return parse
 
 
 positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
+non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 fraction = _number(float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1")
-positive_float = _number(float, lambda v: v > 0, "a number > 0")
+positive_float = _number(float, lambda v: v > 0, "a finite number > 0")
+non_negative_float = _number(float, lambda v: v >= 0, "a finite number >= 0")
+#: A seed for numpy and random: 0 to 2**32 - 1.
+seed = _number(int, lambda v: 0 <= v < 2**32, "an integer between 0 and 4294967295")
+
+
+def add_force(p, what="a file inside the pool folder"):
+    """``--force``: allow writing where outputs are refused by default (never over an input of the command)."""
+    p.add_argument("--force", action="store_true", help=f"allow writing {what}")
+
+
+def check_outputs(args, outputs, inputs=(), *, pool_dirs=None):
+    """Refuse an output of the command that is one of its inputs, or lies inside a pool folder (unless --force).
+
+    ``outputs`` maps option names to paths (None: not given); ``pool_dirs`` are
+    the pool sources (default ``data/pool``): a folder protects what is inside it.
+    """
+    from ..io import check_output_path
+
+    pools = [p for p in (pool_dirs or [None]) if p is not None] or [_config.POOL_DIR]
+    protected = [p for p in pools if Path(p).is_dir()] + [_config.POOL_DIR]
+    sources = list(inputs) + [p for p in pools if Path(p).is_file()]
+    sources += [f for p in pools if Path(p).is_dir() for f in Path(p).glob("*.jsonl")]
+    given = {k: v for k, v in outputs.items() if v is not None}
+    for option, path in given.items():
+        others = [v for k, v in given.items() if k != option]
+        check_output_path(path, inputs=sources + others, protected=protected,
+                          force=getattr(args, "force", False), option=option)
+
+
+def add_router_options(p, *, required=True):
+    """The pool.npz a command routes with, the digest it must have, and the backends it may name."""
+    p.add_argument("--pool", required=required, metavar="PATH", help="pool.npz"
+                   + ("" if required else " to route with"))
+    p.add_argument("--pool-sha256", metavar="HEX",
+                   help="refuse any pool.npz but this one (its sha256sum, or the digest workbench export prints)")
+    p.add_argument("--allow-backend", action="append", metavar="SPEC",
+                   help=f"a backend the pool may name, repeatable, shell patterns allowed, e.g. 'st:intfloat/*' "
+                        f"(default: {', '.join(BACKENDS)})")
+
+
+def load_router(args):
+    """The Router the router options name."""
+    from ..core.router import Router
+
+    return Router.load(args.pool, sha256=args.pool_sha256, allowed_backends=args.allow_backend and
+                       (list(BACKENDS) + args.allow_backend))
 
 
 def add_pool_options(p, *, multiple=True):

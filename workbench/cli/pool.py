@@ -5,15 +5,19 @@ backend); the others need the ``analysis`` extra.
 """
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
 import sys
 
 from .. import config as _config
 from ..errors import DataError
 from ..io import write_json_atomic
 from . import _options as opt
+from ._console import echo
 
 __all__ = ["register"]
+
+log = logging.getLogger(__name__)
 
 
 def cmd_evaluate(args):
@@ -21,20 +25,21 @@ def cmd_evaluate(args):
     from ..analysis.evaluate import evaluate_pool
     from ..analysis.metrics import format_metrics
 
+    opt.check_outputs(args, {"--json": args.json}, pool_dirs=args.pool_dir)
     pool = opt.load_pool_from_args(args)
     config, table = opt.config_from_args(args, pool)
     res = evaluate_pool(pool.frame, pool.vectors, pool.taxonomy, config, dup_threshold=args.dup_threshold)
-    print(f"pool: {len(pool.frame)} messages, backend {pool.embedder.name}, "
+    echo(f"pool: {len(pool.frame)} messages, backend {pool.embedder.name}, "
           f"k={config.k} vote={config.vote} center={config.center}"
           + (f" (best of {len(table)} swept configurations)" if table is not None else ""))
     if pool.dropped:
-        print(f"dropped {len(pool.dropped)} exact duplicate(s) while loading")
-    print(format_metrics(res.loo, title="\n== leave-one-out =="))
-    print(f"\nleave-duplicate-group-out (cosine >= {args.dup_threshold}): tier accuracy "
+        echo(f"dropped {len(pool.dropped)} exact duplicate(s) while loading")
+    echo(format_metrics(res.loo, title="\n== leave-one-out =="))
+    echo(f"\nleave-duplicate-group-out (cosine >= {args.dup_threshold}): tier accuracy "
           f"{100 * res.ldgo.tier_accuracy:.1f}%, inflation from near-duplicates {100 * res.inflation:.1f} points")
     if table is not None:
-        print("\nsweep (best 8 of", len(table), "):")
-        print(table.head(8).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        echo(f"\nsweep (best 8 of {len(table)}):")
+        echo(table.head(8).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.json:
         write_json_atomic(args.json, {"backend": pool.embedder.spec, "config": config.to_dict(),
                                       "loo": res.loo.to_dict(), "ldgo": res.ldgo.headline(),
@@ -46,63 +51,111 @@ def cmd_export(args):
     """Write pool.npz with the best swept configuration (or the one given), and a decision policy if asked."""
     from ..decisions.export import export_pool
 
+    opt.check_outputs(args, {"--out": args.out}, pool_dirs=args.pool_dir)
     pool = opt.load_pool_from_args(args)
     config, _ = opt.config_from_args(args, pool)
     result = export_pool(pool, args.out, config, head=args.head, policy=args.policy, criterion=args.criterion,
                          threshold=args.abstain_threshold, max_downgrade=args.max_downgrade,
                          max_abstain=args.max_abstain, dtype=args.dtype)
-    print(result.summary())
+    echo(result.summary())
+    echo(f"content digest (pin it with --pool-sha256): {result.metadata['sha256']}")
     if result.point is not None:
-        print(result.point_summary())
+        echo(result.point_summary())
 
 
 def _read_messages(path, *, labelled=False, taxonomy=None):
     """Rows of a JSONL message file (stdin when ``path`` is None), validated with file:line errors."""
-    from ..io import parse_jsonl, read_jsonl
+    from ._stream import parse_message
 
-    if path is None:
-        name, source = "<stdin>", parse_jsonl(sys.stdin, "<stdin>")
+    name, fh = ("<stdin>", sys.stdin.buffer) if path is None else (path, _open_input(path))
+    with fh if path is not None else contextlib.nullcontext():
+        for n, raw in enumerate(fh, 1):
+            obj = parse_message(raw, name, n, labelled=labelled, taxonomy=taxonomy)
+            if obj is not None:
+                yield n, obj
+
+
+def _open_input(path):
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise DataError(path, None, f"cannot read ({e.strerror})") from None
+
+
+def _write(line):
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        sys.stdout.write(line + "\n")
     else:
-        name, source = path, read_jsonl(path)
-    for n, obj in source:
-        text = obj.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(name, n, "missing or empty 'text'")
-        if labelled:
-            for key in ("category", "alt_category"):
-                value = obj.get(key)
-                if (key == "category" or value) and value not in taxonomy.tier_map:
-                    raise DataError(name, n, f"unknown {key} {value!r} (known: {', '.join(taxonomy.categories)})")
-        yield n, obj
+        out.write((line + "\n").encode("utf-8"))
 
 
 def cmd_route(args):
-    """Route JSONL messages; one JSONL decision (``RouteDecision.to_dict()`` with the id) per input line, in order."""
-    from ..core.router import Router
+    """Route JSONL messages as a stream: one decision (``RouteDecision.to_dict()`` with the id) per line, in order.
 
-    router = Router.load(args.pool)
-    batch = []
+    Each line is answered as soon as it is decided (the output is flushed
+    whenever the input has no more complete lines ready), so a client may
+    write one message and wait for its answer. A bad line either becomes an
+    error record ``{"id", "line", "error"}`` in its place (``--on-error record``)
+    or stops the run after everything decided before it is written (``stop``, exit 2).
+    """
+    from ._console import json_line
+    from ._stream import parse_message, ready_batches
 
-    def flush():
-        for obj, d in zip(batch, router.route_batch([o["text"] for o in batch])):
-            print(json.dumps({"id": obj.get("id"), **d.to_dict(neighbors=args.neighbors)}, ensure_ascii=False))
-        sys.stdout.flush()
-        batch.clear()
+    router = opt.load_router(args)
+    name, fh = ("<stdin>", getattr(sys.stdin, "buffer", sys.stdin)) if args.input is None else \
+        (args.input, _open_input(args.input))
+    errors = 0
+    with fh if args.input is not None else contextlib.nullcontext():
+        for batch in ready_batches(fh, args.batch_size):
+            todo = []  # (id, text) routed together; an error record first routes what came before it
+            for n, raw in batch:
+                try:
+                    obj = parse_message(raw, name, n)
+                except DataError as e:
+                    _flush_decisions(router, todo, args.neighbors)
+                    if args.on_error == "stop":
+                        sys.stdout.flush()
+                        raise
+                    errors += 1
+                    _write(json_line({"id": _id_of(raw), "line": n, "error": e.problem}))
+                    continue
+                if obj is not None:
+                    todo.append((obj.get("id"), obj["text"]))
+            _flush_decisions(router, todo, args.neighbors)
+            sys.stdout.flush()
+    if errors:
+        log.warning("%s: %d line(s) had errors (error records in the output)", name, errors)
 
-    for _, obj in _read_messages(args.input):
-        batch.append(obj)
-        if len(batch) >= args.batch_size:
-            flush()
-    flush()
+
+def _flush_decisions(router, todo, neighbors):
+    from ._console import json_line
+
+    if todo:
+        for (mid, _), d in zip(todo, router.route_batch([t for _, t in todo])):
+            _write(json_line({"id": mid, **d.to_dict(neighbors=neighbors)}))
+        todo.clear()
+
+
+def _id_of(raw):
+    """The id of a bad line when it has one (the error record carries it), else None."""
+    from ..io import parse_json
+
+    try:
+        obj, _ = parse_json(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
+    except Exception:  # the line is bad anyway; the record still names its number
+        return None
+    mid = obj.get("id") if isinstance(obj, dict) else None
+    return mid if isinstance(mid, (str, int)) and not isinstance(mid, bool) else None
 
 
 def cmd_score(args):
     """Route a labelled JSONL file and print the same metrics as evaluate."""
     from ..analysis.metrics import compute_metrics, format_metrics
-    from ..core.router import Router
     from ..core.taxonomy import Taxonomy
 
-    router = Router.load(args.pool)
+    opt.check_outputs(args, {"--json": args.json}, [args.input, args.pool])
+    router = opt.load_router(args)
     taxonomy = Taxonomy.from_metadata(router.metadata)
     rows = [obj for _, obj in _read_messages(args.input, labelled=True, taxonomy=taxonomy)]
     if not rows:
@@ -111,7 +164,7 @@ def cmd_score(args):
     groups = {g: [str(r.get(g, "?")) for r in rows] for g in ("lang", "source", "mapping") if any(g in r for r in rows)}
     m = compute_metrics([r["category"] for r in rows], [d.category for d in decisions], taxonomy,
                         alt=[r.get("alt_category") for r in rows], groups=groups)
-    print(format_metrics(m, title=f"== {args.input}: routed with {args.pool} ({router.metadata['backend']}) =="))
+    echo(format_metrics(m, title=f"== {args.input}: routed with {args.pool} ({router.metadata['backend']}) =="))
     if args.json:
         write_json_atomic(args.json, {"input": str(args.input), "pool": str(args.pool), "metrics": m.to_dict()})
 
@@ -126,11 +179,11 @@ def cmd_datasheet(args):
     tables = datasheet_tables(pool, templates, transcripts_dir=_config.TRANSCRIPTS_DIR)
     changed = update_datasheet(args.out, tables, check=args.check)
     if args.check:
-        print(f"{args.out}: tables are {'OUT OF DATE (run: workbench datasheet)' if changed else 'current'}")
+        echo(f"{args.out}: tables are {'OUT OF DATE (run: workbench datasheet)' if changed else 'current'}")
         if changed:
             sys.exit(1)
     else:
-        print(f"{args.out}: tables {'updated' if changed else 'already current'}")
+        echo(f"{args.out}: tables {'updated' if changed else 'already current'}")
 
 
 def register(sub):
@@ -140,6 +193,7 @@ def register(sub):
     opt.add_knn_options(p)
     opt.add_dup_threshold(p)
     opt.add_json(p, "the metrics")
+    opt.add_force(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="write pool.npz with the best swept configuration", formatter_class=opt.Formatter)
@@ -148,18 +202,22 @@ def register(sub):
     p.add_argument("--out", required=True, metavar="PATH", help="where to write pool.npz")
     p.add_argument("--dtype", choices=("float16", "float32"), default=_config.EXPORT_DTYPE, help="embedding storage")
     opt.add_policy_options(p)
+    opt.add_force(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("route", help="route JSONL messages ({'id','text'} per line) to tiers",
                        formatter_class=opt.Formatter)
-    p.add_argument("--pool", required=True, metavar="PATH", help="pool.npz")
+    opt.add_router_options(p)
     p.add_argument("--input", metavar="FILE", help="JSONL input (default: stdin)")
     p.add_argument("--neighbors", action="store_true", help="add each decision's nearest neighbours (id, similarity, category)")
+    p.add_argument("--on-error", choices=("stop", "record"), default="stop",
+                   help="a bad line: stop after writing every decision before it (exit 2), or write an error "
+                        "record {id, line, error} in its place and go on")
     p.add_argument("--batch-size", type=opt.positive_int, default=64, help=opt.argparse.SUPPRESS)
     p.set_defaults(func=cmd_route)
 
     p = sub.add_parser("score", help="route a labelled JSONL file and print the metrics", formatter_class=opt.Formatter)
-    p.add_argument("--pool", required=True, metavar="PATH", help="pool.npz")
+    opt.add_router_options(p)
     p.add_argument("--input", required=True, metavar="FILE", help="JSONL with text, category, optional alt_category")
     opt.add_json(p, "the metrics")
     p.set_defaults(func=cmd_score)

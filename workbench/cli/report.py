@@ -6,6 +6,7 @@ import sys
 
 from .. import config as _config
 from . import _options as opt
+from ._console import echo
 
 __all__ = ["register"]
 
@@ -17,10 +18,10 @@ def cmd_nightly(args):
     params = {"pool_dir": args.pool_dir, "templates_dir": args.templates_dir, "taxonomy_path": args.taxonomy,
               "backend": args.backend, "backends": args.backends, "cache_dir": args.cache_dir, "k": args.k,
               "dup_threshold": args.dup_threshold, "cluster_threshold": args.cluster_threshold, "seed": args.seed}
-    emit = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    emit = lambda line: echo(line, file=sys.stderr, flush=True)  # noqa: E731
     run_dir = run_nightly(params, reports_dir=args.output_dir, date=args.date, notebooks_dir=args.notebooks_dir,
                           select=args.notebooks, progress=emit)
-    print(f"report: {run_dir / 'index.html'}")
+    echo(f"report: {run_dir / 'index.html'}")
 
 
 def register(sub):
@@ -40,9 +41,9 @@ def register(sub):
                    help="cosine at or above which two messages are near-duplicates")
     p.add_argument("--cluster-threshold", type=opt.fraction, default=_config.CLUSTER_THRESHOLD,
                    help="mean cosine within a cluster for cluster counts")
-    p.add_argument("--seed", type=int, default=_config.SEED, help="seed of every notebook that samples")
+    p.add_argument("--seed", type=opt.seed, default=_config.SEED, help="seed of every notebook that samples")
     p.add_argument("--output-dir", metavar="DIR", help=f"reports root; the run goes in DIR/<date>/ (default: {_config.REPORTS_DIR})")
-    p.add_argument("--date", help="run folder name (default: today, UTC)")
+    p.add_argument("--date", help="run folder name: a date YYYY-MM-DD or a simple name (default: today, UTC)")
     p.add_argument("--notebooks", nargs="+", metavar="NAME", help="run only these (name prefixes, e.g. 01 03)")
     p.add_argument("--notebooks-dir", metavar="DIR", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_nightly)

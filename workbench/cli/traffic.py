@@ -5,12 +5,14 @@ the CLI turns them into one line and exit code 2.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
 from .. import config as _config
-from ..io import write_json_atomic
+from ..io import check_output_path, write_json_atomic
 from . import _options as opt
+from ._console import echo
 
 __all__ = ["register"]
 
@@ -22,16 +24,17 @@ def cmd_import(args):
     from ..traffic.ingest import FILTERS, import_transcripts
 
     pool = False if args.no_pool else args.pool_dir
+    opt.check_outputs(args, {"--out": args.out, "--json": args.json}, args.inputs, pool_dirs=args.pool_dir)
     s = import_transcripts(args.inputs, args.out, fmt=args.format, text_column=args.text_column,
                            min_chars=args.min_chars, max_chars=args.max_chars, scrub=args.scrub, pool=pool,
                            taxonomy=_taxonomy(args), backend=False if args.no_near_duplicates else args.backend,
                            cache_dir=args.cache_dir, dup_threshold=args.dup_threshold, id_prefix=args.id_prefix)
-    print(f"read {s['read']} user turns from {len(args.inputs)} file(s); kept {s['kept']} -> {s['out']}")
+    echo(f"read {s['read']} user turns from {len(args.inputs)} file(s); kept {s['kept']} -> {s['out']}")
     for key in FILTERS:
-        print(f"  {key.replace('_', ' '):<22} {s[key]:>5}")
+        echo(f"  {key.replace('_', ' '):<22} {s[key]:>5}")
     if args.scrub:
-        print(f"  {'scrubbed (kept)':<22} {s['scrubbed']:>5}")
-    print("languages: " + ", ".join(f"{k} {v}" for k, v in s["languages"].items()))
+        echo(f"  {'scrubbed (kept)':<22} {s['scrubbed']:>5}")
+    echo("languages: " + ", ".join(f"{k} {v}" for k, v in s["languages"].items()))
     if args.json:
         _dump(args.json, s)
 
@@ -48,28 +51,36 @@ def cmd_label(args):
     from ..io import read_jsonl, write_text_atomic
     from ..traffic.label import ChatClient, label_messages
 
+    from ..traffic.label import LabelError
+    from ._stream import message_problem
+
+    opt.check_outputs(args, {"--out": args.out, "--cache": args.cache, "--json": args.json}, [args.input])
     taxonomy = _taxonomy(args)
     rows = []
     for n, obj in read_jsonl(args.input):
-        if not isinstance(obj.get("text"), str) or not obj["text"].strip():
-            raise DataError(args.input, n, "missing or empty 'text'")
+        problem = message_problem(obj)
+        if problem:
+            raise DataError(args.input, n, problem)
         rows.append(obj)
     client = ChatClient(args.base_url, args.model, api_key_env=args.api_key_env, timeout=args.timeout,
                         max_retries=args.max_retries, backoff=args.backoff, max_backoff=args.max_backoff,
-                        seed=args.seed)
+                        seed=args.seed, max_response_bytes=args.max_response_bytes)
     cache = args.cache
     labelled, s = label_messages(rows, taxonomy, client, cache, concurrency=args.concurrency,
                                  retry_failed=args.retry_failed, progress=sys.stderr.isatty(), limit=args.limit)
     write_text_atomic(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in labelled))
-    print(f"{s['messages']} messages with {args.model}: {s['labelled']} labelled, {s['cached']} from the cache, "
+    echo(f"{s['messages']} messages with {args.model}: {s['labelled']} labelled, {s['cached']} from the cache, "
           f"{s['failed']} invalid answers, {s['errors']} request errors, {s['retried']} retries, "
           f"{s['requests']} requests, {s['remaining']} left for a later run")
-    print(f"wrote {len(labelled)} labelled message(s) to {args.out}; cache {cache}")
+    echo(f"wrote {len(labelled)} labelled message(s) to {args.out}; cache {cache}")
     for f in s["failures"][:10]:
         raw = "" if f["raw"] is None else f" (reply: {f['raw'][:80]!r})"
-        print(f"  failed {f['id']}: {f['problem']}{raw}")
+        echo(f"  failed {f['id']}: {f['problem']}{raw}")
     if args.json:
         _dump(args.json, s)
+    if s["requests"] and not s["labelled"]:
+        raise LabelError(f"no message could be labelled: {s['requests']} request(s) gave {s['failed']} invalid "
+                         f"answer(s) and {s['errors']} error(s)")
 
 
 def cmd_merge(args):
@@ -77,8 +88,10 @@ def cmd_merge(args):
     from ..traffic.merge import merge_labelled
 
     pool = args.pool_dir if args.pool_dir else None
+    if args.out:  # a new pool file is what merge makes: only an input is refused
+        check_output_path(args.out, inputs=[args.input], option="--out")
     s = merge_labelled(args.input, args.out, pool=pool, taxonomy=_taxonomy(args), label_source=args.label_source)
-    print(f"wrote {s['written']} message(s) to {s['out']} ({s['skipped_in_pool']} already in the pool, skipped)")
+    echo(f"wrote {s['written']} message(s) to {s['out']} ({s['skipped_in_pool']} already in the pool, skipped)")
 
 
 def cmd_shadow(args):
@@ -89,13 +102,13 @@ def cmd_shadow(args):
 
     if not args.log and not args.audit:
         raise ConfigError("give --log (a shadow log) and/or --audit (generated prompts)")
+    opt.check_outputs(args, {"--json": args.json}, [args.log, args.audit, args.pool])
     report = {}
     router = None
     if args.pool:
-        from ..core.router import Router
         from ..core.taxonomy import Taxonomy
 
-        router = Router.load(args.pool)
+        router = opt.load_router(args)
         taxonomy = Taxonomy.from_metadata(router.metadata)
     else:
         taxonomy = _taxonomy(args)
@@ -104,15 +117,15 @@ def cmd_shadow(args):
         routed = None if router is None else [d.category for d in router.route_batch(list(frame["text"]))]
         rep = compare_shadow(frame, taxonomy, routed=routed, default_tier=args.default_tier)
         who = f"pool {args.pool}" if args.pool else "the logged decisions"
-        print(f"== {args.log}: label source vs k-NN router ({who}) ==")
-        print(format_shadow(rep))
+        echo(f"== {args.log}: label source vs k-NN router ({who}) ==")
+        echo(format_shadow(rep))
         report["shadow"] = dict(rep.headline(), metrics=rep.metrics.to_dict(),
                                 outage=rep.outage.to_dict(orient="index"),
                                 disagreements=rep.disagreements.to_dict(orient="records"))
     if args.audit:
         audit = audit_generated(read_audit(args.audit, taxonomy), taxonomy)
-        print(f"\n== {args.audit}: generated-prompt audit ==")
-        print(format_audit(audit))
+        echo(f"\n== {args.audit}: generated-prompt audit ==")
+        echo(format_audit(audit))
         report["audit"] = dict(audit.headline(), matrix=audit.matrix.to_dict(orient="index"),
                                boundary=audit.boundary.to_dict(orient="records"))
     if args.json:
@@ -132,7 +145,9 @@ def register(subparsers):
     p.add_argument("--text-column", default="text", metavar="NAME", help="column of the message (CSV/JSONL text format)")
     p.add_argument("--min-chars", type=opt.positive_int, default=_config.IMPORT_MIN_CHARS, help="drop shorter messages")
     p.add_argument("--max-chars", type=opt.positive_int, default=_config.IMPORT_MAX_CHARS, help="drop longer messages")
-    p.add_argument("--scrub", action="store_true", help="replace e-mail addresses, phone numbers and long digit runs")
+    p.add_argument("--scrub", action=argparse.BooleanOptionalAction, default=True,
+                   help="replace e-mail addresses, phone numbers and long digit runs, and hash conversation ids and "
+                        "origins that hold one (--no-scrub keeps the raw text, which then goes to the label API)")
     p.add_argument("--pool-dir", action="append", metavar="PATH", help="pool to de-duplicate against (default data/pool)")
     p.add_argument("--no-pool", action="store_true", help="do not compare with the pool")
     p.add_argument("--no-near-duplicates", action="store_true", help="skip the embedding near-duplicate filters")
@@ -143,6 +158,7 @@ def register(subparsers):
                    help="the pool's embedding backend")
     p.add_argument("--cache-dir", metavar="DIR", default=_config.CACHE_DIR, help="embedding cache")
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    opt.add_force(p)
     p.set_defaults(func=cmd_import)
 
     p = subparsers.add_parser("label", formatter_class=opt.Formatter, help="label candidates with an LLM over an OpenAI-compatible API (resumable)")
@@ -153,16 +169,22 @@ def register(subparsers):
     p.add_argument("--api-key-env", default=DEFAULT_KEY_ENV, metavar="NAME",
                    help=f"environment variable holding the API key")
     p.add_argument("--cache", metavar="FILE", default=_config.LABEL_CACHE_PATH, help="label cache JSONL")
-    p.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    p.add_argument("--max-retries", type=int, default=5, help="retries per message")
-    p.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds, doubled each time")
-    p.add_argument("--max-backoff", type=float, default=60.0, help="longest wait, Retry-After included")
+    p.add_argument("--concurrency", type=opt.positive_int, default=4, help="requests in flight")
+    p.add_argument("--timeout", type=opt.positive_float, default=30.0,
+                   help="seconds one request may take in all (connect, send, the whole answer)")
+    p.add_argument("--max-response-bytes", type=opt.positive_int, default=_config.LABEL_MAX_RESPONSE_BYTES,
+                   help="longest answer read")
+    p.add_argument("--max-retries", type=opt.non_negative_int, default=5, help="retries per message")
+    p.add_argument("--backoff", type=opt.non_negative_float, default=1.0,
+                   help="first retry delay in seconds, doubled each time")
+    p.add_argument("--max-backoff", type=opt.non_negative_float, default=60.0,
+                   help="longest wait, Retry-After included")
     p.add_argument("--retry-failed", action="store_true", help="ask again where the cached answer was invalid")
-    p.add_argument("--limit", type=int, help="send at most this many requests")
-    p.add_argument("--seed", type=int, default=_config.SEED, help="seed of the backoff jitter")
+    p.add_argument("--limit", type=opt.non_negative_int, help="send at most this many requests, retries included")
+    p.add_argument("--seed", type=opt.seed, default=_config.SEED, help="seed of the backoff jitter")
     p.add_argument("--taxonomy", metavar="FILE")
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    opt.add_force(p)
     p.set_defaults(func=cmd_label)
 
     p = subparsers.add_parser("merge", formatter_class=opt.Formatter, help="labelled candidates -> a new pool file (source 'real')")
@@ -175,11 +197,12 @@ def register(subparsers):
 
     p = subparsers.add_parser("shadow", formatter_class=opt.Formatter, help="router vs label source on a shadow log, outage comparison, audit")
     p.add_argument("--log", metavar="FILE", help="shadow log JSONL (text, label_category, routed_category?)")
-    p.add_argument("--pool", metavar="PATH", help="pool.npz to re-route the log with (default: the logged decisions)")
+    opt.add_router_options(p, required=False)
     p.add_argument("--audit", metavar="FILE", help="generated prompts JSONL (text, intended_category, category)")
     p.add_argument("--default-tier", default=_config.OUTAGE_TIER, help="static fallback tier of the outage comparison")
     p.add_argument("--taxonomy", metavar="FILE", help="taxonomy when no --pool is given")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    opt.add_force(p)
     p.set_defaults(func=cmd_shadow)
     return subparsers
 

@@ -1,14 +1,29 @@
 """pool.npz: the artifact the production router loads.
 
-Arrays only, readable with ``np.load(path, allow_pickle=False)``:
+Arrays only (``.npy`` members of a zip, never pickles):
 
 - ``embeddings`` (n, d) float16/float32, L2-normalised (centred first when the config says so)
 - ``labels`` (n,) int16 category index
 - ``ids`` (n,) unicode
 - ``center`` (d,) float32 (zeros when centering is off)
 - ``metadata`` 0-d unicode: JSON with schema version, backend, taxonomy,
-  k-NN config, creation time, SHA-256 of the embedding bytes and counts.
-- optional policy arrays (``head_*``) added by decision policies.
+  k-NN config, decision policy, counts, creation time and ``sha256``
+  (:func:`content_digest`); its schema is :mod:`workbench.core.artifact_schema`.
+- optional arrays of the name families in :data:`~workbench.core.artifact_schema.MEMBERS`
+  (``head_*`` for router heads, ``calibration_*``, ``ann_index``): adding an
+  array to the artifact means adding its name there.
+
+**What the hash protects against.** ``sha256`` covers every array (name, dtype,
+shape, bytes) and the metadata without the hash itself, in a canonical form:
+any corruption or edit of the file (a tier map, ``k``, a label, a head weight)
+is refused on load. It does not stop a forger, who can recompute it; a
+deployment that must know it runs *its* artifact pins the digest
+(``Router.load(path, sha256=...)``, ``--pool-sha256``).
+
+**What the loader reads.** Only the members of ``MEMBERS`` (any other is
+refused); each one's declared size and ``.npy`` header (dtype, shape) are
+checked against limits derived from ``n`` and ``dim`` before its data is
+read, so a small file cannot expand into gigabytes (a "decompression bomb").
 
 This module needs numpy only: the router imports it.
 """
@@ -17,29 +32,26 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .. import config as _config
 from ..errors import ArtifactError
-from ..io import atomic_file
+from ..io import atomic_file, parse_json
+from .artifact_schema import (CORE_MEMBERS, MEMBERS, SCHEMA_VERSION, Member, content_digest, member_spec,
+                              validate_metadata)
+from .heads import load_head
 from .knn import KNNConfig, center
 
-__all__ = ["SCHEMA_VERSION", "write_pool_npz", "load_pool_npz", "PoolArtifact"]
-
-SCHEMA_VERSION = 1
-_REQUIRED_META = ("schema_version", "backend", "model_id", "dim", "prefix", "categories", "tier_map",
-                  "tiers", "k", "vote", "temperature", "center", "sha256", "counts", "created")
-
-
-def _sha256(a):
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+__all__ = ["SCHEMA_VERSION", "MEMBERS", "Member", "content_digest", "write_pool_npz", "load_pool_npz",
+           "PoolArtifact"]
 
 
 def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, config, dtype=_config.EXPORT_DTYPE,
                    extra_arrays=None, extra_metadata=None):
-    """Write pool.npz atomically (temp file in the same folder, then rename).
+    """Write pool.npz atomically; the file takes ``path``'s place only once :func:`load_pool_npz` accepts it.
 
     Parameters
     ----------
@@ -54,11 +66,17 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
         k, vote, temperature, center.
     dtype : {"float16", "float32"}
     extra_arrays, extra_metadata : dict, optional
-        Added arrays (no object dtype) and metadata keys (decision policies).
+        Added arrays (plain numeric arrays whose names :data:`MEMBERS` allows) and metadata keys.
 
     Returns
     -------
     dict, the metadata written.
+
+    Raises
+    ------
+    ArtifactError
+        When the result would not load (NaN vectors, an unknown array name, a
+        head without its arrays, ...); nothing is written then.
     """
     x = np.asarray(embeddings, np.float32)
     labels = np.asarray(labels, np.int16)
@@ -75,29 +93,49 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
         schema_version=SCHEMA_VERSION, **embedder_spec, categories=cats, tier_map=dict(taxonomy.tier_map),
         tiers=list(taxonomy.tiers), cost=taxonomy.cost_matrix().tolist(),
         k=int(cfg["k"]), vote=cfg["vote"], temperature=float(cfg["temperature"]), center=bool(cfg["center"]),
-        dtype=str(stored.dtype), n=int(len(stored)), sha256=_sha256(stored),
+        dtype=str(stored.dtype), n=int(len(stored)),
         counts={c: int((labels == i).sum()) for i, c in enumerate(cats)},
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     meta.update(extra_metadata or {})
-    arrays = dict(embeddings=stored, labels=labels, ids=ids, center=mean.astype(np.float32),
-                  metadata=np.array(json.dumps(meta, ensure_ascii=False)))
+    arrays = dict(embeddings=stored, labels=labels, ids=ids, center=mean.astype(np.float32))
     for name, a in (extra_arrays or {}).items():
         a = np.asarray(a)
-        if a.dtype == object:
-            raise ArtifactError(f"array {name!r} has object dtype; pool.npz holds plain arrays only")
+        if name in CORE_MEMBERS or member_spec(name) is None:
+            raise ArtifactError(f"array name {name!r} is not one pool.npz may hold (known: {', '.join(MEMBERS)})")
+        if a.dtype.kind not in member_spec(name).kinds:
+            raise ArtifactError(f"array {name!r} has dtype {a.dtype}; pool.npz holds plain numeric arrays only")
         arrays[name] = a
-    with atomic_file(path) as fh:
+    try:
+        meta["sha256"] = content_digest(arrays, meta)
+    except ValueError as e:  # NaN or infinity in the metadata: JSON cannot say it
+        raise ArtifactError(f"metadata is not valid JSON ({e})") from None
+    arrays["metadata"] = np.array(json.dumps(meta, ensure_ascii=False, allow_nan=False))
+
+    def check(tmp):
+        try:
+            load_pool_npz(tmp)
+        except ArtifactError as e:
+            raise ArtifactError(str(e).replace(str(tmp), str(path)) + "; nothing written") from None
+
+    with atomic_file(path, check=check) as fh:
         np.savez(fh, **arrays)
     return meta
 
 
 class PoolArtifact:
-    """A validated pool.npz in memory: ``embeddings`` (float32), ``labels``, ``ids``, ``center``, ``metadata``."""
+    """A validated pool.npz in memory: ``embeddings`` (float32), ``labels``, ``ids``, ``center``, ``metadata``.
+
+    ``digest`` is the content digest (``metadata["sha256"]``, checked).
+    """
 
     def __init__(self, embeddings, labels, ids, center, metadata, arrays):
         self.embeddings, self.labels, self.ids, self.center = embeddings, labels, ids, center
         self.metadata, self.arrays = metadata, arrays
+
+    @property
+    def digest(self) -> str:
+        return self.metadata["sha256"]
 
     @property
     def config(self) -> KNNConfig:
@@ -109,52 +147,159 @@ class PoolArtifact:
         return f"PoolArtifact(n={len(self.labels)}, backend={m['backend']!r}, k={m['k']}, vote={m['vote']!r})"
 
 
-def load_pool_npz(path) -> PoolArtifact:
-    """Load and check a pool.npz: schema, shapes, hash, and no NaN or constant vectors.
+def _not_a_pool(path, head):
+    """Why a file that is not a zip archive is not a pool.npz, saying what it looks like."""
+    if head.startswith(b"\x93NUMPY"):
+        return "is a single .npy array, not a pool.npz"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text[:1] in (b"{", b"["):
+        return ("looks like a JSON/JSONL file (a pool source or a message file?), not a pool.npz: "
+                "--pool takes the file `workbench export --out` writes")
+    if not head:
+        return "is empty, not a pool.npz"
+    return "is not a pool.npz (not a zip archive): --pool takes the file `workbench export --out` writes"
+
+
+def _read_member(zf, info, name, limits):
+    """One member, checked before its data is read: known name, dtype kind, dimensions, header shape, size."""
+    spec = member_spec(name)
+    fmt = np.lib.format
+    with zf.open(info) as fh:
+        version = fmt.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            raise ArtifactError(f"array {name!r} is in .npy format {version}, which pool.npz does not use")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read_header(fh)
+    if dtype.hasobject or dtype.names is not None or dtype.kind not in spec.kinds:
+        raise ArtifactError(f"array {name!r} has dtype {dtype}, which pool.npz does not hold (pickles never load)")
+    if len(shape) not in spec.ndims:
+        raise ArtifactError(f"array {name!r} has {len(shape)} dimension(s); expected {spec.ndims}")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    budget = spec.max_bytes(*limits) if limits else spec.max_bytes(0, 0, 0)
+    if nbytes > budget or info.file_size > budget + 16384:  # + the .npy header
+        raise ArtifactError(f"array {name!r} declares {max(nbytes, info.file_size)} bytes, more than the "
+                            f"{budget} a pool of this size needs")
+    with zf.open(info) as fh:
+        return fmt.read_array(fh, allow_pickle=False)
+
+
+def _read_members(path):
+    """``{name: array}`` of a pool.npz, every member checked against :data:`MEMBERS` before it is read."""
+    with open(path, "rb") as raw:
+        head = raw.read(8)
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise ArtifactError(f"{path} {_not_a_pool(path, head)}")
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        if len(infos) > _config.ARTIFACT_MAX_MEMBERS:
+            raise ArtifactError(f"{path}: {len(infos)} members, more than a pool.npz holds")
+        by_name = {}
+        for info in infos:
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if member_spec(name) is None or not info.filename.endswith(".npy") or name in by_name:
+                raise ArtifactError(f"{path}: unexpected member {info.filename!r} (a pool.npz holds "
+                                    f"{', '.join(MEMBERS)})")
+            by_name[name] = info
+        missing = [a for a in CORE_MEMBERS if a not in by_name]
+        if missing:
+            raise ArtifactError(f"{path}: missing array(s) {missing}")
+        try:
+            arrays = {"metadata": _read_member(zf, by_name["metadata"], "metadata", None)}
+        except ArtifactError as e:
+            raise ArtifactError(f"{path}: {e}") from None
+        meta = _decode_metadata(path, arrays["metadata"])
+        limits = (meta["n"], meta["dim"], len(meta["categories"]))
+        for name, info in by_name.items():
+            if name != "metadata":
+                try:
+                    arrays[name] = _read_member(zf, info, name, limits)
+                except ArtifactError as e:
+                    raise ArtifactError(f"{path}: {e}") from None
+    return arrays, meta
+
+
+def _decode_metadata(path, arr):
+    if arr.shape != ():
+        raise ArtifactError(f"{path}: metadata must be a 0-d string array; got shape {arr.shape}")
+    meta, problem = parse_json(str(arr))
+    if problem:
+        raise ArtifactError(f"{path}: metadata is not JSON ({problem})")
+    try:
+        return validate_metadata(meta)
+    except ArtifactError as e:
+        raise ArtifactError(f"{path}: {e}") from None
+
+
+def _check_arrays(path, arrays, meta):
+    """Shapes, dtypes, label range, counts and the hash of the arrays against the metadata."""
+    emb, labels, ids, mean = arrays["embeddings"], arrays["labels"], arrays["ids"], arrays["center"]
+    n, d = meta["n"], meta["dim"]
+    if emb.shape != (n, d) or labels.shape != (n,) or ids.shape != (n,) or mean.shape != (d,):
+        raise ArtifactError(f"{path}: inconsistent shapes: embeddings {emb.shape}, labels {labels.shape}, "
+                            f"ids {ids.shape}, center {mean.shape}; metadata says n={n}, dim={d}")
+    if str(emb.dtype) != meta["dtype"]:
+        raise ArtifactError(f"{path}: embeddings are {emb.dtype}, metadata says {meta['dtype']}")
+    if content_digest(arrays, meta) != meta["sha256"]:
+        raise ArtifactError(f"{path}: hash mismatch: an array or the metadata was changed after export "
+                            "(file corrupted or edited)")
+    n_cat = len(meta["categories"])
+    if labels.min() < 0 or labels.max() >= n_cat:
+        raise ArtifactError(f"{path}: label index out of range for {n_cat} categories")
+    counts = np.bincount(labels.astype(np.int64), minlength=n_cat)
+    if [int(counts[i]) for i in range(n_cat)] != [meta["counts"][c] for c in meta["categories"]]:
+        raise ArtifactError(f"{path}: metadata counts do not match the labels")
+    x = emb.astype(np.float32)
+    if not np.isfinite(x).all() or not np.isfinite(mean).all():
+        raise ArtifactError(f"{path}: embeddings contain NaN or infinite values")
+    if (np.ptp(x, axis=1) == 0).any():
+        raise ArtifactError(f"{path}: {int((np.ptp(x, axis=1) == 0).sum())} constant (degenerate) embedding row(s)")
+    try:
+        load_head(meta.get("head", "knn"), arrays, n_cat, d)
+    except ArtifactError as e:
+        raise ArtifactError(f"{path}: {e}") from None
+    return x
+
+
+def _file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_pool_npz(path, *, sha256=None) -> PoolArtifact:
+    """Load and check a pool.npz: members, sizes, metadata schema, shapes, hash, and no NaN or constant vectors.
+
+    Parameters
+    ----------
+    path : path
+    sha256 : str, optional
+        The digest a deployment expects: the file's SHA-256 (``sha256sum pool.npz``)
+        or its content digest (``metadata["sha256"]``, printed by ``workbench export``).
 
     Raises
     ------
     ArtifactError
-        With a message naming the file and what is wrong.
+        One line naming the file and what is wrong.
     """
     path = Path(path)
     try:
-        z = np.load(path, allow_pickle=False)
+        arrays, meta = _read_members(path)
+    except ArtifactError:
+        raise
     except FileNotFoundError:
         raise ArtifactError(f"{path}: no such file") from None
-    except Exception as e:
-        raise ArtifactError(f"{path}: not a readable .npz ({e})") from None
-    with z:
-        try:
-            arrays = {name: z[name] for name in z.files}
-        except Exception as e:
-            raise ArtifactError(f"{path}: damaged or holds pickled objects ({e})") from None
-    missing = [a for a in ("embeddings", "labels", "ids", "center", "metadata") if a not in arrays]
-    if missing:
-        raise ArtifactError(f"{path}: missing array(s) {missing}")
-    try:
-        meta = json.loads(str(arrays["metadata"]))
-    except json.JSONDecodeError as e:
-        raise ArtifactError(f"{path}: metadata is not JSON ({e})") from None
-    lacking = [k for k in _REQUIRED_META if k not in meta]
-    if lacking:
-        raise ArtifactError(f"{path}: metadata lacks {lacking}")
-    if meta["schema_version"] != SCHEMA_VERSION:
-        raise ArtifactError(f"{path}: schema version {meta['schema_version']} (this workbench reads {SCHEMA_VERSION})")
-    emb, labels, ids, mean = arrays["embeddings"], arrays["labels"], arrays["ids"], arrays["center"]
-    n, d = (emb.shape + (0,))[:2] if emb.ndim == 2 else (-1, -1)
-    if emb.ndim != 2 or d != meta["dim"] or labels.shape != (n,) or ids.shape != (n,) or mean.shape != (d,):
-        raise ArtifactError(f"{path}: inconsistent shapes: embeddings {emb.shape}, labels {labels.shape}, "
-                            f"ids {ids.shape}, center {mean.shape}, dim {meta['dim']}")
-    if _sha256(emb) != meta["sha256"]:
-        raise ArtifactError(f"{path}: embedding hash mismatch (file corrupted or edited)")
-    if n == 0:
-        raise ArtifactError(f"{path}: the pool is empty")
-    if labels.min() < 0 or labels.max() >= len(meta["categories"]):
-        raise ArtifactError(f"{path}: label index out of range for {len(meta['categories'])} categories")
-    x = emb.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise ArtifactError(f"{path}: embeddings contain NaN or infinite values")
-    if (np.ptp(x, axis=1) == 0).any():
-        raise ArtifactError(f"{path}: {int((np.ptp(x, axis=1) == 0).sum())} constant (degenerate) embedding row(s)")
-    return PoolArtifact(x, labels.astype(np.int64), ids, mean.astype(np.float32), meta, arrays)
+    except IsADirectoryError:
+        raise ArtifactError(f"{path}: is a folder, not a pool.npz") from None
+    except Exception as e:  # zip, zlib, CRC or .npy header damage: all mean "not a readable pool.npz"
+        reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        raise ArtifactError(f"{path}: damaged or not a pool.npz ({reason})") from None
+    x = _check_arrays(path, arrays, meta)
+    if sha256 is not None:
+        expected = str(sha256).strip().lower()
+        if expected not in (meta["sha256"], _file_sha256(path)):
+            raise ArtifactError(f"{path}: SHA-256 is not the expected {expected[:16]}... (content digest "
+                                f"{meta['sha256'][:16]}...): not the pinned artifact")
+    return PoolArtifact(x, arrays["labels"].astype(np.int64), arrays["ids"], arrays["center"].astype(np.float32),
+                        meta, arrays)

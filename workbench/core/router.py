@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ArtifactError
+from ..errors import ArtifactError, ConfigError
 from .artifact import load_pool_npz
 from .heads import load_head
 from .knn import center, decide, predict
 from .policy import DecisionPolicy
+from .text import has_visible_text
 
 __all__ = ["Router", "RouteDecision"]
 
@@ -80,12 +81,29 @@ class Router:
         return self.policy.abstains
 
     @classmethod
-    def load(cls, path, *, embedder=None, threads=None):
-        """Load pool.npz and the backend it names (or check the one given)."""
-        from .embed import get_embedder
+    def load(cls, path, *, embedder=None, threads=None, sha256=None, allowed_backends=None):
+        """Load pool.npz and the backend it names (or check the one given).
 
-        artifact = load_pool_npz(path)
+        Parameters
+        ----------
+        path : path
+        embedder : Embedder, optional
+            Use this backend (it must match the pool's); nothing else is constructed.
+        threads : int, optional
+            Encoder threads of the backend the pool names.
+        sha256 : str, optional
+            Refuse any artifact but this one: its file SHA-256 or content digest.
+        allowed_backends : iterable of str, optional
+            Backend specs (shell patterns such as ``st:intfloat/*``) the pool may
+            name when no ``embedder`` is given; default the bundled backends
+            (:data:`~workbench.core.embed.BACKENDS`). A pool is data: it should
+            not choose which model code a service loads.
+        """
+        from .embed import check_backend_allowed, get_embedder
+
+        artifact = load_pool_npz(path, sha256=sha256)
         if embedder is None:
+            check_backend_allowed(artifact.metadata["backend"], allowed_backends, where=path)
             embedder = get_embedder(artifact.metadata["backend"], threads=threads)
         return cls(artifact, embedder)
 
@@ -109,10 +127,21 @@ class Router:
                                                         knn.neighbors, knn.similarities)]
 
     def route_batch(self, texts):
-        """Route many messages; decisions come back in input order."""
+        """Route many messages; decisions come back in input order.
+
+        Raises
+        ------
+        ConfigError
+            For a text with no visible characters (empty, whitespace, zero-width or
+            control characters only): there is nothing to route, and its vector
+            would still find neighbours and a confident vote.
+        """
         texts = list(texts)
         if not texts:
             return []
+        blank = next((i for i, t in enumerate(texts) if not has_visible_text(t)), None)
+        if blank is not None:
+            raise ConfigError(f"text {blank} has no visible characters (got {str(texts[blank])[:20]!r})")
         return self.route_vectors(self.embedder.encode(texts))
 
     def route(self, text):

@@ -1,12 +1,14 @@
 """The routing taxonomy: categories, the tier each routes to, and the tier order."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, require
+from ..io import read_text_file
 
 __all__ = ["Taxonomy", "load_taxonomy"]
 
@@ -109,10 +111,7 @@ def load_taxonomy(path=None) -> Taxonomy:
 
     yaml = require("yaml", purpose="reading a taxonomy file")
     path = Path(path or TAXONOMY_PATH)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DataError(path, None, f"cannot read taxonomy ({e.strerror})") from None
+    text = read_text_file(path)
 
     class _UniqueKeyLoader(yaml.SafeLoader):
         pass
@@ -121,6 +120,8 @@ def load_taxonomy(path=None) -> Taxonomy:
         keys = set()
         for key_node, _ in node.value:
             key = loader.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise DataError(path, key_node.start_mark.line + 1, f"a key must be a plain name; got {key!r:.60}")
             if key in keys:
                 raise DataError(path, key_node.start_mark.line + 1, f"duplicate key {key!r}")
             keys.add(key)
@@ -131,17 +132,30 @@ def load_taxonomy(path=None) -> Taxonomy:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise DataError(path, None if line is None else line + 1, f"invalid YAML ({getattr(e, 'problem', e)})") from None
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise DataError(path, None if line is None else line + 1, f"invalid YAML ({problem})") from None
+    except RecursionError:
+        raise DataError(path, None, "invalid YAML (nested too deeply)") from None
     if not isinstance(raw, dict) or "tiers" not in raw or "categories" not in raw:
         raise DataError(path, None, "taxonomy needs top-level 'tiers' and 'categories'")
-    cats = raw["categories"] or {}
+    tiers, cats, cost = raw["tiers"], raw["categories"] or {}, raw.get("cost") or {}
+    if not isinstance(tiers, list) or not all(isinstance(t, str) and t for t in tiers):
+        raise DataError(path, None, f"'tiers' must be a list of tier names, cheapest first; got {tiers!r:.80}")
+    if not isinstance(cats, dict):
+        raise DataError(path, None, f"'categories' must map each name to its tier and description; "
+                                    f"got a {type(cats).__name__}")
     tier_map, desc = {}, {}
     for name, spec in cats.items():
-        if not isinstance(spec, dict) or "tier" not in spec:
+        if not isinstance(spec, dict) or not isinstance(spec.get("tier"), str):
             raise DataError(path, None, f"category {name!r} has no tier")
-        tier_map[str(name)] = str(spec["tier"])
+        tier_map[str(name)] = spec["tier"]
         desc[str(name)] = str(spec.get("description", ""))
+    if not isinstance(cost, dict) or not all(
+            isinstance(row, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          and math.isfinite(v) and v >= 0 for v in row.values())
+            for row in cost.values()):
+        raise DataError(path, None, "'cost' must map each true tier to {routed tier: a number >= 0}")
     try:
-        return Taxonomy(tuple(map(str, raw["tiers"])), tier_map, desc, raw.get("cost") or {})
+        return Taxonomy(tuple(tiers), tier_map, desc, cost)
     except ValueError as e:
         raise DataError(path, None, str(e)) from None

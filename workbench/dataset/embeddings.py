@@ -1,7 +1,12 @@
 """Embedding a pool: the on-disk vector cache, and a validated pool together with its vectors.
 
-Vectors are cached by backend + model + text hash, so a second run embeds
-only new texts, and an interrupted run keeps every chunk it finished.
+Vectors are cached by backend + model + the hash of the text the backend
+really embeds (:meth:`~workbench.core.embed.Embedder.prepare`: control
+characters replaced, cut at the backend's length cap), so a second run
+embeds only new texts, a change to that preparation re-embeds exactly the
+texts it changes, and an interrupted run keeps every chunk it finished. A
+cached vector is used only when it is sound (right length, finite, unit
+norm); any other is embedded again.
 """
 from __future__ import annotations
 
@@ -16,10 +21,12 @@ import numpy as np
 
 from .. import config as _config
 from ..core.embed import Embedder, get_embedder
+from ..core.text import is_clipped
+from ..io import remove_stale_temps
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EmbeddingCache", "embed_texts", "EmbeddedPool", "load_embedded_pool"]
+__all__ = ["EmbeddingCache", "embed_texts", "EmbeddedPool", "load_embedded_pool", "clipped_messages"]
 
 
 def _slug(text):
@@ -45,7 +52,10 @@ class EmbeddingCache:
         self._store = None
 
     def key(self, text):
-        return hashlib.sha256(f"{self.embedder.name}\0{self.embedder.model_id}\0{text}".encode()).hexdigest()
+        """Cache key of ``text``: backend, model and the text as the backend embeds it."""
+        text = self.embedder.prepare(text) if hasattr(self.embedder, "prepare") else str(text)
+        data = f"{self.embedder.name}\0{self.embedder.model_id}\0{text}".encode("utf-8", "surrogatepass")
+        return hashlib.sha256(data).hexdigest()
 
     #: Shards beyond this many are merged into one after a run.
     max_shards = 16
@@ -53,6 +63,8 @@ class EmbeddingCache:
     def _load(self):
         if self._store is None:
             self._store = {}
+            # a killed run leaves its half-written shard behind: remove it once its process is gone
+            remove_stale_temps(self.dir, "shard-*.npz.tmp", r"shard-\d+-(\d+)\.npz\.tmp")
             self._shards = sorted(self.dir.glob("shard-*.npz"))
             for shard in self._shards:
                 try:
@@ -64,8 +76,24 @@ class EmbeddingCache:
         return self._store
 
     def get(self, keys):
+        """The cached vector of each key, or None when it is missing or unsound (then it is embedded again)."""
         store = self._load()
-        return [store.get(k) for k in keys]
+        out = [store.get(k) for k in keys]
+        bad = [i for i, v in enumerate(out) if v is not None and not self._sound(v)]
+        if bad:
+            log.warning("%s: %d cached vector(s) are unsound (wrong length, NaN or not unit norm); embedding them "
+                        "again", self.dir, len(bad))
+            for i in bad:
+                out[i] = None
+        return out
+
+    def _sound(self, v):
+        """A cache entry the pool can use: a finite float vector of the backend's length with unit norm."""
+        if not isinstance(v, np.ndarray) or v.shape != (int(self.embedder.dim),) or v.dtype.kind != "f":
+            return False
+        if not np.isfinite(v).all():
+            return False
+        return abs(float(np.linalg.norm(v.astype(np.float64))) - 1.0) < 1e-3
 
     def _write_shard(self, keys, vectors):
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -122,13 +150,15 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
     if not isinstance(embedder, Embedder):
         embedder = get_embedder(embedder)
     texts = list(texts)
+    # what the backend really embeds: two texts that prepare alike are embedded once, under one key
+    prepared = [embedder.prepare(t) for t in texts]
     out = np.zeros((len(texts), embedder.dim), np.float32)
     cache = None if cache_dir is False else EmbeddingCache(cache_dir or _config.CACHE_DIR, embedder)
     if cache is None:
         todo = list(range(len(texts)))
         keys = [None] * len(texts)
     else:
-        keys = [cache.key(t) for t in texts]
+        keys = [cache.key(t) for t in prepared]
         todo = []
         for i, v in enumerate(cache.get(keys)):
             if v is None:
@@ -138,7 +168,7 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
     # identical texts are embedded once
     first = {}
     for i in todo:
-        first.setdefault(texts[i], i)
+        first.setdefault(prepared[i], i)
     unique = list(first.values())
     if unique:
         log.info("embedding %d new text(s) with %s (%d cached)", len(unique), embedder.name, len(texts) - len(todo))
@@ -149,7 +179,7 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
         bar = tqdm(total=len(unique), desc=f"embed {embedder.name}", unit="msg")
     for start in range(0, len(unique), chunk_size):
         idx = unique[start:start + chunk_size]
-        vec = embedder.encode([texts[i] for i in idx])
+        vec = embedder.encode([prepared[i] for i in idx])
         out[idx] = vec
         if cache is not None:
             cache.put([keys[i] for i in idx], vec)
@@ -160,7 +190,7 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
     if cache is not None and unique:
         cache.compact()
     for i in todo:
-        out[i] = out[first[texts[i]]]
+        out[i] = out[first[prepared[i]]]
     return out
 
 
@@ -174,6 +204,7 @@ class EmbeddedPool:
     embedder: object       # Embedder
     dropped: list = field(default_factory=list)  # exact duplicates dropped while loading
     files: list = field(default_factory=list)    # pool files read
+    clipped: list = field(default_factory=list)  # messages longer than the backend's cap: file, line, id, chars
 
     @property
     def labels(self):
@@ -213,5 +244,24 @@ def load_embedded_pool(pool=None, *, taxonomy=None, backend=None, cache_dir=None
         taxonomy = load_taxonomy(taxonomy)
     embedder = backend if isinstance(backend, Embedder) else get_embedder(backend, threads=threads)
     loaded = load_pool(pool, taxonomy)
+    clipped = clipped_messages(loaded.frame, embedder)
     vectors = embed_texts(loaded.frame["text"], embedder, cache_dir=cache_dir, progress=progress)
-    return EmbeddedPool(loaded.frame, vectors, taxonomy, embedder, loaded.dropped, loaded.files)
+    return EmbeddedPool(loaded.frame, vectors, taxonomy, embedder, loaded.dropped, loaded.files, clipped)
+
+
+def clipped_messages(frame, embedder):
+    """Pool messages longer than the backend's cap (it embeds only their beginning), each logged with file:line.
+
+    Returns
+    -------
+    list of dict with ``file``, ``line``, ``id``, ``chars``.
+    """
+    cap = getattr(embedder, "max_chars", None)
+    out = [{"file": f, "line": int(n), "id": str(i), "chars": len(t)}
+           for t, f, n, i in zip(frame["text"], frame["file"], frame["line"], frame["id"]) if is_clipped(t, cap)]
+    for c in out[:20]:
+        log.warning("%s:%d: message %r has %d characters; %s embeds the first %d", c["file"], c["line"], c["id"],
+                    c["chars"], embedder.name, cap)
+    if len(out) > 20:
+        log.warning("... and %d more message(s) longer than %d characters", len(out) - 20, cap)
+    return out

@@ -8,13 +8,13 @@ normalisation) are dropped and reported, never silently.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.text import has_visible_text
 from ..errors import DataError
-from ..io import normalize_text
+from ..io import normalize_text, parse_json, read_text_file
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +66,43 @@ def pool_files(pool_dir=None):
 def _lines(path):
     """``(line, object or None, problem or None)`` for each non-blank line; never raises on content."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        yield None, None, f"cannot read ({e.strerror})"
-        return
-    except UnicodeDecodeError as e:
-        yield None, None, f"not UTF-8 ({e.reason})"
+        text = read_text_file(path)
+    except DataError as e:
+        yield e.line, None, e.problem
         return
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            yield n, None, f"invalid JSON ({e.msg} at column {e.colno})"
+        obj, problem = parse_json(line)
+        if problem:
+            yield n, None, problem
             continue
         if not isinstance(obj, dict):
             yield n, None, f"expected a JSON object, got {type(obj).__name__}"
             continue
         yield n, obj, None
+
+
+#: Fields whose value must be a string when present (they are compared, hashed and written back).
+_STRING_FIELDS = ("id", "text", "category", "source", "lang", "label_source")
+
+
+def _field_problem(obj, required, taxonomy):
+    """What is wrong with a record's fields (types first, so no unhashable value reaches a lookup), or None."""
+    missing = [k for k in dict.fromkeys(("text",) + tuple(required))
+               if obj.get(k) is None or (isinstance(obj.get(k), str) and not obj[k].strip())]
+    if missing:
+        return f"missing or empty {', '.join(map(repr, missing))}"
+    for k in _STRING_FIELDS:
+        if k in obj and obj[k] is not None and not isinstance(obj[k], str) and not (k == "id" and _plain_id(obj[k])):
+            return f"{k!r} must be a string, got {type(obj[k]).__name__}"
+    if "text" in obj and not has_visible_text(obj["text"]):
+        return "'text' has no visible characters"
+    return None
+
+
+def _plain_id(v):
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _records(files, taxonomy, required):
@@ -93,13 +111,9 @@ def _records(files, taxonomy, required):
     for path in files:
         for n, obj, problem in _lines(path):
             if problem is None:
-                missing = [k for k in required if obj.get(k) is None
-                           or (isinstance(obj.get(k), str) and not obj[k].strip())]
-                if missing:
-                    problem = f"missing or empty {', '.join(map(repr, missing))}"
-                elif not isinstance(obj.get("text"), str):
-                    problem = f"'text' must be a string, got {type(obj.get('text')).__name__}"
-                elif "category" in obj and obj["category"] not in taxonomy.tier_map:
+                problem = _field_problem(obj, required, taxonomy)
+            if problem is None:
+                if "category" in obj and obj["category"] not in taxonomy.tier_map:
                     problem = f"unknown category {obj['category']!r} (known: {', '.join(taxonomy.categories)})"
                 else:
                     mid = str(obj.get("id", f"{Path(path).stem}:{n}"))
@@ -163,6 +177,8 @@ def load_pool(paths=None, taxonomy=None, *, required=REQUIRED_FIELDS) -> LoadedP
     if dropped:
         log.warning("dropped %d exact duplicate message(s) after normalisation: %s", len(dropped),
                     ", ".join(f"{d['id']} (= {d['kept_id']})" for d in dropped[:5]) + (" ..." if len(dropped) > 5 else ""))
+    if not rows:
+        raise DataError(files[0] if len(files) == 1 else ", ".join(map(str, files)), None, "no messages in the pool")
     frame = pd.DataFrame(rows)
     if "category" in frame:
         frame["tier"] = frame["category"].map(taxonomy.tier_map)

@@ -10,6 +10,7 @@ what was produced so far stays on disk.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ from .record import jsonable, record_metrics
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NotebookError", "COMMON_PARAMETERS", "find_notebooks", "notebook_parameters", "run_notebook",
+__all__ = ["NotebookError", "COMMON_PARAMETERS", "run_folder_name", "find_notebooks", "notebook_parameters", "run_notebook",
            "notebook_to_html", "update_latest", "run_nightly"]
 
 #: Parameters the nightly run can pass; each notebook receives those it declares.
@@ -35,6 +36,26 @@ _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 class NotebookError(WorkbenchError):
     """A notebook failed while the nightly run executed it."""
+
+
+def run_folder_name(date):
+    """``date`` if it is a real date (``YYYY-MM-DD``) or a simple name (letters, digits, ``-``, ``_``; no dots).
+
+    The run folder is ``reports/<date>/``: anything else (``..``, ``a/b``,
+    ``.hidden``, ``latest``, ``2026-13-45``) is a ConfigError, so a run never
+    writes outside ``reports/`` or over the ``latest`` link.
+    """
+    text = str(date)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        try:
+            datetime.date.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"date {text!r} is not a real date (YYYY-MM-DD)") from None
+        return text
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", text) or text == "latest":
+        raise ConfigError(f"date must be a date (YYYY-MM-DD) or a simple name of letters, digits, '-' and '_' "
+                          f"(not 'latest'); got {text[:80]!r}")
+    return text
 
 
 def find_notebooks(notebooks_dir=None, select=None):
@@ -154,9 +175,7 @@ def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=N
 
     say = progress or log.info
     reports_dir = Path(reports_dir or _config.REPORTS_DIR)
-    date = date or time.strftime("%Y-%m-%d", time.gmtime())
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", date) or date == "latest":
-        raise ConfigError(f"date must be a plain folder name such as 2026-11-25; got {date!r}")
+    date = run_folder_name(date or time.strftime("%Y-%m-%d", time.gmtime()))
     unknown = sorted(set(parameters or {}) - set(COMMON_PARAMETERS))
     if unknown:
         raise ConfigError(f"unknown nightly parameter(s) {unknown}; known: {', '.join(COMMON_PARAMETERS)}")

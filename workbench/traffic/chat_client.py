@@ -1,12 +1,30 @@
-"""A minimal client of the OpenAI-compatible chat-completions protocol, with retries.
+"""A minimal client of the OpenAI-compatible chat-completions protocol, with retries and hard bounds.
 
-Retries with exponential backoff and jitter on 429, 5xx, timeouts and dropped
-connections, honouring ``Retry-After``. The API key is read from an
-environment variable named by the caller and is never logged or put in an
-error message. Standard library only (urllib), so it adds no dependency.
+What it sends, and where: one ``POST {base_url}/chat/completions`` per try,
+with the system prompt (the taxonomy's categories), the message text, the
+model name and ``Authorization: Bearer <key>``, to the host of ``base_url``
+and nowhere else:
+
+- **No redirects.** A 3xx answer is an error that stops the run; the key is
+  never sent to the address a ``Location`` header names (urllib's default
+  opener followed 301/302/303 and sent the key along).
+- **Plain http** to a host other than this machine is warned about before the
+  first request (anyone on the path can read the key).
+- **A deadline per request** (``timeout``): connecting, sending, the headers
+  and the whole body must finish within it, so a server trickling one byte a
+  second cannot stall a run (a socket timeout alone bounds each read only).
+- **A maximum response size** (``max_response_bytes``): a longer body is not read.
+- **A request budget** (``max_requests``), shared by every thread: retries count.
+
+Retries with exponential backoff and jitter on 429, 5xx, timeouts, dropped
+connections and malformed 200 answers, honouring ``Retry-After``. The key is
+read from an environment variable named by the caller and is never logged or
+put in an error message. Standard library only (http.client).
 """
 from __future__ import annotations
 
+import http.client
+import ipaddress
 import json
 import logging
 import os
@@ -14,15 +32,16 @@ import random
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from email.utils import parsedate_to_datetime
 
+from .. import config as _config
 from ..errors import ConfigError, WorkbenchError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "DEFAULT_KEY_ENV", "RETRY_STATUS", "LabelError", "ChatClient"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "DEFAULT_KEY_ENV", "RETRY_STATUS", "LabelError", "InvalidResponse",
+           "BudgetExhausted", "ChatClient"]
 
 DEFAULT_BASE_URL = "https://api.groq.com/openai/v1"
 DEFAULT_MODEL = "llama-3.1-8b-instant"
@@ -38,6 +57,25 @@ class LabelError(WorkbenchError):
         self.status, self.fatal = status, fatal
 
 
+class InvalidResponse(LabelError):
+    """The server answered 200, but not with a chat completion (HTML, no ``choices``, too large), after every retry.
+
+    ``raw`` holds the start of the body: the label cache records it as an invalid answer.
+    """
+
+    def __init__(self, message, raw):
+        super().__init__(message)
+        self.raw = raw
+
+
+class BudgetExhausted(LabelError):
+    """The request budget (``--limit``) is spent: the message stays unlabelled for a later run."""
+
+
+class _Timeout(Exception):
+    pass
+
+
 def retry_after_seconds(value):
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
     if not value:
@@ -51,8 +89,18 @@ def retry_after_seconds(value):
             return None
 
 
+def is_loopback(host) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ::1)."""
+    if host in ("localhost", "localhost.localdomain") or str(host).endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class ChatClient:
-    """Minimal chat-completions client with retries.
+    """Minimal chat-completions client with retries, a deadline and a size cap per request.
 
     Parameters
     ----------
@@ -63,7 +111,7 @@ class ChatClient:
         Name of the environment variable holding the key; empty or None sends
         no ``Authorization`` header (local servers).
     timeout : float
-        Seconds per request.
+        Seconds one request may take in all (connect, send, headers, body).
     max_retries : int
         Retries after the first try.
     backoff, max_backoff : float
@@ -72,63 +120,163 @@ class ChatClient:
         ``max_backoff``).
     seed : int or None
         Seed of the jitter.
+    max_response_bytes : int
+        Longest response body read.
+    max_requests : int, optional
+        Requests this client may send in all, retries included.
     """
 
     def __init__(self, base_url=DEFAULT_BASE_URL, model=DEFAULT_MODEL, *, api_key_env=DEFAULT_KEY_ENV, timeout=30.0,
-                 max_retries=5, backoff=1.0, max_backoff=60.0, temperature=0.0, seed=None):
+                 max_retries=5, backoff=1.0, max_backoff=60.0, temperature=0.0, seed=None,
+                 max_response_bytes=_config.LABEL_MAX_RESPONSE_BYTES, max_requests=None):
         self.base_url, self.model, self.api_key_env = base_url, model, api_key_env
         self.timeout, self.max_retries, self.backoff, self.max_backoff = timeout, max_retries, backoff, max_backoff
         self.temperature, self.seed = temperature, seed
+        self.max_response_bytes, self.max_requests = max_response_bytes, max_requests
 
     def _validate(self):
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"base_url must start with http:// or https://; got {self.base_url!r}")
-        if self.timeout <= 0 or self.max_retries < 0 or self.backoff < 0:
-            raise ConfigError(f"need timeout > 0, max_retries >= 0, backoff >= 0; got {self.timeout}, "
-                              f"{self.max_retries}, {self.backoff}")
+        url = urllib.parse.urlsplit(str(self.base_url))
+        try:
+            url.port
+        except ValueError:
+            url = url._replace(scheme="")
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"base_url must be an http:// or https:// URL; got {self.base_url!r}")
+        if url.username or url.password:
+            raise ConfigError("base_url must not hold credentials; the key comes from --api-key-env")
+        numbers = (self.timeout, self.max_retries, self.backoff, self.max_backoff, self.max_response_bytes)
+        if not (self.timeout > 0 and self.max_retries >= 0 and self.backoff >= 0 and self.max_backoff >= 0
+                and self.max_response_bytes >= 1 and (self.max_requests is None or self.max_requests >= 0)):
+            raise ConfigError(f"need timeout > 0, max_retries >= 0, backoff >= 0, max_backoff >= 0, "
+                              f"max_response_bytes >= 1, max_requests >= 0; got {numbers}, {self.max_requests}")
+        self._url = url
         self._key = None
         if self.api_key_env:
             self._key = os.environ.get(self.api_key_env)
             if not self._key:
                 raise ConfigError(f"the API key environment variable {self.api_key_env} is not set")
+            if url.scheme == "http" and not is_loopback(url.hostname):
+                log.warning("sending the API key over plain http to %s: anyone on the way can read it; use https",
+                            url.hostname)
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
-        self.retries = 0
+        self.retries = self.requests = 0
+
+    def _take_request(self):
+        with self._lock:
+            if self.max_requests is not None and self.requests >= self.max_requests:
+                raise BudgetExhausted(f"request limit of {self.max_requests} reached")
+            self.requests += 1
+
+    def _post(self, body, headers):
+        """One POST within the deadline: ``(status, headers, body bytes or None when too large)``."""
+        url = self._url
+        cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        conn = cls(url.hostname, url.port, timeout=self.timeout)
+        deadline = time.monotonic() + self.timeout
+        expired, held = threading.Event(), {}
+
+        def abort():  # wakes a read blocked on a trickling server; the request then fails as timed out
+            expired.set()
+            if held.get("sock") is not None:
+                try:
+                    held["sock"].shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        timer = threading.Timer(self.timeout, abort)
+        timer.daemon = True
+        timer.start()
+        try:
+            conn.connect()
+            held["sock"] = sock = conn.sock  # the response keeps reading from it after conn lets it go
+            if expired.is_set():
+                raise _Timeout()
+            conn.request("POST", url.path.rstrip("/") + "/chat/completions", body=body, headers=headers)
+            resp = conn.getresponse()
+            declared = resp.getheader("Content-Length")
+            if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
+                return resp.status, resp, None
+            chunks, size = [], 0
+            while True:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = resp.read(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    return resp.status, resp, None
+                chunks.append(chunk)
+            if expired.is_set():
+                raise _Timeout()
+            return resp.status, resp, b"".join(chunks)
+        except (OSError, http.client.HTTPException) as e:
+            if expired.is_set() or isinstance(e, (TimeoutError, socket.timeout)):
+                raise _Timeout() from None
+            raise
+        finally:
+            timer.cancel()
+            conn.close()
+            if held.get("sock") is not None:
+                held["sock"].close()
+
+    def _answer(self, status, resp, raw):
+        """The reply text of a response, or ``(problem, retry wait hint, raw text)`` to retry; raises when fatal."""
+        where = f"{self._url.scheme}://{self._url.netloc}"
+        if 300 <= status < 400:
+            target = urllib.parse.urlsplit(resp.getheader("Location") or "")
+            raise LabelError(f"HTTP {status} redirect from {where} to {target.scheme or '?'}://{target.hostname or '?'} "
+                             "refused (the key is sent to base_url only; set --base-url to the final address)",
+                             status=status, fatal=True)
+        if status in RETRY_STATUS:
+            return None, (f"HTTP {status}", retry_after_seconds(resp.getheader("Retry-After")), None)
+        if not 200 <= status < 300:
+            # 400/401/403/404 fail every message alike: stop the run (never echo the key)
+            raise LabelError(f"HTTP {status} {resp.reason} from {where}", status=status,
+                             fatal=status in (401, 403, 404))
+        if raw is None:
+            return None, (f"response larger than {self.max_response_bytes} bytes", None, "")
+        try:
+            content = json.loads(raw)["choices"][0]["message"]["content"]
+            if isinstance(content, str):
+                return content, None
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+            pass
+        return None, ("malformed chat-completions response", None, raw[:300].decode("utf-8", "replace"))
 
     def complete(self, messages):
-        """Send one chat-completions request; return the reply text (``choices[0].message.content``)."""
+        """Send one chat-completions request; return the reply text (``choices[0].message.content``).
+
+        Raises
+        ------
+        LabelError
+            After the last retry, or at once for a redirect or a 4xx that is not worth retrying.
+        InvalidResponse
+            When every try got a 200 that is not a chat completion.
+        BudgetExhausted
+            When ``max_requests`` is spent.
+        """
         if not hasattr(self, "_rng"):
             self._validate()
         body = json.dumps({"model": self.model, "messages": messages, "temperature": self.temperature}).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "Connection": "close"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        url = self.base_url.rstrip("/") + "/chat/completions"
         for attempt in range(self.max_retries + 1):
-            wait_hint, problem = None, None
+            self._take_request()
+            wait_hint, invalid = None, None
             try:
-                req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
-                try:
-                    return json.loads(raw)["choices"][0]["message"]["content"]
-                except (ValueError, KeyError, IndexError, TypeError):
-                    problem = "malformed chat-completions response"
-            except urllib.error.HTTPError as e:
-                if e.code not in RETRY_STATUS:
-                    # 400/401/403/404 fail every message alike: stop the run (never echo the key)
-                    raise LabelError(f"HTTP {e.code} {e.reason} from {url}", status=e.code,
-                                     fatal=e.code in (401, 403, 404)) from None
-                problem, wait_hint = f"HTTP {e.code}", retry_after_seconds(e.headers.get("Retry-After"))
-            except (TimeoutError, socket.timeout):
-                problem = f"timed out after {self.timeout:g} s"
-            except (urllib.error.URLError, ConnectionError, OSError) as e:
-                reason = getattr(e, "reason", e)
-                if isinstance(reason, (TimeoutError, socket.timeout)):
-                    problem = f"timed out after {self.timeout:g} s"
-                else:
-                    problem = f"connection failed ({reason})"
+                content, retry = self._answer(*self._post(body, headers))
+                if retry is None:
+                    return content
+                problem, wait_hint, invalid = retry
+            except _Timeout:
+                problem = f"no complete answer within {self.timeout:g} s"
+            except (OSError, http.client.HTTPException) as e:
+                problem = f"connection failed ({type(e).__name__}: {e})"
             if attempt == self.max_retries:
+                if invalid is not None:
+                    raise InvalidResponse(f"{problem} after {attempt + 1} tries", invalid)
                 raise LabelError(f"{problem} after {attempt + 1} tries")
             delay = min(self.max_backoff, self.backoff * 2 ** attempt) * (0.5 + 0.5 * self._rng.random())
             if wait_hint is not None:

@@ -1,14 +1,14 @@
 """Import chat transcripts: user turns -> filtered, unlabelled candidate messages.
 
 Reads the chat exports :mod:`workbench.transcripts` knows, keeps user turns
-only, applies the filters of :data:`FILTERS` (each counted),
-optionally scrubs e-mail addresses, phone numbers and long digit runs, detects
+only, applies the filters of :data:`FILTERS` (each counted), scrubs e-mail
+addresses, phone numbers and long digit runs (:mod:`workbench.traffic.scrub`;
+on by default, with the conversation ids and origins that carry one), detects
 the language with ``langid`` (its model ships inside the package) and writes
 the candidates to a new JSONL file. The input is never rewritten.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -17,6 +17,8 @@ from pathlib import Path
 from .. import config as _config
 from ..errors import ConfigError
 from ..io import normalize_text, text_hash, write_text_atomic
+from ..core.text import has_visible_text
+from .scrub import scrub_id, scrub_text
 from .transcripts import FORMATS, read_transcripts
 
 log = logging.getLogger(__name__)
@@ -32,35 +34,6 @@ _URL_ONLY = re.compile(r"^\s*(?:<?(?:https?://|www\.)\S+>?\s*)+$", re.I)
 _PLACEHOLDER = (r"[\[<(]\s*(?:image|photo|picture|attachment|file|audio|video|voice message|sticker|gif|document|"
                 r"media)(?:\s+(?:omitted|attached|removed))?\s*[\]>)]|<?media omitted>?|image omitted")
 _ATTACHMENT_ONLY = re.compile(rf"^\s*(?:(?:{_PLACEHOLDER})\s*)+$", re.I)
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.I)
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,8}){1,4}(?![\w])")
-_DIGITS = re.compile(r"\d{9,}")
-
-
-def scrub_text(text: str):
-    """Replace e-mail addresses, phone numbers and long digit runs; returns ``(text, replacements)``.
-
-    A phone number needs at least 9 digits or a leading ``+``, so dates and
-    short numbers in maths questions survive.
-    """
-    count = 0
-
-    def sub(pattern, repl, s, accept=lambda m: True):
-        nonlocal count
-
-        def f(m):
-            nonlocal count
-            if accept(m):
-                count += 1
-                return repl
-            return m.group(0)
-        return pattern.sub(f, s)
-
-    text = sub(_EMAIL, "[email]", text)
-    text = sub(_PHONE, "[phone]", text,
-               lambda m: sum(c.isdigit() for c in m.group(0)) >= 9 or m.group(0).startswith("+"))
-    text = sub(_DIGITS, "[number]", text)
-    return text, count
 
 
 def detect_language(text: str) -> str:
@@ -72,7 +45,7 @@ def detect_language(text: str) -> str:
     return langid.classify(text)[0]
 
 
-def filter_messages(rows, *, min_chars=_config.IMPORT_MIN_CHARS, max_chars=_config.IMPORT_MAX_CHARS, scrub=False, pool_texts=(), pool_vectors=None,
+def filter_messages(rows, *, min_chars=_config.IMPORT_MIN_CHARS, max_chars=_config.IMPORT_MAX_CHARS, scrub=True, pool_texts=(), pool_vectors=None,
                     embedder=None, cache_dir=None, dup_threshold=_config.DUP_THRESHOLD):
     """Apply the filters of :data:`FILTERS` in order; returns ``(kept rows, summary)``.
 
@@ -91,7 +64,7 @@ def filter_messages(rows, *, min_chars=_config.IMPORT_MIN_CHARS, max_chars=_conf
     for r in rows:
         text = r["text"].strip()
         reason = None
-        if not text:
+        if not has_visible_text(text):
             reason = "empty"
         elif _URL_ONLY.match(text):
             reason = "url_only"
@@ -134,7 +107,7 @@ def filter_messages(rows, *, min_chars=_config.IMPORT_MIN_CHARS, max_chars=_conf
     return kept, summary
 
 
-def import_transcripts(paths, out, *, fmt="auto", text_column="text", min_chars=_config.IMPORT_MIN_CHARS, max_chars=_config.IMPORT_MAX_CHARS, scrub=False,
+def import_transcripts(paths, out, *, fmt="auto", text_column="text", min_chars=_config.IMPORT_MIN_CHARS, max_chars=_config.IMPORT_MAX_CHARS, scrub=True,
                        pool=None, taxonomy=None, backend=None, cache_dir=None, dup_threshold=_config.DUP_THRESHOLD, id_prefix="real"):
     """Read chat exports, filter the user turns and write unlabelled candidates.
 
@@ -188,9 +161,12 @@ def import_transcripts(paths, out, *, fmt="auto", text_column="text", min_chars=
     for r in kept:
         lang = detect_language(r["text"])
         langs[lang] = langs.get(lang, 0) + 1
-        origin = f"{Path(r['file']).name}:{r['line']}" if r["line"] else Path(r["file"]).name
+        name, conversation = Path(r["file"]).name, r["conversation"]
+        if scrub:  # these travel into the pool with the message: a file named after a phone number, an e-mail as id
+            name, conversation = scrub_id(name, "file"), scrub_id(conversation, "conv")
+        origin = f"{name}:{r['line']}" if r["line"] else name
         obj = {"id": f"{id_prefix}-{text_hash(r['text'])[:12]}", "text": r["text"], "lang": lang,
-               "source": "real", "conversation": r["conversation"], "turn": r["turn"], "origin": origin}
+               "source": "real", "conversation": conversation, "turn": r["turn"], "origin": origin}
         lines.append(json.dumps(obj, ensure_ascii=False))
     write_text_atomic(out, "".join(line + "\n" for line in lines))
     summary["languages"] = dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -9,8 +9,12 @@ number are in flight (threads); see :mod:`workbench.chat_client`.
 
 Every answer is appended to a label cache (JSONL, one line per message hash
 and model, flushed per line) as it arrives, so an interrupted run resumes
-where it stopped and never pays for a message twice. The API key is read
-from an environment variable and is never written anywhere.
+where it stopped and never pays for a message twice; an answer that is not a
+valid label (an unknown category, a reply that is not JSON, a 200 that is
+not a chat completion) is cached as invalid too and asked again only with
+``retry_failed``. A partial last line left by a killed run is cut before the
+next answer is appended. The API key is read from an environment variable
+and is never written anywhere.
 """
 from __future__ import annotations
 
@@ -24,8 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..io import text_hash
-from .chat_client import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MODEL, ChatClient, LabelError
+from ..io import decode_line, parse_json, text_hash
+from ..errors import DataError
+from .chat_client import (DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MODEL, BudgetExhausted, ChatClient,
+                          InvalidResponse, LabelError)
 
 log = logging.getLogger(__name__)
 
@@ -60,42 +66,68 @@ def parse_reply(content, taxonomy):
     m = _FENCE.match(text)
     if m:
         text = m.group(1)
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
+    obj, problem = parse_json(text)
+    if problem:
         return None, "reply is not JSON"
     if not isinstance(obj, dict) or "category" not in obj:
         return None, "reply has no 'category'"
     cat = obj["category"]
-    if cat not in taxonomy.tier_map:
-        return None, f"unknown category {cat!r}"
+    if not isinstance(cat, str) or cat not in taxonomy.tier_map:
+        return None, f"unknown category {cat!r:.80}"
     return cat, None
 
 
 class LabelCache:
     """Append-only JSONL of answers keyed by (message hash, model); survives a killed run.
 
-    A truncated last line (a kill mid-write) is skipped with a warning.
+    A last line without its newline (a kill mid-write) is repaired before the
+    next answer is appended: cut off when it is incomplete, ended with a
+    newline when it is a whole entry, so the next answer never lands on it.
+    Any other unreadable line is skipped with a warning naming it.
     """
 
     def __init__(self, path):
         self.path = Path(path)
         self.entries = {}
-        if self.path.exists():
-            with self.path.open(encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                        self.entries[(obj["hash"], obj["model"])] = obj
-                    except (ValueError, KeyError, TypeError):
-                        log.warning("%s:%d: skipping an unreadable label cache line", self.path, n)
+        self._tail = None  # (offset of the last newline + 1, whether the unterminated last line is an entry)
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        for n, raw in enumerate(lines, 1):
+            entry = self._entry(raw, n) if raw.strip() else None
+            if entry is not None:
+                self.entries[(entry["hash"], entry["model"])] = entry
+            elif raw.strip() and n < len(lines):
+                log.warning("%s:%d: skipping an unreadable label cache line", self.path, n)
+        if lines[-1]:
+            self._tail = (len(data) - len(lines[-1]), self._entry(lines[-1], len(lines)) is not None)
+
+    def _entry(self, raw, n):
+        try:
+            obj, problem = parse_json(decode_line(raw, self.path, n))
+        except DataError:
+            return None
+        ok = problem is None and isinstance(obj, dict) and isinstance(obj.get("hash"), str) \
+            and isinstance(obj.get("model"), str)
+        return obj if ok else None
+
+    def _repair_tail(self):
+        keep, whole = self._tail
+        self._tail = None
+        if whole:
+            with self.path.open("ab") as fh:
+                fh.write(b"\n")
+        else:
+            log.warning("%s: cutting a partial last line (a run was killed while writing it)", self.path)
+            os.truncate(self.path, keep)
 
     def get(self, text, model):
         return self.entries.get((text_hash(text), model))
 
     def append(self, entry):
+        if self._tail is not None:
+            self._repair_tail()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -132,7 +164,8 @@ def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_f
     retry_failed : bool
         Ask again for messages whose cached answer was invalid (costs a request).
     limit : int, optional
-        Send at most this many requests (the rest stay unlabelled for a later run).
+        Send at most this many requests, retries included (sets ``client.max_requests``);
+        the messages left stay unlabelled for a later run.
 
     Returns
     -------
@@ -143,8 +176,12 @@ def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_f
         failed for good), ``retried``, ``requests`` and ``remaining``, and
         lists ``failures`` (id, problem, raw reply).
     """
-    if concurrency < 1:
-        raise ConfigError(f"concurrency must be >= 1; got {concurrency}")
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"concurrency must be an integer >= 1; got {concurrency!r}")
+    if limit is not None:
+        if not isinstance(limit, int) or limit < 0:
+            raise ConfigError(f"limit must be an integer >= 0; got {limit!r}")
+        client.max_requests = limit
     client._validate()
     cache = LabelCache(cache_path)
     system = build_prompt(taxonomy)
@@ -160,19 +197,16 @@ def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_f
             summary["cached"] += 1
         else:
             todo.append(_Task(i, r))
-    if limit is not None:
-        summary["remaining"] = max(0, len(todo) - limit)
-        todo = todo[:limit]
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"label {model}", unit="msg")
     pool = ThreadPoolExecutor(max_workers=concurrency)
-    pending, queue, fatal = {}, list(reversed(todo)), None
+    pending, queue, fatal, spent = {}, list(reversed(todo)), None, False
     try:
         while queue or pending:
-            while queue and len(pending) < concurrency and fatal is None:
+            while queue and len(pending) < concurrency and fatal is None and not spent:
                 t = queue.pop()
                 pending[pool.submit(_label_one, client, system, t.row["text"], taxonomy)] = t
             if not pending:
@@ -180,9 +214,13 @@ def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_f
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 t = pending.pop(fut)
-                summary["requests"] += 1
                 try:
                     category, problem, raw = fut.result()
+                except BudgetExhausted:
+                    spent = True  # the message stays for a later run, like every one not yet sent
+                    continue
+                except InvalidResponse as e:  # a 200 that is not a chat completion: cached as an invalid answer
+                    category, problem, raw = None, str(e), e.raw
                 except LabelError as e:
                     summary["errors"] += 1
                     summary["failures"].append({"id": t.row.get("id"), "problem": str(e), "raw": None})
@@ -208,6 +246,7 @@ def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_f
     if fatal is not None:
         raise LabelError(f"stopped: {fatal} (answers so far are in {cache_path})")
     summary["retried"] = client.retries
+    summary["requests"] = client.requests
     labelled = []
     for r, entry in zip(rows, results):
         if entry is None:

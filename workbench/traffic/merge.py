@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from ..io import normalize_text, read_jsonl, write_text_atomic
+from ..core.text import has_visible_text
+from ..io import atomic_file, normalize_text, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +16,18 @@ __all__ = ["merge_labelled", "default_merge_path"]
 
 #: Candidate fields carried into the pool file besides the required ones.
 KEEP_FIELDS = ("conversation", "turn", "origin")
+
+
+def _keep(key, value):
+    """A carried field as the pool stores it: contact details in an id or an origin become a hash."""
+    from .scrub import scrub_id
+
+    if key == "turn":
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if key == "origin":
+        name, sep, line = str(value).rpartition(":")
+        return f"{scrub_id(name, 'file')}:{line}" if sep and line.isdigit() else scrub_id(value, "file")
+    return scrub_id(value, "conv")
 
 
 def default_merge_path(pool_dir=None):
@@ -33,7 +46,9 @@ def merge_labelled(labelled, out=None, *, pool=None, taxonomy=None, label_source
         JSONL from ``workbench label`` (``id``, ``text``, ``category``,
         ``label_source``, ``lang``).
     out : path, optional
-        The new pool file (default :func:`default_merge_path`); it must not exist.
+        The new pool file (default :func:`default_merge_path`); it must not
+        exist, and is created exclusively: of two merges to one file, one fails
+        and none loses rows.
     pool : path or list, optional
         Existing pool sources (default ``data/pool``): an id that collides
         with one of them is an error; a text already there is skipped.
@@ -59,6 +74,11 @@ def merge_labelled(labelled, out=None, *, pool=None, taxonomy=None, label_source
         for key in ("id", "text", "category"):
             if not isinstance(obj.get(key), str) or not obj[key].strip():
                 raise DataError(labelled, n, f"missing or empty {key!r}")
+        if not has_visible_text(obj["text"]):
+            raise DataError(labelled, n, "'text' has no visible characters")
+        for key in ("label_source", "lang"):
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise DataError(labelled, n, f"{key!r} must be a string, got {type(obj[key]).__name__}")
         if obj["category"] not in taxonomy.tier_map:
             raise DataError(labelled, n, f"unknown category {obj['category']!r} (known: {', '.join(taxonomy.categories)})")
         source = label_source or obj.get("label_source")
@@ -74,10 +94,15 @@ def merge_labelled(labelled, out=None, *, pool=None, taxonomy=None, label_source
             continue
         row = {"id": obj["id"], "text": obj["text"], "category": obj["category"], "source": "real",
                "lang": obj.get("lang") or "und", "label_source": source}
-        row.update({k: obj[k] for k in KEEP_FIELDS if obj.get(k) is not None})
+        row.update({k: v for k in KEEP_FIELDS if obj.get(k) is not None and (v := _keep(k, obj[k])) is not None})
         lines.append(json.dumps(row, ensure_ascii=False))
     if not lines:
         raise DataError(labelled, None, "no labelled messages to merge")
-    write_text_atomic(out, "".join(line + "\n" for line in lines))
+    try:
+        with atomic_file(out, exclusive=True) as fh:
+            fh.write("".join(line + "\n" for line in lines).encode("utf-8"))
+    except FileExistsError:
+        raise ConfigError(f"out must be a new file (pool files are never rewritten); {out} was created by "
+                          "another run meanwhile") from None
     log.info("merged %d labelled message(s) into %s", len(lines), out)
     return {"written": len(lines), "skipped_in_pool": skipped, "out": str(out)}

@@ -23,6 +23,7 @@ import pandas as pd
 
 from .. import config as _config
 from ..analysis.metrics import Metrics, compute_metrics, format_metrics
+from ..core.text import has_visible_text
 from ..errors import ConfigError, DataError
 from ..io import read_jsonl
 
@@ -38,9 +39,12 @@ def _read(path, required, taxonomy, label_keys):
         for key in required:
             if not isinstance(obj.get(key), str) or not obj[key].strip():
                 raise DataError(path, n, f"missing or empty {key!r}")
+        if not has_visible_text(obj["text"]):
+            raise DataError(path, n, "'text' has no visible characters")
         for key in label_keys:
-            if obj.get(key) is not None and obj[key] not in taxonomy.tier_map:
-                raise DataError(path, n, f"unknown {key} {obj[key]!r} (known: {', '.join(taxonomy.categories)})")
+            value = obj.get(key)
+            if value is not None and (not isinstance(value, str) or value not in taxonomy.tier_map):
+                raise DataError(path, n, f"unknown {key} {value!r:.60} (known: {', '.join(taxonomy.categories)})")
         rows.append(dict(obj, line=n))
     if not rows:
         raise DataError(path, None, "no messages")

@@ -12,11 +12,11 @@ import can count them. Bad input raises DataError naming the file and line.
 from __future__ import annotations
 
 import csv
-import json
+import io
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from ..io import read_jsonl
+from ..io import parse_json, read_jsonl, read_text_file
 
 __all__ = ["FORMATS", "read_transcripts"]
 
@@ -42,12 +42,21 @@ def _content_text(content):
     return ""
 
 
+def _conversation_id(value, fallback):
+    """A conversation id as text: strings and numbers as they are, anything else (a list, an object) not trusted."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return fallback
+
+
 def _read_messages_jsonl(path):
     for n, obj in read_jsonl(path):
         msgs = obj.get("messages")
         if not isinstance(msgs, list):
             raise DataError(path, n, "expected a 'messages' list (format 'messages')")
-        conv = str(obj.get("id", obj.get("conversation_id", f"{Path(path).stem}:{n}")))
+        conv = _conversation_id(obj.get("id", obj.get("conversation_id")), f"{Path(path).stem}:{n}")
         turn = 0
         for m in msgs:
             if not isinstance(m, dict) or "role" not in m:
@@ -57,13 +66,15 @@ def _read_messages_jsonl(path):
                 yield {"text": _content_text(m.get("content")), "conversation": conv, "turn": turn, "line": n}
 
 
+def _obj(value):
+    """``value`` when it is a JSON object, else an empty one: malformed nodes are skipped, never crash the walk."""
+    return value if isinstance(value, dict) else {}
+
+
 def _read_chatgpt(path):
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DataError(path, None, f"cannot read ({e.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(path, getattr(e, "lineno", None), f"invalid JSON ({getattr(e, 'msg', e)})") from None
+    data, problem = parse_json(read_text_file(path))
+    if problem:
+        raise DataError(path, None, problem)
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -72,43 +83,52 @@ def _read_chatgpt(path):
         mapping = conv.get("mapping") if isinstance(conv, dict) else None
         if not isinstance(mapping, dict):
             raise DataError(path, None, f"conversation {ci} has no 'mapping' of message nodes")
-        cid = str(conv.get("id") or conv.get("conversation_id") or ci)
+        cid = _conversation_id(conv.get("id") or conv.get("conversation_id"), str(ci))
         # walk the tree from its roots in child order, so turns come out in conversation order
-        stack = [k for k, node in reversed(list(mapping.items())) if not (node or {}).get("parent")]
+        stack = [k for k, node in reversed(list(mapping.items())) if not _obj(node).get("parent")]
         seen, turn = set(), 0
         while stack:
             key = stack.pop()
-            if key in seen or key not in mapping:
+            if not isinstance(key, str) or key in seen or key not in mapping:
                 continue
             seen.add(key)
-            node = mapping[key] or {}
-            msg = node.get("message") or {}
-            if (msg.get("author") or {}).get("role") == "user":
+            node = _obj(mapping[key])
+            msg = _obj(node.get("message"))
+            if _obj(msg.get("author")).get("role") == "user":
                 turn += 1
                 yield {"text": _content_text(msg.get("content")), "conversation": cid, "turn": turn, "line": None}
-            stack.extend(reversed(node.get("children") or []))
+            children = node.get("children")
+            stack.extend(reversed(children) if isinstance(children, list) else [])
+
+
+def _read_csv(path, text_column):
+    reader = csv.DictReader(io.StringIO(read_text_file(path), newline=""))
+    try:
+        if text_column not in (reader.fieldnames or []):
+            raise DataError(path, 1, f"no column {text_column!r} (columns: {', '.join(reader.fieldnames or [])})")
+        for row in reader:
+            text = row.get(text_column)
+            yield {"text": text if isinstance(text, str) else "", "conversation": None, "turn": None,
+                   "line": reader.line_num}
+    except csv.Error as e:
+        if "field larger than field limit" in str(e):
+            raise DataError(path, reader.line_num, f"a field longer than {csv.field_size_limit()} characters "
+                                                   "(not a chat message)") from None
+        raise DataError(path, reader.line_num, f"malformed CSV ({e})") from None
 
 
 def _read_text_rows(path, text_column):
     path = Path(path)
     if path.suffix.lower() == ".csv":
-        try:
-            with path.open(encoding="utf-8", newline="") as fh:
-                reader = csv.DictReader(fh)
-                if text_column not in (reader.fieldnames or []):
-                    raise DataError(path, 1, f"no column {text_column!r} (columns: {', '.join(reader.fieldnames or [])})")
-                for row in reader:
-                    yield {"text": row[text_column] or "", "conversation": None, "turn": None,
-                           "line": reader.line_num}
-        except OSError as e:
-            raise DataError(path, None, f"cannot read ({e.strerror})") from None
+        yield from _read_csv(path, text_column)
         return
     for n, obj in read_jsonl(path):
         if text_column not in obj:
             raise DataError(path, n, f"no field {text_column!r}")
         if obj[text_column] is not None and not isinstance(obj[text_column], str):
             raise DataError(path, n, f"{text_column!r} must be a string, got {type(obj[text_column]).__name__}")
-        yield {"text": obj[text_column] or "", "conversation": obj.get("conversation"), "turn": None, "line": n}
+        yield {"text": obj[text_column] or "", "conversation": _conversation_id(obj.get("conversation"), None),
+               "turn": None, "line": n}
 
 
 def _sniff(path):

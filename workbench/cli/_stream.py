@@ -1,0 +1,95 @@
+"""Reading JSONL messages as a stream: every complete line that is ready now, without waiting for more.
+
+``workbench route`` is used as a pipe by clients that write one message and
+wait for its decision, so the reader must never hold a line back to fill a
+batch: it hands over whatever complete lines the input has ready (up to a
+batch size) and only then blocks for more.
+"""
+from __future__ import annotations
+
+import os
+import select
+
+from ..core.text import has_visible_text
+from ..errors import DataError
+from ..io import decode_line, parse_json
+
+__all__ = ["ready_batches", "message_problem", "parse_message"]
+
+_READ = 1 << 16
+
+
+def _ready(fd):
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):  # not selectable: treat as always ready (a regular file)
+        return True
+
+
+def ready_batches(fh, max_batch):
+    """Yield lists of ``(line number, raw bytes)``: the complete lines ready now, at most ``max_batch`` at a time.
+
+    ``fh`` is a binary file object; with a real file descriptor the lines are
+    handed over as soon as no more input is ready, otherwise one at a time.
+    """
+    try:
+        fd = fh.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is None:  # a file-like object without a descriptor (tests, notebooks): line by line
+        for n, raw in enumerate(fh, 1):
+            yield [(n, raw)]
+        return
+    partial, pending, n = [], [], 0
+    while True:
+        if pending and (len(pending) >= max_batch or not _ready(fd)):
+            yield pending[:max_batch]
+            pending = pending[max_batch:]
+            continue
+        chunk = os.read(fd, _READ)
+        if not chunk:
+            if partial:
+                pending.append((n + 1, b"".join(partial)))
+            for i in range(0, len(pending), max_batch):
+                yield pending[i:i + max_batch]
+            return
+        pieces = chunk.split(b"\n")
+        if len(pieces) == 1:
+            partial.append(chunk)  # no newline yet: keep the pieces, join once (no quadratic copying)
+            continue
+        for piece in [b"".join(partial + [pieces[0]])] + pieces[1:-1]:
+            n += 1
+            pending.append((n, piece))
+        partial = [pieces[-1]] if pieces[-1] else []
+
+
+def message_problem(obj, *, labelled=False, taxonomy=None):
+    """What is wrong with one message object, or None (text present and visible; known categories when labelled)."""
+    text = obj.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return "missing or empty 'text'"
+    if not has_visible_text(text):
+        return "'text' has no visible characters"
+    if labelled:
+        for key in ("category", "alt_category"):
+            value = obj.get(key)
+            if key == "alt_category" and not value:
+                continue
+            if not isinstance(value, str) or value not in taxonomy.tier_map:
+                return f"unknown {key} {value!r:.60} (known: {', '.join(taxonomy.categories)})"
+    return None
+
+
+def parse_message(raw, name, n, *, labelled=False, taxonomy=None):
+    """One JSONL line as a message object, or None for a blank line; DataError names ``name:n``."""
+    line = decode_line(raw, name, n)
+    if not line.strip():
+        return None
+    obj, problem = parse_json(line)
+    if problem is None and not isinstance(obj, dict):
+        problem = f"expected a JSON object, got {type(obj).__name__}"
+    if problem is None:
+        problem = message_problem(obj, labelled=labelled, taxonomy=taxonomy)
+    if problem:
+        raise DataError(name, n, problem)
+    return obj

@@ -1,0 +1,66 @@
+"""Text as an encoder sees it, in one place (standard library only).
+
+Every backend gets its input through :meth:`workbench.core.embed.Embedder.encode`,
+which calls :func:`prepare_text` on each message, and every reader's "not
+empty" check calls :func:`has_visible_text`, so what is refused at the door
+and what reaches a model follow the same rules:
+
+- **Control characters** (C0 except tab, newline and carriage return; DEL;
+  C1) become a space. A NUL used to end the text for the default backend
+  (its C library reads up to the first NUL): ``"hi \\0 write a quicksort"``
+  embedded like ``"hi"``. Lone surrogates (from JSON ``\\ud800`` escapes)
+  become U+FFFD, since they cannot be encoded as UTF-8.
+- **A length cap** per backend (``Embedder.max_chars``, default
+  :data:`workbench.config.MAX_TEXT_CHARS` = 2,048 characters, about 512
+  tokens of English text, the window of the E5 and MiniLM models): longer
+  texts are cut. Without it the default backend embeds every 512-token
+  window of a text, so cost grows with length (a 60k-character message cost
+  about 20x a 1k one) and one long line stalls a stream behind it. The
+  routing signal of a chat message is in its beginning.
+- **Invisible-only text** (whitespace, control and format characters such as
+  zero-width spaces and joiners, combining marks on nothing, Hangul fillers,
+  the braille blank) counts as empty: :func:`has_visible_text` is False.
+
+Nothing else changes (no case folding, no Unicode normalisation, newlines
+kept), so the vector of an ordinary message is what it always was and the
+embedding cache, keyed by the prepared text, stays valid.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["prepare_text", "has_visible_text", "is_clipped"]
+
+#: C0 controls except \t \n \r, DEL and the C1 block.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+#: Unicode categories that draw nothing on their own.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
+#: Letters by category that render as blanks (Hangul fillers, braille blank, Mongolian vowel separator).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+
+
+def prepare_text(text, max_chars=None) -> str:
+    """The text an encoder gets: controls made spaces, lone surrogates replaced, cut at ``max_chars``.
+
+    Idempotent, so preparing twice (a cache key, then ``encode``) is harmless.
+    """
+    text = _CONTROLS.sub(" ", str(text))
+    if _SURROGATES.search(text):
+        text = _SURROGATES.sub("\ufffd", text)
+    if max_chars is not None and len(text) > max_chars:
+        text = text[:max_chars]
+    return text
+
+
+def has_visible_text(text) -> bool:
+    """Whether ``text`` is a string with at least one character that shows (see the module docstring)."""
+    if not isinstance(text, str):
+        return False
+    return any(c not in _BLANK_LETTERS and unicodedata.category(c) not in _INVISIBLE for c in text)
+
+
+def is_clipped(text, max_chars) -> bool:
+    """Whether :func:`prepare_text` cuts ``text`` at ``max_chars``."""
+    return max_chars is not None and len(str(text)) > max_chars
