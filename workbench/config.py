@@ -29,6 +29,10 @@ SCRATCH_DIR = REPORTS_DIR / "scratch"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 #: Where the public benchmark prompts live (evaluation only, never copied into the pool).
 EXTERNAL_DIR = PROJECT_ROOT.parent / "shared" / "external"
+#: Labelled sets the pool never saw (a verbatim copy of the external prompts): scored by every report.
+EVAL_DIR = DATA_DIR / "eval"
+#: Labelled short conversations (user turns), an evaluation set for conversation routing.
+CONVERSATIONS_DIR = DATA_DIR / "conversations"
 
 # -- embedding ----------------------------------------------------------------------------------
 
@@ -88,6 +92,32 @@ CATEGORIZER_TOKENS = 400
 POOL_SIZES = (5, 10, 20, 40, 80, 160)
 ROBUSTNESS_N = 280
 REVIEW_ROWS = 25
+
+# -- generalisation -------------------------------------------------------------------------------
+
+#: Prompts scored per source (file) of an evaluation folder, sampled with SEED.
+EVAL_PER_SOURCE = 150
+#: Points of tier accuracy between leave-one-out and out-of-distribution that the index flags.
+OOD_GAP_FLAG = 0.05
+#: Router head exported by default: "auto" picks the candidate with the best out-of-fold tier accuracy.
+HEAD = "auto"
+HEAD_CANDIDATES = ("knn", "logreg", "blend")
+#: Weight of the logistic-regression probabilities in the blended head (the k-NN vote gets the rest).
+BLEND_WEIGHT = 0.5
+#: Confidence calibration fitted on out-of-fold scores: "auto" keeps the method with the lowest ECE.
+CALIBRATION = "auto"
+CALIBRATION_METHODS = ("none", "temperature", "isotonic")
+CALIBRATION_BINS = 10
+
+# -- conversations --------------------------------------------------------------------------------
+
+#: How a turn is routed in a conversation: "alone", "previous" (with the previous user turn) or "sticky".
+CONVERSATION_POLICY = "sticky"
+#: Sticky tier: a turn is not routed below the previous turn's tier within this many turns ...
+STICKY_TURNS = 2
+#: ... unless it is routed to this category with at least this confidence (a clearly fresh casual turn).
+STICKY_RELEASE_CATEGORY = "casual"
+STICKY_RELEASE_CONFIDENCE = 0.8
 
 # -- traffic --------------------------------------------------------------------------------------
 

@@ -97,23 +97,45 @@ def cmd_route(args):
 
 
 def cmd_score(args):
-    """Route a labelled JSONL file and print the same metrics as evaluate."""
+    """Route a labelled JSONL file with the pool's head and policy, and print the metrics (``--dir``: every set)."""
+    if args.dir:
+        return cmd_score_dir(args)
+    from ..analysis.generalisation import read_labelled, score_frame
     from ..analysis.metrics import compute_metrics, format_metrics
     from ..core.router import Router
     from ..core.taxonomy import Taxonomy
 
     router = Router.load(args.pool)
     taxonomy = Taxonomy.from_metadata(router.metadata)
-    rows = [obj for _, obj in _read_messages(args.input, labelled=True, taxonomy=taxonomy)]
-    if not rows:
-        raise DataError(args.input, None, "no messages")
-    decisions = router.route_batch([r["text"] for r in rows])
-    groups = {g: [str(r.get(g, "?")) for r in rows] for g in ("lang", "source", "mapping") if any(g in r for r in rows)}
-    m = compute_metrics([r["category"] for r in rows], [d.category for d in decisions], taxonomy,
-                        alt=[r.get("alt_category") for r in rows], groups=groups)
+    frame = read_labelled(args.input, taxonomy).assign(set=str(args.input))
+    g = score_frame(router, frame, cache_dir=args.cache_dir)
+    rows = g.routed
+    groups = {c: rows[c].astype(str).tolist() for c in ("lang", "source", "mapping") if c in rows}
+    m = compute_metrics(rows["category"], rows["category_routed"], taxonomy, alt=rows["alt_category"], groups=groups)
+    h = g.headline()
     print(format_metrics(m, title=f"== {args.input}: routed with {args.pool} ({router.metadata['backend']}) =="))
+    print(f"\npool policy {g.pool['policy']}, head {g.pool['head']}: routed-tier accuracy "
+          f"{100 * h['tier_accuracy']:.1f}%, abstain rate {100 * h['abstain_rate']:.1f}%, tier accuracy on answered "
+          f"messages {100 * h['answered_tier_accuracy']:.1f}%")
     if args.json:
-        write_json_atomic(args.json, {"input": str(args.input), "pool": str(args.pool), "metrics": m.to_dict()})
+        write_json_atomic(args.json, {"input": str(args.input), "pool": str(args.pool), "metrics": m.to_dict(),
+                                      "policy": h})
+
+
+def cmd_score_dir(args):
+    """Score the pool on every labelled set of a folder: per source, with the worst confusions."""
+    from ..analysis.generalisation import format_generalisation, score_dir
+    from ..core.router import Router
+    from ..report.record import jsonable
+
+    router = Router.load(args.pool)
+    g = score_dir(router, args.dir, per_source=args.per_source, seed=args.seed, cache_dir=args.cache_dir)
+    print(format_generalisation(g, title=f"== {args.dir}: routed with {args.pool} =="))
+    if args.json:
+        write_json_atomic(args.json, jsonable({
+            "dir": str(args.dir), "pool": str(args.pool), "per_source_limit": args.per_source, "seed": args.seed,
+            "headline": g.headline(), "per_source": g.per_source.reset_index().to_dict(orient="records"),
+            "confusions": g.confusions.to_dict(orient="records")}))
 
 
 def cmd_datasheet(args):
@@ -158,9 +180,16 @@ def register(sub):
     p.add_argument("--batch-size", type=opt.positive_int, default=64, help=opt.argparse.SUPPRESS)
     p.set_defaults(func=cmd_route)
 
-    p = sub.add_parser("score", help="route a labelled JSONL file and print the metrics", formatter_class=opt.Formatter)
+    p = sub.add_parser("score", help="route labelled JSONL (a file, or every set of a folder) and print the metrics",
+                       formatter_class=opt.Formatter)
     p.add_argument("--pool", required=True, metavar="PATH", help="pool.npz")
-    p.add_argument("--input", required=True, metavar="FILE", help="JSONL with text, category, optional alt_category")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--input", metavar="FILE", help="JSONL with text, category, optional alt_category")
+    what.add_argument("--dir", metavar="DIR", help=f"score every *.jsonl of DIR, one source each (e.g. {_config.EVAL_DIR})")
+    p.add_argument("--per-source", type=opt.positive_int, default=_config.EVAL_PER_SOURCE,
+                   help="with --dir: messages sampled per source")
+    p.add_argument("--seed", type=int, default=_config.SEED, help="with --dir: seed of the samples")
+    p.add_argument("--cache-dir", metavar="DIR", default=_config.CACHE_DIR, help="embedding cache")
     opt.add_json(p, "the metrics")
     p.set_defaults(func=cmd_score)
 
