@@ -43,14 +43,16 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    """Write pool.npz with the best swept configuration (or the one given), and a decision policy if asked."""
+    """Write pool.npz: the best swept configuration, the head chosen by the folds, the fitted policy (the defaults)."""
     from ..decisions.export import export_pool
 
+    policy = opt.policy_from_args(args)
     pool = opt.load_pool_from_args(args)
     config, _ = opt.config_from_args(args, pool)
-    result = export_pool(pool, args.out, config, head=args.head, policy=args.policy, criterion=args.criterion,
-                         threshold=args.abstain_threshold, max_downgrade=args.max_downgrade,
-                         max_abstain=args.max_abstain, dtype=args.dtype)
+    result = export_pool(pool, args.out, config, dtype=args.dtype, **policy)
+    if result.head_choice is not None:
+        print(result.head_choice.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(result.head_choice.summary())
     print(result.summary())
     if result.point is not None:
         print(result.point_summary())
@@ -164,7 +166,8 @@ def register(sub):
     opt.add_json(p, "the metrics")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="write pool.npz with the best swept configuration", formatter_class=opt.Formatter)
+    p = sub.add_parser("export", help="write pool.npz: best swept configuration, head chosen by the folds, fitted policy",
+                       formatter_class=opt.Formatter)
     opt.add_pool_options(p)
     opt.add_knn_options(p)
     p.add_argument("--out", required=True, metavar="PATH", help="where to write pool.npz")
