@@ -111,13 +111,14 @@ CALIBRATION_BINS = 10
 
 # -- conversations --------------------------------------------------------------------------------
 
-#: How a turn is routed in a conversation: "alone", "previous" (with the previous user turn) or "sticky".
-CONVERSATION_POLICY = "sticky"
-#: Sticky tier: a turn is not routed below the previous turn's tier within this many turns ...
+#: How a turn is routed in a conversation: "alone", "previous" (with the previous user turn), "confident"
+#: (whichever of the two readings is more confident) or "sticky" (see workbench.core.conversation).
+CONVERSATION_POLICY = "confident"
+#: Sticky tier: a turn is not routed below the tiers of the previous STICKY_TURNS turns ...
 STICKY_TURNS = 2
 #: ... unless it is routed to this category with at least this confidence (a clearly fresh casual turn).
 STICKY_RELEASE_CATEGORY = "casual"
-STICKY_RELEASE_CONFIDENCE = 0.8
+STICKY_RELEASE_CONFIDENCE = 0.9
 
 # -- traffic --------------------------------------------------------------------------------------
 

@@ -80,6 +80,8 @@ def _read_messages(path, *, labelled=False, taxonomy=None):
 
 def cmd_route(args):
     """Route JSONL messages; one JSONL decision (``RouteDecision.to_dict()`` with the id) per input line, in order."""
+    if args.conversation:
+        return cmd_route_conversation(args)
     from ..core.router import Router
 
     router = Router.load(args.pool)
@@ -96,6 +98,40 @@ def cmd_route(args):
         if len(batch) >= args.batch_size:
             flush()
     flush()
+
+
+def _read_conversation_input(path):
+    """Conversations of a JSONL file (stdin when ``path`` is None): ``{"conversation_id", "turns": [{"id", "text"}]}``."""
+    from ..io import parse_jsonl, read_jsonl
+
+    if path is None:
+        name, source = "<stdin>", parse_jsonl(sys.stdin, "<stdin>")
+    else:
+        name, source = path, read_jsonl(path)
+    for n, obj in source:
+        cid, turns = obj.get("conversation_id"), obj.get("turns")
+        if cid is None or cid == "":
+            raise DataError(name, n, "missing 'conversation_id'")
+        if not isinstance(turns, list) or not turns:
+            raise DataError(name, n, "'turns' must be a non-empty list of {\"id\", \"text\"} (oldest first)")
+        for i, t in enumerate(turns, 1):
+            if not isinstance(t, dict) or t.get("id") is None or t.get("id") == "":
+                raise DataError(name, n, f"turn {i}: missing 'id'")
+            if not isinstance(t.get("text"), str) or not t["text"].strip():
+                raise DataError(name, n, f"turn {i}: missing or empty 'text'")
+        yield n, obj
+
+
+def cmd_route_conversation(args):
+    """Route JSONL conversations; one JSONL decision per turn, in order, with the conversation and turn ids."""
+    from ..core.router import Router
+
+    router = Router.load(args.pool)
+    for _, conv in _read_conversation_input(args.input):
+        for turn, d in zip(conv["turns"], router.route_conversation(conv["turns"])):
+            print(json.dumps({"conversation_id": conv["conversation_id"], "id": turn["id"],
+                              **d.to_dict(neighbors=args.neighbors)}, ensure_ascii=False))
+        sys.stdout.flush()
 
 
 def cmd_score(args):
@@ -180,6 +216,9 @@ def register(sub):
     p.add_argument("--pool", required=True, metavar="PATH", help="pool.npz")
     p.add_argument("--input", metavar="FILE", help="JSONL input (default: stdin)")
     p.add_argument("--neighbors", action="store_true", help="add each decision's nearest neighbours (id, similarity, category)")
+    p.add_argument("--conversation", action="store_true",
+                   help="input lines are conversations {'conversation_id', 'turns': [{'id','text'}, ...]} (oldest turn "
+                        f"first); one decision per turn, routed with the {_config.CONVERSATION_POLICY!r} policy")
     p.add_argument("--batch-size", type=opt.positive_int, default=64, help=opt.argparse.SUPPRESS)
     p.set_defaults(func=cmd_route)
 

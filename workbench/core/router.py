@@ -125,3 +125,22 @@ class Router:
     def route(self, text):
         """Route one message."""
         return self.route_batch([text])[0]
+
+    def route_conversation(self, turns, *, policy=None):
+        """Route the user turns of one conversation, oldest first: one decision per turn, in order.
+
+        ``turns`` are strings or mappings with a ``text``; ``policy`` is a
+        :class:`~workbench.core.conversation.ConversationPolicy` (default: the
+        project's, see :mod:`workbench.core.conversation`).
+        """
+        from .conversation import ConversationPolicy, more_confident, sticky_decisions, with_previous
+
+        policy = policy or ConversationPolicy()
+        texts = [t["text"] if isinstance(t, dict) else t for t in turns]
+        if policy.name == "previous":
+            return self.route_batch(with_previous(texts))
+        if policy.name == "confident":
+            both = self.route_batch(texts + with_previous(texts)[1:])
+            return more_confident(both[:len(texts)], both[:1] + both[len(texts):])
+        decisions = self.route_batch(texts)
+        return sticky_decisions(decisions, self.tiers, policy) if policy.name == "sticky" else decisions
