@@ -109,6 +109,13 @@ class CalibrationChoice:
     def ece_after(self) -> float:
         return float(self.table.set_index("method").loc[self.calibration.method, "ece"])
 
+    def reliability(self) -> dict:
+        """``{label: reliability table}`` of the raw and the calibrated scores, for :func:`workbench.plots.plot_reliability`."""
+        out = {f"raw (ECE {100 * self.ece_before:.1f}%)": self.before}
+        if self.calibration.method != "none":
+            out[f"{self.calibration.method}, cross-fitted (ECE {100 * self.ece_after:.1f}%)"] = self.after
+        return out
+
 
 def choose_calibration(scores, correct, *, methods=_config.CALIBRATION_METHODS, n_splits=_config.N_SPLITS,
                        seed=_config.SEED, n_bins=_config.CALIBRATION_BINS):

@@ -34,7 +34,21 @@ class ExportResult:
     metadata: dict
     point: object = None        # the fitted OperatingPoint, when a target was given
     head_choice: object = None  # HeadChoice, when the head was chosen by the folds
-    calibration: object = None  # CalibrationChoice, when the tier confidence was calibrated
+    calibration: object = None  # CalibrationChoice: reliability before and after, the method kept
+
+    def metrics(self) -> dict:
+        """Headline numbers of the artifact for a report's ``metrics.json``."""
+        m = self.metadata
+        out = {"n": m["n"], "size_kib": self.size_bytes / 1024, "backend": m["backend"], "k": m["k"], "vote": m["vote"],
+               "center": m["center"], "dtype": m["dtype"], "sha256": m["sha256"], "head": m.get("head", "knn"),
+               "policy": (m.get("policy") or {}).get("name", "vote"), "calibration": m.get("calibration", "none")}
+        if self.head_choice is not None:
+            out["head_oof_tier_accuracy"] = float(self.head_choice.table.set_index("head").loc[out["head"], "tier_accuracy"])
+        if self.calibration is not None:
+            out.update(ece=self.calibration.ece_after, ece_raw=self.calibration.ece_before)
+        if self.point is not None:
+            out.update(point_tier_accuracy=self.point.tier_accuracy, point_abstain_rate=self.point.abstain_rate)
+        return out
 
     @property
     def size_bytes(self) -> int:
@@ -50,9 +64,10 @@ class ExportResult:
             line += f", policy {pol['name']}"
             if pol["threshold"] is not None:
                 line += f", abstain when {pol['criterion']} < {pol['threshold']:.4f}"
-        if m.get("calibration"):
+        if m.get("calibration_ece"):
             e = m["calibration_ece"]
-            line += f", calibration {m['calibration']} (ECE {100 * e['before']:.1f}% -> {100 * e['after']:.1f}%)"
+            line += (f", calibration {m['calibration']} (ECE {100 * e['before']:.1f}% -> {100 * e['after']:.1f}%)"
+                     if m["calibration"] != "none" else f", uncalibrated (ECE {100 * e['before']:.1f}%)")
         return line + f", {self.size_bytes / 1024:.0f} KiB"
 
     def point_summary(self) -> str:
@@ -141,7 +156,7 @@ def _calibrate(oos, labels, taxonomy, policy, method, *, seed):
                                   margin=oos.margin)
     scores = abstain_scores("tier_confidence", probs, routed, oos.confidence, oos.margin)
     correct = routed == rank[np.asarray(labels)]
-    methods = _config.CALIBRATION_METHODS if method == "auto" else (method,)
+    methods = _config.CALIBRATION_METHODS if method == "auto" else ("none", method)
     return choose_calibration(scores, correct, methods=methods, seed=seed)
 
 
@@ -210,24 +225,20 @@ def export_pool(pool, path, config, *, head=_config.HEAD, policy=_config.DECISIO
     kw = dict(policy=policy, criterion=criterion, threshold=threshold, max_downgrade=max_downgrade,
               max_abstain=max_abstain, downgrade_weights=downgrade_weights, head=head, traffic_mix=traffic_mix, C=C,
               seed=seed, blend_weight=blend_weight)
-    oos = None
-    if targets or calibration != "none":
-        oos = choice.oos[head] if choice is not None and head != "knn" else \
-            out_of_sample(x, labels, taxonomy, config, head=head, seed=seed, C=C, blend_weight=blend_weight)
+    # out-of-sample predictions of the head: they fit the policy and the calibration, and measure the ECE
+    oos = choice.oos[head] if choice is not None and head != "knn" else \
+        out_of_sample(x, labels, taxonomy, config, head=head, seed=seed, C=C, blend_weight=blend_weight)
     meta_x, arrays, point = policy_exports(x, labels, taxonomy, config, oos=oos, **kw)
-    cal = None
-    if calibration != "none":
-        chosen = DecisionPolicy.from_metadata(meta_x["policy"])
-        cal = _calibrate(oos, labels, taxonomy, chosen, calibration, seed=seed)
-        if cal.calibration.method != "none":
-            if targets and criterion == "tier_confidence":  # refit the threshold on calibrated probabilities
-                weight = point.downgrade_weight
-                meta_x, arrays, point = policy_exports(
-                    x, labels, taxonomy, config, oos=oos, calibrate=cal.calibration,
-                    **dict(kw, policy=chosen.name, downgrade_weights=(weight,)))
-            arrays.update(cal.calibration.arrays())
-        meta_x["calibration"] = cal.calibration.method
-        meta_x["calibration_ece"] = {"before": cal.ece_before, "after": cal.ece_after}
+    chosen = DecisionPolicy.from_metadata(meta_x["policy"])
+    cal = _calibrate(oos, labels, taxonomy, chosen, calibration, seed=seed)
+    if cal.calibration.method != "none":
+        if targets and criterion == "tier_confidence":  # refit the threshold on calibrated probabilities
+            meta_x, arrays, point = policy_exports(
+                x, labels, taxonomy, config, oos=oos, calibrate=cal.calibration,
+                **dict(kw, policy=chosen.name, downgrade_weights=(point.downgrade_weight,)))
+        arrays.update(cal.calibration.arrays())
+    meta_x["calibration"] = cal.calibration.method
+    meta_x["calibration_ece"] = {"before": cal.ece_before, "after": cal.ece_after}
     if choice is not None:
         meta_x["head_choice"] = {"chosen_by": "out-of-fold tier accuracy at the default operating point",
                                  "folds": choice.folds, "table": choice.table.to_dict(orient="records")}
