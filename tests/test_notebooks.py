@@ -152,13 +152,16 @@ def test_metrics_hold_every_section(report):
 
 
 @pytest.mark.papermill
-def test_latest_pool_npz_is_ready_for_routing(report, e5):
+def test_latest_pool_npz_is_ready_for_routing(report):
+    from workbench import config
     from workbench.core.router import Router
 
     run, _ = report
     latest = run.parent / "latest"
     assert latest.resolve() == run.resolve()
-    decision = Router.load(latest / "pool.npz", embedder=e5).route("write a python function that parses a CSV file")
+    router = Router.load(latest / "pool.npz", threads=2)
+    assert router.metadata["backend"] == config.DEFAULT_BACKEND
+    decision = router.route("write a python function that parses a CSV file")
     assert decision.tier == "strong"
 
 

@@ -238,6 +238,6 @@ def register(sub):
     p = sub.add_parser("datasheet", help="regenerate the count tables of data/README.md", formatter_class=opt.Formatter)
     p.add_argument("--out", metavar="FILE", default=_config.DATA_DIR / "README.md", help="datasheet to update")
     p.add_argument("--check", action="store_true", help="only check that the tables are current (exit 1 if not)")
-    p.add_argument("--backend", metavar="B", type=opt.backend_spec, default=_config.DEFAULT_BACKEND,
+    p.add_argument("--backend", metavar="B", type=opt.backend_spec, default=_config.DUP_BACKEND,
                    help="embedding backend for the diversity figures")
     p.set_defaults(func=cmd_datasheet)
