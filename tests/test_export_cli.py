@@ -58,14 +58,15 @@ def test_threshold_with_a_downgrade_target_is_a_one_line_error(tmp_path, capsys)
 
 @pytest.mark.model
 def test_export_without_options_ships_what_the_nightly_ships(small_pool_file, small_pool, cache_dir, tmp_path, capsys):
-    """`workbench export` and export_pool's defaults (06_export) write the same artifact."""
+    """`workbench export` and export_pool's defaults (06_export) write the same artifact (here with e5-small alone)."""
     import numpy as np
 
     from workbench.analysis.evaluate import choose_config
     from workbench.decisions.export import export_pool
 
     cli = tmp_path / "cli.npz"
-    assert main(["export", "--pool-dir", str(small_pool_file), "--cache-dir", str(cache_dir), "--out", str(cli)]) == 0
+    assert main(["export", "--pool-dir", str(small_pool_file), "--cache-dir", str(cache_dir), "--out", str(cli),
+                 "--backend", "e5-small"]) == 0
     assert "head " in capsys.readouterr().out
     lib = export_pool(small_pool, tmp_path / "lib.npz", choose_config(small_pool)[0]).path
     with np.load(cli, allow_pickle=False) as a, np.load(lib, allow_pickle=False) as b:
