@@ -17,7 +17,10 @@ alone), so a 1,000-prompt set does not drown an 80-prompt one.
 alternative's tier; otherwise the routed tier is judged against
 ``category``'s. Tier accuracy uses the tier the router returns (which a
 cost-aware policy may move away from the winning category's tier), on every
-message: an abstained message is judged by the router's best guess.
+message: an abstained message is judged by the router's best guess. The
+headline also gives the accuracy on answered messages and the accuracy when
+abstained messages go to the categorizer (counted right, as the operating
+point of :mod:`workbench.decisions.operating_point` counts them).
 """
 from __future__ import annotations
 
@@ -117,6 +120,7 @@ def _rates(frame):
                       "downgrade_rate": frame["downgrade"].mean(), "upgrade_rate": frame["upgrade"].mean(),
                       "abstain_rate": frame["abstain"].mean(),
                       "answered_tier_accuracy": ok[answered].mean() if answered.any() else float("nan"),
+                      "with_categorizer_tier_accuracy": (ok | frame["abstain"]).mean(),
                       "alternative_accepted": frame["alternative_used"].mean()})
 
 
@@ -147,6 +151,7 @@ class Generalisation:
                 "downgrade_rate": float(total["downgrade_rate"]), "upgrade_rate": float(total["upgrade_rate"]),
                 "abstain_rate": float(total["abstain_rate"]),
                 "answered_tier_accuracy": float(total["answered_tier_accuracy"]),
+                "with_categorizer_tier_accuracy": float(total["with_categorizer_tier_accuracy"]),
                 "macro_tier_accuracy": float(ps["tier_accuracy"].mean()),
                 "min_source_tier_accuracy": float(ps["tier_accuracy"].min()),
                 "worst_source": str(ps["tier_accuracy"].idxmin()), **{f"pool_{k}": v for k, v in self.pool.items()}}
@@ -235,7 +240,8 @@ def format_generalisation(g, *, title=""):
                f"(macro {pct(h['macro_tier_accuracy'])}, worst {h['worst_source']} {pct(h['min_source_tier_accuracy'])})"
                f"   downgrades {pct(h['downgrade_rate'])}   upgrades {pct(h['upgrade_rate'])}")
     out.append(f"pool: {g.pool['backend']}, head {g.pool['head']}, policy {g.pool['policy']}; abstain rate "
-               f"{pct(h['abstain_rate'])}, tier accuracy on answered messages {pct(h['answered_tier_accuracy'])}")
+               f"{pct(h['abstain_rate'])}, tier accuracy on answered messages {pct(h['answered_tier_accuracy'])}, "
+               f"with the categorizer on abstained ones {pct(h['with_categorizer_tier_accuracy'])}")
     out.append(f"rule: {ACCEPTED_ALTERNATIVE_RULE}")
     out.append(f"\n  {'source':<26} {'n':>5} {'tier acc':>9} {'cat acc':>8} {'down':>7} {'up':>7} {'abstain':>8} "
                f"{'answered':>9} {'alt used':>9}")
