@@ -1,6 +1,8 @@
 """Calibrated tier confidence: ECE and reliability on known inputs, the calibration maps, and choosing one."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench.analysis.calibration import (choose_calibration, expected_calibration_error, fit_calibration,
                                             reliability_table)
@@ -66,3 +68,25 @@ def test_calibration_round_trips_through_plain_arrays():
         Calibration.from_arrays("isotonic", {"calibration_x": np.array([0.1, 0.2]), "calibration_y": np.array([0.9, 0.1])})
     with pytest.raises(ConfigError, match="calibration must be"):
         Calibration("platt")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=4, max_size=60),
+       st.sampled_from(["isotonic", "temperature"]))
+def test_every_fitted_calibration_is_a_monotone_map_into_probabilities(pairs, method):
+    scores, correct = map(np.array, zip(*pairs))
+    cal = fit_calibration(scores, correct, method)
+    grid = cal.transform(np.linspace(0, 1, 201))
+    assert ((grid >= 0) & (grid <= 1)).all() and (np.diff(grid) >= -1e-9).all()
+    assert 0 <= expected_calibration_error(cal.transform(scores), correct) <= 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=4, max_size=60),
+       st.sampled_from(["isotonic", "temperature"]))
+def test_every_fitted_calibration_is_a_monotone_map_into_probabilities(pairs, method):
+    scores, correct = map(np.array, zip(*pairs))
+    cal = fit_calibration(scores, correct, method)
+    grid = cal.transform(np.linspace(0, 1, 201))
+    assert ((grid >= 0) & (grid <= 1)).all() and (np.diff(grid) >= -1e-9).all()
+    assert 0 <= expected_calibration_error(cal.transform(scores), correct) <= 1

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import ArtifactError
 from .artifact import load_pool_npz
 from .calibration import Calibration
+from .conversation import ConversationPolicy, more_confident, sticky_decisions, with_previous
 from .heads import load_head
 from .knn import center, decide, predict
 from .policy import DecisionPolicy
@@ -133,8 +134,6 @@ class Router:
         :class:`~workbench.core.conversation.ConversationPolicy` (default: the
         project's, see :mod:`workbench.core.conversation`).
         """
-        from .conversation import ConversationPolicy, more_confident, sticky_decisions, with_previous
-
         policy = policy or ConversationPolicy()
         texts = [t["text"] if isinstance(t, dict) else t for t in turns]
         if policy.name == "previous":
