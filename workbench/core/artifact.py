@@ -8,7 +8,7 @@ Arrays only, readable with ``np.load(path, allow_pickle=False)``:
 - ``center`` (d,) float32 (zeros when centering is off)
 - ``metadata`` 0-d unicode: JSON with schema version, backend, taxonomy,
   k-NN config, creation time, SHA-256 of the embedding bytes and counts.
-- optional policy arrays (``head_*``) added by decision policies.
+- optional arrays of the router head (``head_*``) and of the confidence calibration (``calibration_*``).
 
 This module needs numpy only: the router imports it.
 """
