@@ -12,6 +12,8 @@ import pytest
 from tests.helpers import ROOT
 
 PER_CATEGORY = 20
+#: Export options of a plain pool (the k-NN vote, never abstains, raw confidence), not what ships by default.
+PLAIN = {"head": "knn", "max_abstain": None, "calibration": "none"}
 #: Fixtures that load the real default embedding model.
 MODEL_FIXTURES = {"e5", "small_pool", "small_npz", "bundled_pool", "bundled_npz", "use"}
 SLOW_MARKERS = ("model", "umap", "papermill", "browser", "install")
@@ -71,7 +73,7 @@ def small_npz(small_pool, tmp_path_factory):
     from workbench.decisions.export import export_pool
 
     path = tmp_path_factory.mktemp("npz") / "pool.npz"
-    export_pool(small_pool, path, KNNConfig(k=5, vote="distance", center=True))
+    export_pool(small_pool, path, KNNConfig(k=5, vote="distance", center=True), **PLAIN)
     return path
 
 
@@ -89,5 +91,5 @@ def bundled_npz(bundled_pool, tmp_path_factory):
     from workbench.decisions.export import export_pool
 
     path = tmp_path_factory.mktemp("npz") / "bundled.npz"
-    export_pool(bundled_pool, path, KNNConfig(k=15, vote="distance", center=True))
+    export_pool(bundled_pool, path, KNNConfig(k=15, vote="distance", center=True), **PLAIN)
     return path

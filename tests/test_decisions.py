@@ -16,7 +16,8 @@ SMALL_TALK = ["haha thanks, you're the best! good night 😴", "¡hola! ¿qué t
 @pytest.fixture(scope="module")
 def fitted_npz(small_pool, tmp_path_factory):
     path = tmp_path_factory.mktemp("pol") / "pool.npz"
-    result = export_pool(small_pool, path, CONFIG, policy="cost", max_downgrade=0.05, max_abstain=0.3)
+    result = export_pool(small_pool, path, CONFIG, head="knn", policy="cost", max_downgrade=0.05, max_abstain=0.3,
+                         calibration="none")
     return path, result.point
 
 
@@ -36,15 +37,15 @@ def test_router_without_policy_never_abstains(small_npz, e5):
 
 
 def test_a_threshold_of_one_abstains_on_everything_but_keeps_the_guess(small_pool, e5, tmp_path):
-    export_pool(small_pool, tmp_path / "p.npz", CONFIG, policy="vote", criterion="confidence", threshold=1.0)
+    export_pool(small_pool, tmp_path / "p.npz", CONFIG, head="knn", policy="vote", criterion="confidence", threshold=1.0)
     ds = Router.load(tmp_path / "p.npz", embedder=e5).route_batch(CODE + SMALL_TALK)
-    unsure = [d for d in ds if d.confidence < 1.0]
+    unsure = [d for d in ds if d.category_confidence < 1.0]
     assert len(unsure) >= 2 and all(d.abstain for d in unsure)
     assert [d.tier for d in ds] == ["strong", "strong", "cheap", "cheap"]
 
 
 def test_logreg_head_is_stored_as_plain_arrays_and_routes(small_pool, e5, tmp_path):
-    export_pool(small_pool, tmp_path / "lr.npz", CONFIG, head="logreg")
+    export_pool(small_pool, tmp_path / "lr.npz", CONFIG, head="logreg", max_abstain=None)
     with np.load(tmp_path / "lr.npz", allow_pickle=False) as z:
         assert z["head_coef"].shape == (7, 384) and z["head_intercept"].dtype == np.float32
     router = Router.load(tmp_path / "lr.npz", embedder=e5)
@@ -87,3 +88,26 @@ def test_policy_curve_and_default_point_agree(small_pool):
     assert curve["downgrade_rate"][i] == pytest.approx(point.downgrade_rate)
     routed, abstain = apply_policy(oos, small_pool.taxonomy, point.policy)
     assert abstain.mean() == pytest.approx(point.abstain_rate)
+
+
+def test_the_default_export_is_what_ships_head_policy_and_calibration(small_pool, e5, tmp_path):
+    from workbench import config
+
+    result = export_pool(small_pool, tmp_path / "default.npz", CONFIG)
+    meta = Router.load(result.path, embedder=e5).metadata
+    assert result.head_choice is not None and meta["head"] == result.head_choice.best
+    assert set(result.head_choice.table["head"]) == set(config.HEAD_CANDIDATES)
+    assert meta["policy"]["threshold"] is not None and result.point.abstain_rate <= config.MAX_ABSTAIN + 1e-9
+    assert meta["calibration"] in ("none", "temperature", "isotonic")
+    assert meta["calibration_ece"]["after"] <= meta["calibration_ece"]["before"] + 1e-12
+    assert result.metrics()["head"] == meta["head"] and "ece" in result.metrics()
+
+
+def test_a_calibrated_pool_reports_the_probability_its_tier_is_right(small_pool, e5, tmp_path):
+    result = export_pool(small_pool, tmp_path / "iso.npz", CONFIG, head="knn", calibration="isotonic", max_abstain=0.2)
+    router = Router.load(result.path, embedder=e5)
+    assert router.calibration.method in ("none", "isotonic")
+    for dec in router.route_batch(CODE + SMALL_TALK):
+        raw = dec.tier_probabilities[dec.tier]
+        assert dec.confidence == pytest.approx(float(router.calibration(raw)))
+        assert dec.abstain == (dec.confidence < router.policy.threshold)

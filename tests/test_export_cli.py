@@ -23,7 +23,8 @@ def route(npz):
 def test_export_with_a_downgrade_target_stores_an_abstain_policy(small_pool_file, cache_dir, tmp_path, capsys):
     npz = tmp_path / "pool.npz"
     assert main(["export", "--pool-dir", str(small_pool_file), "--cache-dir", str(cache_dir), "--out", str(npz),
-                 "--k", "5", "--vote", "distance", "--center", "--max-downgrade", "0.05", "--max-abstain", "0.3"]) == 0
+                 "--k", "5", "--vote", "distance", "--center", "--max-downgrade", "0.05", "--max-abstain", "0.3",
+                 "--policy", "cost", "--head", "knn"]) == 0
     out = capsys.readouterr().out
     assert "policy cost" in out and "operating point" in out
     rows = route(npz)
@@ -35,7 +36,8 @@ def test_export_with_a_downgrade_target_stores_an_abstain_policy(small_pool_file
 def test_export_with_a_vote_policy_and_no_threshold_adds_no_abstain(small_pool_file, cache_dir, tmp_path):
     npz = tmp_path / "pool.npz"
     assert main(["export", "--pool-dir", str(small_pool_file), "--cache-dir", str(cache_dir), "--out", str(npz),
-                 "--k", "5", "--vote", "distance", "--center", "--policy", "vote", "--head", "logreg"]) == 0
+                 "--k", "5", "--vote", "distance", "--center", "--policy", "vote", "--head", "logreg",
+                 "--never-abstain"]) == 0
     rows = route(npz)
     assert rows and not any(r["abstain"] for r in rows)
 
@@ -46,3 +48,32 @@ def test_out_of_range_target_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["export", "--out", str(tmp_path / "x.npz"), "--max-downgrade", "2"])
     assert e.value.code == 2 and "between 0 and 1" in capsys.readouterr().err
+
+
+def test_threshold_with_a_downgrade_target_is_a_one_line_error(tmp_path, capsys):
+    assert main(["export", "--out", str(tmp_path / "x.npz"), "--abstain-threshold", "0.5", "--max-downgrade", "0.02"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--abstain-threshold or --max-downgrade" in err
+
+
+@pytest.mark.model
+def test_export_without_options_ships_what_the_nightly_ships(small_pool_file, small_pool, cache_dir, tmp_path, capsys):
+    """`workbench export` and export_pool's defaults (06_export) write the same artifact (here with e5-small alone)."""
+    import numpy as np
+
+    from workbench.analysis.evaluate import choose_config
+    from workbench.decisions.export import export_pool
+
+    cli = tmp_path / "cli.npz"
+    assert main(["export", "--pool-dir", str(small_pool_file), "--cache-dir", str(cache_dir), "--out", str(cli),
+                 "--backend", "e5-small"]) == 0
+    assert "head " in capsys.readouterr().out
+    lib = export_pool(small_pool, tmp_path / "lib.npz", choose_config(small_pool)[0]).path
+    with np.load(cli, allow_pickle=False) as a, np.load(lib, allow_pickle=False) as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            if name != "metadata":
+                np.testing.assert_array_equal(a[name], b[name])
+        ma, mb = (json.loads(str(z["metadata"])) for z in (a, b))
+    ma.pop("created"), mb.pop("created")
+    assert ma == mb and ma["head"] in ("knn", "logreg", "blend") and ma["policy"]["threshold"] is not None

@@ -17,6 +17,7 @@ XSS_ROWS = [
 ]
 EXTRA = {"category": "coding", "source": "test", "lang": "en", "label_source": "author"}
 TEMPLATES_PER_CATEGORY = 10
+EVAL_ROWS, CONVERSATIONS = 12, 6
 
 
 #: Notebook parameter -> the constant of workbench.config it must equal (papermill needs literals in the cell).
@@ -26,7 +27,8 @@ CONSTANTS = {"backend": "DEFAULT_BACKEND", "dup_threshold": "DUP_THRESHOLD", "cl
              "prices": "PRICES", "traffic_mix": "TRAFFIC_MIX", "tokens_per_message": "TOKENS_PER_MESSAGE",
              "categorizer_tokens": "CATEGORIZER_TOKENS", "baseline_folds": "N_SPLITS", "pool_sizes": "POOL_SIZES",
              "robustness_n": "ROBUSTNESS_N", "review_rows": "REVIEW_ROWS", "dtype": "EXPORT_DTYPE",
-             "default_tier": "OUTAGE_TIER"}
+             "default_tier": "OUTAGE_TIER", "head": "HEAD", "calibration": "CALIBRATION", "per_source": "EVAL_PER_SOURCE",
+             "conversation_policy": "CONVERSATION_POLICY"}
 MAX_CODE_LINES = 60
 
 
@@ -38,7 +40,7 @@ def parameters(path):
 
 def test_the_notebooks_exist_in_order():
     assert [p.stem for p in NOTEBOOKS] == ["01_build_pool", "02_clusters", "03_evaluate", "04_decisions",
-                                           "05_baselines", "06_export", "07_label_source"]
+                                           "05_baselines", "06_export", "07_label_source", "08_generalisation"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -57,7 +59,7 @@ def test_parameter_defaults_are_the_config_constants(path):
 
 
 def test_every_notebook_that_samples_takes_the_nightly_seed():
-    for stem in ("02_clusters", "05_baselines", "06_export"):
+    for stem in ("02_clusters", "05_baselines", "06_export", "08_generalisation"):
         assert "seed" in parameters(ROOT / "notebooks" / f"{stem}.ipynb"), stem
 
 
@@ -100,10 +102,17 @@ def report(small_pool_file, cache_dir, tmp_path_factory):
                 counts[cat] = counts.get(cat, 0) + 1
                 rows.append(line)
     templates = write_jsonl(data / "templates.jsonl", rows)
+    evals = data / "eval"
+    evals.mkdir()
+    for f in ("mt_bench_en.jsonl", "slurp_chitchat_qa_en.jsonl"):  # two small sources of the real evaluation sets
+        write_jsonl(evals / f, (ROOT / "data" / "eval" / f).read_text(encoding="utf-8").splitlines()[:EVAL_ROWS])
+    conversations = write_jsonl(data / "conversations.jsonl", (ROOT / "data" / "conversations" / "conversations_a.jsonl")
+                                .read_text(encoding="utf-8").splitlines()[:CONVERSATIONS])
     reports = tmp_path_factory.mktemp("reports")
     lines_seen = []
     run = run_nightly({"pool_dir": str(pool), "templates_dir": str(templates), "cache_dir": str(cache_dir),
-                       "backends": ["e5-small", "use-multilingual"], "seed": 42},
+                       "backends": ["e5-small", "use-multilingual"], "seed": 42, "eval_dir": str(evals),
+                       "per_source": EVAL_ROWS - 2, "conversations_dir": str(conversations)},
                       reports_dir=reports, date="2026-11-25", progress=lines_seen.append)
     return run, lines_seen
 
@@ -135,18 +144,24 @@ def test_metrics_hold_every_section(report):
     assert m["clusters"]["template_clusters"] > 0 and 0 <= m["clusters"]["near_duplicate_share"] <= 1
     assert set(m["backends"]) == {"e5-small tier_accuracy", "use-multilingual tier_accuracy"}
     assert m["export"]["n"] == 143 and m["run"]["status"] == "ok"
+    assert m["export"]["head"] in ("knn", "logreg", "blend") and 0 <= m["export"]["ece"] <= 1
+    assert m["generalisation"]["n"] == 2 * (EVAL_ROWS - 2) and m["generalisation"]["sources"] == 2
+    assert m["conversations"]["shipped_policy"] == "confident" and 0 <= m["conversations"]["follow_up_tier_accuracy"] <= 1
     assert sorted(p.name for p in (run / "figures").glob("*.json"))[:2] == ["02_cluster_map.json",
                                                                            "02_template_vs_written.json"]
 
 
 @pytest.mark.papermill
-def test_latest_pool_npz_is_ready_for_routing(report, e5):
+def test_latest_pool_npz_is_ready_for_routing(report):
+    from workbench import config
     from workbench.core.router import Router
 
     run, _ = report
     latest = run.parent / "latest"
     assert latest.resolve() == run.resolve()
-    decision = Router.load(latest / "pool.npz", embedder=e5).route("write a python function that parses a CSV file")
+    router = Router.load(latest / "pool.npz", threads=2)
+    assert router.metadata["backend"] == config.DEFAULT_BACKEND
+    decision = router.route("write a python function that parses a CSV file")
     assert decision.tier == "strong"
 
 

@@ -32,7 +32,8 @@ _EXPORTS = {
     "loo_predict": "analysis.evaluate", "sweep": "analysis.evaluate", "evaluate_pool": "analysis.evaluate",
     "best_config": "analysis.evaluate", "choose_config": "analysis.evaluate",
     "compute_metrics": "analysis.metrics", "format_metrics": "analysis.metrics",
-    "export_pool": "decisions.export",
+    "export_pool": "decisions.export", "choose_head": "decisions.head_choice",
+    "score_dir": "analysis.generalisation", "ConversationPolicy": "core.conversation",
     "WorkbenchError": "errors", "DataError": "errors", "ArtifactError": "errors", "ConfigError": "errors",
 }
 __all__ = sorted(_EXPORTS)

@@ -29,10 +29,19 @@ SCRATCH_DIR = REPORTS_DIR / "scratch"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 #: Where the public benchmark prompts live (evaluation only, never copied into the pool).
 EXTERNAL_DIR = PROJECT_ROOT.parent / "shared" / "external"
+#: Labelled sets the pool never saw (a verbatim copy of the external prompts): scored by every report.
+EVAL_DIR = DATA_DIR / "eval"
+#: Labelled short conversations (user turns), an evaluation set for conversation routing.
+CONVERSATIONS_DIR = DATA_DIR / "conversations"
 
 # -- embedding ----------------------------------------------------------------------------------
 
-DEFAULT_BACKEND = "e5-small"
+#: The ensemble of the two bundled encoders: it beat e5-small alone in-pool (leave-one-out and folds) and on the
+#: public benchmark prompts, at about 1.1x e5-small's route latency (benchmarks/generalisation.py, ensemble_latency.py).
+DEFAULT_BACKEND = "e5-small+use-multilingual"
+#: Backend whose cosines DUP_THRESHOLD is measured in for the data checks (the datasheet's diversity figures, the
+#: data writers' checker): near-duplicate figures stay comparable when the routing backend changes.
+DUP_BACKEND = "e5-small"
 #: Texts embedded (and cached) per step.
 EMBED_CHUNK_SIZE = 256
 #: Longest text (characters) an encoder is given, unless a backend sets its own ``max_chars``: about 512
@@ -102,6 +111,33 @@ CATEGORIZER_TOKENS = 400
 POOL_SIZES = (5, 10, 20, 40, 80, 160)
 ROBUSTNESS_N = 280
 REVIEW_ROWS = 25
+
+# -- generalisation -------------------------------------------------------------------------------
+
+#: Prompts scored per source (file) of an evaluation folder, sampled with SEED.
+EVAL_PER_SOURCE = 150
+#: Points of tier accuracy between leave-one-out and out-of-distribution that the index flags.
+OOD_GAP_FLAG = 0.05
+#: Router head exported by default: "auto" picks the candidate with the best out-of-fold tier accuracy.
+HEAD = "auto"
+HEAD_CANDIDATES = ("knn", "logreg", "blend")
+#: Weight of the logistic-regression probabilities in the blended head (the k-NN vote gets the rest).
+BLEND_WEIGHT = 0.5
+#: Confidence calibration fitted on out-of-fold scores: "auto" keeps the method with the lowest ECE.
+CALIBRATION = "auto"
+CALIBRATION_METHODS = ("none", "temperature", "isotonic")
+CALIBRATION_BINS = 10
+
+# -- conversations --------------------------------------------------------------------------------
+
+#: How a turn is routed in a conversation: "alone", "previous" (with the previous user turn), "confident"
+#: (whichever of the two readings is more confident) or "sticky" (see workbench.core.conversation).
+CONVERSATION_POLICY = "confident"
+#: Sticky tier: a turn is not routed below the tiers of the previous STICKY_TURNS turns ...
+STICKY_TURNS = 2
+#: ... unless it is routed to this category with at least this confidence (a clearly fresh casual turn).
+STICKY_RELEASE_CATEGORY = "casual"
+STICKY_RELEASE_CONFIDENCE = 0.9
 
 # -- traffic --------------------------------------------------------------------------------------
 

@@ -114,6 +114,11 @@ def compare_baselines(x, labels, taxonomy, config, *, n_splits=_config.N_SPLITS,
 def baseline_winner(table, *, clear_margin=0.015):
     """Which method wins on tier accuracy, and whether logistic regression beats k-NN clearly.
 
+    The baselines are a diagnostic of the vectors: the head that ships is chosen
+    separately, on the same folds at the default operating point
+    (:func:`workbench.decisions.head_choice.choose_head`, called by every export),
+    so the summary says so instead of recommending a head.
+
     Returns
     -------
     dict with ``winner`` (highest tier accuracy, fewer downgrades on a tie),
@@ -126,14 +131,14 @@ def baseline_winner(table, *, clear_margin=0.015):
     knn = acc.get("knn")
     beats = [m for m in acc if knn is not None and m != "knn" and acc[m] > knn]
     clear = bool(knn is not None and "logistic_regression" in acc and acc["logistic_regression"] - knn > clear_margin)
+    chooser = "the exported head is chosen on the same folds at the default operating point (06_export)"
     if knn is None:
         summary = f"{winner} has the highest tier accuracy ({100 * acc[winner]:.1f}%)."
     elif not beats:
-        summary = f"k-NN has the highest tier accuracy ({100 * knn:.1f}%); no baseline beats it."
+        summary = f"k-NN has the highest tier accuracy ({100 * knn:.1f}%); no baseline beats it; {chooser}."
     else:
         parts = ", ".join(f"{m} {100 * acc[m]:.1f}%" for m in beats)
         summary = (f"{parts} beat{'s' if len(beats) == 1 else ''} k-NN ({100 * knn:.1f}%) on tier accuracy"
-                   + ("; logistic regression wins clearly and is worth selecting as the router head."
-                      if clear else "; the difference is within "
-                      f"{100 * clear_margin:.1f} points, so k-NN stays the default head."))
+                   + (f" by more than {100 * clear_margin:.1f} points" if clear else
+                      f", within {100 * clear_margin:.1f} points") + f"; {chooser}.")
     return {"winner": winner, "beats_knn": beats, "logreg_clearly_better": clear, "summary": summary}

@@ -1,16 +1,20 @@
-"""Training router heads (scikit-learn): stratified folds and the logistic-regression head.
+"""Training router heads (scikit-learn): stratified folds, the logistic-regression head, out-of-fold probabilities.
 
 Applying a trained head needs numpy only (:mod:`workbench.core.heads`);
 fitting one needs scikit-learn, so it lives here.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .. import config as _config
 from ..errors import require
 
-__all__ = ["cv_folds", "logreg_model", "fit_logreg_head"]
+log = logging.getLogger(__name__)
+
+__all__ = ["cv_folds", "logreg_model", "fit_logreg_head", "fit_head", "out_of_fold_shares"]
 
 
 def cv_folds(labels, *, n_splits=_config.N_SPLITS, seed=_config.SEED):
@@ -18,6 +22,11 @@ def cv_folds(labels, *, n_splits=_config.N_SPLITS, seed=_config.SEED):
     model_selection = require("sklearn.model_selection", purpose="cross-validation folds")
 
     labels = np.asarray(labels)
+    smallest = int(np.bincount(np.unique(labels, return_inverse=True)[1]).min()) if len(labels) else 0
+    if smallest < n_splits:  # a tiny pool: every fold must still see every category in training
+        log.warning("only %d messages in the smallest category: using %d folds instead of %d",
+                    smallest, max(2, smallest), n_splits)
+        n_splits = max(2, smallest)
     folds = model_selection.StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return list(folds.split(np.zeros(len(labels)), labels))
 
@@ -52,3 +61,60 @@ def fit_logreg_head(x, labels, n_classes, *, C=_config.LOGREG_C, seed=_config.SE
     coef[lr.classes_] = coef_s
     icpt[lr.classes_] = icpt_s
     return coef.astype(np.float32), icpt.astype(np.float32)
+
+
+def fit_head(name, x, labels, n_classes, *, C=_config.LOGREG_C, seed=_config.SEED, blend_weight=_config.BLEND_WEIGHT):
+    """Train the router head ``name`` on the vectors the router compares; returns a :mod:`workbench.core.heads` object.
+
+    ``x`` are centred already when the k-NN config centres. A k-NN head has
+    nothing to train; a linear head (``logreg``, ``blend``) takes a second or two
+    on a few thousand messages, so it is simply refitted whenever the pool grows.
+    """
+    from ..core.heads import HEADS, BlendHead, KNNHead, LinearHead
+    from ..errors import ConfigError
+
+    if name not in HEADS:
+        raise ConfigError(f"head must be one of {tuple(HEADS)}; got {name!r}")
+    if name == KNNHead.name:
+        return KNNHead()
+    coef, icpt = fit_logreg_head(x, labels, n_classes, C=C, seed=seed)
+    return LinearHead(coef, icpt) if name == LinearHead.name else BlendHead(coef, icpt, blend_weight)
+
+
+def out_of_fold_shares(x, labels, taxonomy, config, *, heads=_config.HEAD_CANDIDATES, n_splits=_config.N_SPLITS,
+                       seed=_config.SEED, C=_config.LOGREG_C, blend_weight=_config.BLEND_WEIGHT):
+    """Out-of-fold class probabilities of every head in ``heads``, on the same stratified folds.
+
+    Each fold centres with its training mean when ``config.center`` (no head
+    sees its test rows), routes the test rows against the training rows with
+    ``config``, and fits the linear part once for the heads that share it.
+
+    Returns
+    -------
+    dict head name -> (n, n_categories) array.
+    """
+    from ..core.heads import HEADS, BlendHead, KNNHead
+    from ..core.knn import center, predict
+    from ..errors import ConfigError
+
+    unknown = [h for h in heads if h not in HEADS]
+    if unknown:
+        raise ConfigError(f"heads must be among {tuple(HEADS)}; got {unknown}")
+    x = np.asarray(x, np.float32)
+    labels = np.asarray(labels)
+    n_classes, rank = len(taxonomy.categories), taxonomy.category_tier_rank
+    out = {h: np.zeros((len(labels), n_classes)) for h in heads}
+    linear_needed = any(h != KNNHead.name for h in heads)
+    for train, test in cv_folds(labels, n_splits=n_splits, seed=seed):
+        if config.center:
+            mean = x[train].mean(axis=0)
+            xtr, xte = center(x[train], mean), center(x[test], mean)
+        else:
+            xtr, xte = x[train], x[test]
+        vote = predict(xte, xtr, labels[train], config, rank).shares
+        linear = fit_logreg_head(xtr, labels[train], n_classes, C=C, seed=seed) if linear_needed else None
+        for h in heads:
+            head = KNNHead() if h == KNNHead.name else \
+                BlendHead(*linear, blend_weight) if h == BlendHead.name else HEADS[h](*linear)
+            out[h][test] = head.shares(xte, vote)
+    return out

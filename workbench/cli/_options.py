@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import config as _config
 from ..core.embed import BACKENDS
+from ..errors import ConfigError
 from ..core.heads import HEADS
 from ..core.knn import VOTE_RULES
 from ..core.policy import CRITERIA, POLICIES
@@ -20,7 +21,7 @@ from ..core.policy import CRITERIA, POLICIES
 __all__ = ["Formatter", "backend_spec", "positive_int", "non_negative_int", "fraction", "positive_float",
            "non_negative_float", "seed", "add_force", "check_outputs", "add_router_options", "load_router",
            "add_pool_options", "add_knn_options", "add_dup_threshold", "add_json", "add_policy_options",
-           "load_pool_from_args", "config_from_args"]
+           "policy_from_args", "load_pool_from_args", "config_from_args"]
 
 
 class Formatter(argparse.HelpFormatter):
@@ -143,20 +144,43 @@ def add_json(p, what="the results"):
 
 
 def add_policy_options(p):
-    """Decision policy and head stored in pool.npz (none given: plain voting, never abstain)."""
-    g = p.add_argument_group("decision policy (stored in pool.npz; none given: plain voting, never abstain)")
-    g.add_argument("--policy", choices=POLICIES + ("any",),
+    """Head, decision policy and calibration stored in pool.npz; the defaults are what ships (workbench.config)."""
+    from ..core.calibration import CALIBRATIONS
+
+    g = p.add_argument_group("head and decision policy (stored in pool.npz; the defaults are what the nightly ships)")
+    g.add_argument("--head", choices=("auto",) + tuple(HEADS), default=_config.HEAD,
+                   help="class probabilities: auto (the best of the candidates on the same folds), the neighbours' "
+                        "vote, a logistic-regression head, or their blend")
+    g.add_argument("--policy", choices=POLICIES + ("any",), default=_config.DECISION_POLICY,
                    help="tier decision: vote (winning category's tier) or cost (least expected cost under the "
-                        "taxonomy's cost matrix); 'any' lets the fit choose (default: cost with a target, else vote)")
+                        "taxonomy's cost matrix); 'any' lets the fit choose (plain voting when there is nothing to fit)")
     g.add_argument("--criterion", choices=CRITERIA, default=_config.ABSTAIN_CRITERION,
                    help="score compared with the abstain threshold")
-    g.add_argument("--abstain-threshold", type=fraction, metavar="T", help="abstain when the score is below T")
+    g.add_argument("--abstain-threshold", type=fraction, metavar="T",
+                   help="abstain when the score is below T (replaces the fitted targets)")
     g.add_argument("--max-downgrade", type=fraction, metavar="R",
                    help="fit the threshold (and downgrade weight) for at most R downgrades, e.g. 0.02")
-    g.add_argument("--max-abstain", type=fraction, metavar="R", help="fit for abstaining on at most R of traffic")
-    g.add_argument("--head", choices=tuple(HEADS), default="knn",
-                   help="class probabilities from the neighbours' vote or a logistic-regression head")
+    g.add_argument("--max-abstain", type=fraction, metavar="R", default=_config.MAX_ABSTAIN,
+                   help="fit the threshold for abstaining on at most R of traffic")
+    g.add_argument("--never-abstain", action="store_true",
+                   help="no abstain target or threshold: the pool always answers by itself")
+    g.add_argument("--calibration", choices=("auto",) + CALIBRATIONS, default=_config.CALIBRATION,
+                   help="map tier confidence to a probability, fitted on out-of-sample predictions "
+                        "(auto: the method with the lowest expected calibration error)")
     return g
+
+
+def policy_from_args(args):
+    """Keyword arguments of :func:`workbench.decisions.export.export_pool` from the policy options."""
+    threshold, max_abstain, max_downgrade = args.abstain_threshold, args.max_abstain, args.max_downgrade
+    if threshold is not None and max_downgrade is not None:
+        raise ConfigError("give either --abstain-threshold or --max-downgrade, not both")
+    if args.never_abstain:
+        if threshold is not None or max_downgrade is not None:
+            raise ConfigError("--never-abstain cannot be combined with --abstain-threshold or --max-downgrade")
+        max_abstain = None
+    return dict(head=args.head, policy=args.policy, criterion=args.criterion, threshold=threshold,
+                max_downgrade=max_downgrade, max_abstain=max_abstain, calibration=args.calibration)
 
 
 def load_pool_from_args(args):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from pathlib import Path
 
 from .. import config as _config
 from ..errors import DataError
@@ -48,15 +49,17 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    """Write pool.npz with the best swept configuration (or the one given), and a decision policy if asked."""
+    """Write pool.npz: the best swept configuration, the head chosen by the folds, the fitted policy (the defaults)."""
     from ..decisions.export import export_pool
 
     opt.check_outputs(args, {"--out": args.out}, pool_dirs=args.pool_dir)
+    policy = opt.policy_from_args(args)
     pool = opt.load_pool_from_args(args)
     config, _ = opt.config_from_args(args, pool)
-    result = export_pool(pool, args.out, config, head=args.head, policy=args.policy, criterion=args.criterion,
-                         threshold=args.abstain_threshold, max_downgrade=args.max_downgrade,
-                         max_abstain=args.max_abstain, dtype=args.dtype)
+    result = export_pool(pool, args.out, config, dtype=args.dtype, **policy)
+    if result.head_choice is not None:
+        echo(result.head_choice.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        echo(result.head_choice.summary())
     echo(result.summary())
     echo(f"content digest (pin it with --pool-sha256): {result.metadata['sha256']}")
     if result.point is not None:
@@ -99,6 +102,8 @@ def cmd_route(args):
     error record ``{"id", "line", "error"}`` in its place (``--on-error record``)
     or stops the run after everything decided before it is written (``stop``, exit 2).
     """
+    if args.conversation:
+        return cmd_route_conversation(args)
     from ._console import json_line
     from ._stream import parse_message, ready_batches
 
@@ -149,24 +154,80 @@ def _id_of(raw):
     return mid if isinstance(mid, (str, int)) and not isinstance(mid, bool) else None
 
 
+def _read_conversation_input(path):
+    """Conversations of a JSONL file (stdin when ``path`` is None): ``{"conversation_id", "turns": [{"id", "text"}]}``."""
+    from ..io import parse_jsonl, read_jsonl
+
+    if path is None:
+        name, source = "<stdin>", parse_jsonl(sys.stdin, "<stdin>")
+    else:
+        name, source = path, read_jsonl(path)
+    for n, obj in source:
+        cid, turns = obj.get("conversation_id"), obj.get("turns")
+        if cid is None or cid == "":
+            raise DataError(name, n, "missing 'conversation_id'")
+        if not isinstance(turns, list) or not turns:
+            raise DataError(name, n, "'turns' must be a non-empty list of {\"id\", \"text\"} (oldest first)")
+        for i, t in enumerate(turns, 1):
+            if not isinstance(t, dict) or t.get("id") is None or t.get("id") == "":
+                raise DataError(name, n, f"turn {i}: missing 'id'")
+            if not isinstance(t.get("text"), str) or not t["text"].strip():
+                raise DataError(name, n, f"turn {i}: missing or empty 'text'")
+        yield n, obj
+
+
+def cmd_route_conversation(args):
+    """Route JSONL conversations; one JSONL decision per turn, in order, with the conversation and turn ids."""
+    from ._console import json_line
+
+    router = opt.load_router(args)
+    for _, conv in _read_conversation_input(args.input):
+        for turn, d in zip(conv["turns"], router.route_conversation(conv["turns"])):
+            _write(json_line({"conversation_id": conv["conversation_id"], "id": turn["id"],
+                              **d.to_dict(neighbors=args.neighbors)}))
+        sys.stdout.flush()
+
+
 def cmd_score(args):
-    """Route a labelled JSONL file and print the same metrics as evaluate."""
+    """Route a labelled JSONL file with the pool's head and policy, and print the metrics (``--dir``: every set)."""
+    if args.dir:
+        return cmd_score_dir(args)
+    from ..analysis.generalisation import read_labelled, score_frame
     from ..analysis.metrics import compute_metrics, format_metrics
     from ..core.taxonomy import Taxonomy
 
     opt.check_outputs(args, {"--json": args.json}, [args.input, args.pool])
     router = opt.load_router(args)
     taxonomy = Taxonomy.from_metadata(router.metadata)
-    rows = [obj for _, obj in _read_messages(args.input, labelled=True, taxonomy=taxonomy)]
-    if not rows:
-        raise DataError(args.input, None, "no messages")
-    decisions = router.route_batch([r["text"] for r in rows])
-    groups = {g: [str(r.get(g, "?")) for r in rows] for g in ("lang", "source", "mapping") if any(g in r for r in rows)}
-    m = compute_metrics([r["category"] for r in rows], [d.category for d in decisions], taxonomy,
-                        alt=[r.get("alt_category") for r in rows], groups=groups)
+    frame = read_labelled(args.input, taxonomy).assign(set=str(args.input))
+    g = score_frame(router, frame, cache_dir=args.cache_dir)
+    rows = g.routed
+    groups = {c: rows[c].astype(str).tolist() for c in ("lang", "source", "mapping") if c in rows}
+    m = compute_metrics(rows["category"], rows["category_routed"], taxonomy, alt=rows["alt_category"], groups=groups)
+    h = g.headline()
     echo(format_metrics(m, title=f"== {args.input}: routed with {args.pool} ({router.metadata['backend']}) =="))
+    echo(f"\npool policy {g.pool['policy']}, head {g.pool['head']}: routed-tier accuracy "
+         f"{100 * h['tier_accuracy']:.1f}%, abstain rate {100 * h['abstain_rate']:.1f}%, tier accuracy on answered "
+         f"messages {100 * h['answered_tier_accuracy']:.1f}%")
     if args.json:
-        write_json_atomic(args.json, {"input": str(args.input), "pool": str(args.pool), "metrics": m.to_dict()})
+        write_json_atomic(args.json, {"input": str(args.input), "pool": str(args.pool), "metrics": m.to_dict(),
+                                      "policy": h})
+
+
+def cmd_score_dir(args):
+    """Score the pool on every labelled set of a folder: per source, with the worst confusions."""
+    from ..analysis.generalisation import format_generalisation, score_dir
+    from ..report.record import jsonable
+
+    opt.check_outputs(args, {"--json": args.json}, [*sorted(Path(args.dir).glob("*.jsonl")), args.pool])
+    router = opt.load_router(args)
+    g = score_dir(router, args.dir, per_source=args.per_source, seed=args.seed, cache_dir=args.cache_dir)
+    echo(format_generalisation(g, title=f"== {args.dir}: routed with {args.pool} =="))
+    if args.json:
+        write_json_atomic(args.json, jsonable({
+            "dir": str(args.dir), "pool": str(args.pool), "per_source_limit": args.per_source, "seed": args.seed,
+            "headline": g.headline(), "per_source": g.per_source.reset_index().to_dict(orient="records"),
+            "confusions": g.confusions.to_dict(orient="records")}))
 
 
 def cmd_datasheet(args):
@@ -196,7 +257,8 @@ def register(sub):
     opt.add_force(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="write pool.npz with the best swept configuration", formatter_class=opt.Formatter)
+    p = sub.add_parser("export", help="write pool.npz: best swept configuration, head chosen by the folds, fitted policy",
+                       formatter_class=opt.Formatter)
     opt.add_pool_options(p)
     opt.add_knn_options(p)
     p.add_argument("--out", required=True, metavar="PATH", help="where to write pool.npz")
@@ -213,18 +275,28 @@ def register(sub):
     p.add_argument("--on-error", choices=("stop", "record"), default="stop",
                    help="a bad line: stop after writing every decision before it (exit 2), or write an error "
                         "record {id, line, error} in its place and go on")
+    p.add_argument("--conversation", action="store_true",
+                   help="input lines are conversations {'conversation_id', 'turns': [{'id','text'}, ...]} (oldest turn "
+                        f"first); one decision per turn, routed with the {_config.CONVERSATION_POLICY!r} policy")
     p.add_argument("--batch-size", type=opt.positive_int, default=64, help=opt.argparse.SUPPRESS)
     p.set_defaults(func=cmd_route)
 
-    p = sub.add_parser("score", help="route a labelled JSONL file and print the metrics", formatter_class=opt.Formatter)
+    p = sub.add_parser("score", help="route labelled JSONL (a file, or every set of a folder) and print the metrics",
+                       formatter_class=opt.Formatter)
     opt.add_router_options(p)
-    p.add_argument("--input", required=True, metavar="FILE", help="JSONL with text, category, optional alt_category")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--input", metavar="FILE", help="JSONL with text, category, optional alt_category")
+    what.add_argument("--dir", metavar="DIR", help=f"score every *.jsonl of DIR, one source each (e.g. {_config.EVAL_DIR})")
+    p.add_argument("--per-source", type=opt.positive_int, default=_config.EVAL_PER_SOURCE,
+                   help="with --dir: messages sampled per source")
+    p.add_argument("--seed", type=opt.seed, default=_config.SEED, help="with --dir: seed of the samples")
+    p.add_argument("--cache-dir", metavar="DIR", default=_config.CACHE_DIR, help="embedding cache")
     opt.add_json(p, "the metrics")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("datasheet", help="regenerate the count tables of data/README.md", formatter_class=opt.Formatter)
     p.add_argument("--out", metavar="FILE", default=_config.DATA_DIR / "README.md", help="datasheet to update")
     p.add_argument("--check", action="store_true", help="only check that the tables are current (exit 1 if not)")
-    p.add_argument("--backend", metavar="B", type=opt.backend_spec, default=_config.DEFAULT_BACKEND,
+    p.add_argument("--backend", metavar="B", type=opt.backend_spec, default=_config.DUP_BACKEND,
                    help="embedding backend for the diversity figures")
     p.set_defaults(func=cmd_datasheet)

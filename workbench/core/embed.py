@@ -35,8 +35,8 @@ from .text import prepare_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Embedder", "E5Small", "USEMultilingual", "SentenceTransformerEmbedder", "BACKENDS", "get_embedder",
-           "check_backend_allowed", "normalize_rows"]
+__all__ = ["Embedder", "E5Small", "USEMultilingual", "SentenceTransformerEmbedder", "CompositeEmbedder", "E5SmallUSE",
+           "BACKENDS", "get_embedder", "check_backend_allowed", "normalize_rows"]
 
 
 def normalize_rows(x):
@@ -178,23 +178,79 @@ def _hub_offline():
         constants.HF_HUB_OFFLINE = True
 
 
-#: Backend spec -> class; ``st:<model>`` specs are handled by :class:`SentenceTransformerEmbedder`.
+class CompositeEmbedder(Embedder):
+    """An encoder ensemble: each part's vector L2-normalised, the parts concatenated, the whole renormalised.
+
+    Every part weighs the same in a cosine similarity (each contributes
+    ``cos_part / n_parts``). Each part applies its own prefix, so the
+    composite's ``prefix`` is empty; the embedding cache stores each part's
+    vectors under the part's own name (:func:`workbench.dataset.embeddings.embed_texts`),
+    so a composite reuses what its parts already embedded.
+
+    Parameters
+    ----------
+    parts : sequence of Embedder
+    """
+
+    prefix = ""
+
+    def __init__(self, parts):
+        self.parts = tuple(parts)
+        if len(self.parts) < 2:
+            raise ConfigError(f"a composite backend needs at least two parts; got {len(self.parts)}")
+        self.name = "+".join(p.name for p in self.parts)
+        self.model_id = "+".join(p.model_id for p in self.parts)
+
+    @property
+    def dim(self):
+        return sum(int(p.dim) for p in self.parts)
+
+    def combine(self, part_vectors):
+        """The composite vectors of per-part vectors (one ``(n, part.dim)`` array per part, in part order)."""
+        if len(part_vectors) != len(self.parts):
+            raise ConfigError(f"{self.name} has {len(self.parts)} parts; got {len(part_vectors)} arrays")
+        for p, v in zip(self.parts, part_vectors):
+            if np.ndim(v) != 2 or np.shape(v)[1] != int(p.dim):
+                raise ConfigError(f"{p.name} vectors must have shape (n, {p.dim}); got {np.shape(v)}")
+        if len({len(v) for v in part_vectors}) != 1:
+            raise ConfigError(f"part vectors differ in length: {[len(v) for v in part_vectors]}")
+        return normalize_rows(np.hstack([normalize_rows(v) for v in part_vectors]))
+
+    def _encode(self, texts):
+        return self.combine([p.encode(texts) for p in self.parts])
+
+
+class E5SmallUSE(CompositeEmbedder):
+    """``e5-small`` and ``use-multilingual`` together: E5's breadth of languages with USE's sense of phrasing."""
+
+    name = "e5-small+use-multilingual"
+
+    def __init__(self, *, threads=None):
+        super().__init__((E5Small(threads=threads), USEMultilingual(threads=threads)))
+
+
+#: Backend spec -> class; ``st:<model>`` specs are handled by :class:`SentenceTransformerEmbedder`, and
+#: ``a+b`` of registered names by :class:`CompositeEmbedder`.
 BACKENDS = {
     E5Small.name: E5Small,
     USEMultilingual.name: USEMultilingual,
+    E5SmallUSE.name: E5SmallUSE,
 }
 
 
 def get_embedder(name=None, *, threads=None) -> Embedder:
-    """Backend by spec: ``e5-small`` (default), ``use-multilingual`` or ``st:<model id or path>``.
+    """Backend by spec: a registered name (``e5-small``, the default, ``use-multilingual``,
+    ``e5-small+use-multilingual``), ``a+b`` of registered names, or ``st:<model id or path>``.
 
     Nothing is loaded until the first ``encode``.
     """
     name = name or _config.DEFAULT_BACKEND
     if name.startswith("st:"):
         return SentenceTransformerEmbedder(name[3:])
+    if name not in BACKENDS and "+" in name and all(p in BACKENDS for p in name.split("+")):
+        return CompositeEmbedder([get_embedder(p, threads=threads) for p in name.split("+")])
     if name not in BACKENDS:
-        raise ConfigError(f"backend must be one of {sorted(BACKENDS)} or 'st:<model>'; got {name!r}")
+        raise ConfigError(f"backend must be one of {sorted(BACKENDS)}, a+b of them, or 'st:<model>'; got {name!r}")
     return BACKENDS[name](threads=threads)
 
 

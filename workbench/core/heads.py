@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ArtifactError
 
-__all__ = ["HEADS", "KNNHead", "LinearHead", "linear_shares", "load_head"]
+__all__ = ["HEADS", "KNNHead", "LinearHead", "BlendHead", "linear_shares", "load_head"]
 
 
 def linear_shares(vectors, coef, intercept):
@@ -61,7 +61,7 @@ class LinearHead:
     @classmethod
     def from_arrays(cls, arrays, n_classes, dim):
         if "head_coef" not in arrays or "head_intercept" not in arrays:
-            raise ArtifactError("pool metadata says head='logreg' but head_coef/head_intercept are missing")
+            raise ArtifactError("pool metadata names a linear head (logreg, blend) but head_coef/head_intercept are missing")
         coef, icpt = arrays["head_coef"], arrays["head_intercept"]
         if coef.shape != (n_classes, dim) or icpt.shape != (n_classes,):
             raise ArtifactError(f"head_coef {coef.shape} / head_intercept {icpt.shape} do not match "
@@ -72,8 +72,39 @@ class LinearHead:
         return linear_shares(queries, self.coef, self.intercept)
 
 
+class BlendHead(LinearHead):
+    """Logistic-regression probabilities blended with the neighbours' vote: ``w * linear + (1 - w) * vote``.
+
+    The linear part generalises over phrasings (it learns what a one-fact
+    question looks like whatever its topic); the vote keeps the local evidence
+    of near neighbours. Stored as the logistic-regression arrays plus
+    ``head_blend_weight`` (shape ``(1,)``, the weight ``w`` of the linear part).
+    """
+
+    name = "blend"
+
+    def __init__(self, coef, intercept, weight):
+        super().__init__(coef, intercept)
+        self.weight = float(np.asarray(weight, np.float64).reshape(-1)[0])
+        if not 0.0 <= self.weight <= 1.0:
+            raise ArtifactError(f"blend weight must be in [0, 1]; got {self.weight!r}")
+
+    def arrays(self):
+        return dict(super().arrays(), head_blend_weight=np.array([self.weight], np.float32))
+
+    @classmethod
+    def from_arrays(cls, arrays, n_classes, dim):
+        if "head_blend_weight" not in arrays:
+            raise ArtifactError("pool metadata says head='blend' but head_blend_weight is missing")
+        linear = LinearHead.from_arrays(arrays, n_classes, dim)
+        return cls(linear.coef, linear.intercept, arrays["head_blend_weight"])
+
+    def shares(self, queries, knn_shares):
+        return self.weight * linear_shares(queries, self.coef, self.intercept) + (1.0 - self.weight) * knn_shares
+
+
 #: Head name -> class.
-HEADS = {KNNHead.name: KNNHead, LinearHead.name: LinearHead}
+HEADS = {KNNHead.name: KNNHead, LinearHead.name: LinearHead, BlendHead.name: BlendHead}
 
 
 def load_head(name, arrays, n_classes, dim):

@@ -77,10 +77,15 @@ def weighted_cost(cost, downgrade_weight=1.0):
     return c
 
 
-def abstain_scores(criterion, tier_probs, routed_rank, confidence, margin):
-    """The score an abstain threshold is compared with (abstain when score < threshold)."""
+def abstain_scores(criterion, tier_probs, routed_rank, confidence, margin, *, calibrate=None):
+    """The score an abstain threshold is compared with (abstain when score < threshold).
+
+    ``calibrate`` (a :class:`~workbench.core.calibration.Calibration` or any
+    monotone callable) maps the ``tier_confidence`` score to a probability.
+    """
     if criterion == "tier_confidence":
-        return np.asarray(tier_probs)[np.arange(len(routed_rank)), routed_rank]
+        raw = np.asarray(tier_probs)[np.arange(len(routed_rank)), routed_rank]
+        return raw if calibrate is None else np.asarray(calibrate(raw), np.float64)
     if criterion == "confidence":
         return np.asarray(confidence, np.float64)
     if criterion == "margin":
@@ -129,7 +134,8 @@ class DecisionPolicy:
     def abstains(self) -> bool:
         return self.threshold is not None
 
-    def apply(self, shares, class_tier_rank, n_tiers=None, *, pred=None, confidence=None, margin=None):
+    def apply(self, shares, class_tier_rank, n_tiers=None, *, pred=None, confidence=None, margin=None,
+              calibrate=None):
         """Tier decision for each row of vote ``shares``.
 
         Parameters
@@ -139,6 +145,8 @@ class DecisionPolicy:
         pred, confidence, margin : arrays, optional
             The category vote's winner, share and margin (from
             :func:`workbench.core.knn.decide`); computed when not given.
+        calibrate : callable, optional
+            Maps the ``tier_confidence`` score before it meets the threshold (see :func:`abstain_scores`).
 
         Returns
         -------
@@ -154,7 +162,8 @@ class DecisionPolicy:
         if self.threshold is None:
             abstain = np.zeros(len(routed), bool)
         else:
-            abstain = abstain_scores(self.criterion, probs, routed, confidence, margin) < self.threshold
+            abstain = abstain_scores(self.criterion, probs, routed, confidence, margin,
+                                     calibrate=calibrate) < self.threshold
         return routed, abstain, probs
 
     def to_metadata(self) -> dict:

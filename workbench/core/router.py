@@ -11,6 +11,8 @@ import numpy as np
 
 from ..errors import ArtifactError, ConfigError
 from .artifact import load_pool_npz
+from .calibration import Calibration
+from .conversation import ConversationPolicy, more_confident, sticky_decisions, with_previous
 from .heads import load_head
 from .knn import center, decide, predict
 from .policy import DecisionPolicy
@@ -25,14 +27,15 @@ class RouteDecision:
 
     category: str
     tier: str
-    confidence: float
-    margin: float
+    confidence: float              # probability that ``tier`` is right (calibrated when the pool carries a calibration)
+    margin: float                  # winning category's share minus the runner-up's
     neighbors: list = field(default_factory=list)
     similarities: list = field(default_factory=list)
     abstain: bool = False          # the pool's policy would rather ask the LLM categorizer
     vote_tier: str = ""            # the winning category's tier (``tier`` may differ under a cost policy)
     tier_probabilities: dict = field(default_factory=dict)
     neighbor_categories: list = field(default_factory=list)
+    category_confidence: float = float("nan")  # the winning category's share of the head's probabilities
 
     def to_dict(self, *, neighbors=False):
         """JSON-ready form (what ``workbench route`` writes); ``neighbors`` adds ids, similarities and labels."""
@@ -52,7 +55,10 @@ class Router:
     category comes from the pool's head (default: the neighbours' vote;
     see :mod:`workbench.core.heads`); the tier and ``abstain`` follow the
     decision policy stored in the pool's metadata (default: plain voting,
-    never abstain). Every decision lists the nearest neighbours whatever the head.
+    never abstain); ``confidence`` is the routed tier's probability, mapped by
+    the pool's calibration when it carries one (see
+    :mod:`workbench.core.calibration`). Every decision lists the nearest
+    neighbours whatever the head.
     """
 
     def __init__(self, artifact, embedder):
@@ -72,6 +78,7 @@ class Router:
         self.policy = DecisionPolicy.from_metadata(meta.get("policy"))
         self.head = load_head(meta.get("head", "knn"), artifact.arrays, len(self.categories),
                               artifact.embeddings.shape[1])
+        self.calibration = Calibration.from_arrays(meta.get("calibration"), artifact.arrays)
         if self.policy.cost is not None and len(self.policy.cost) != len(self.tiers):
             raise ArtifactError(f"policy cost matrix does not match the {len(self.tiers)} tiers")
 
@@ -117,14 +124,15 @@ class Router:
         pred, conf, margin = (knn.pred, knn.confidence, knn.margin) if shares is knn.shares else \
             decide(shares, self._class_rank)
         routed, abstain, probs = self.policy.apply(shares, self._class_rank, len(self.tiers), pred=pred,
-                                                   confidence=conf, margin=margin)
+                                                   confidence=conf, margin=margin, calibrate=self.calibration)
+        tier_conf = self.calibration(probs[np.arange(len(routed)), routed])
         ids, labels, cats = self.artifact.ids, self.artifact.labels, self.categories
         tier_map = self.metadata["tier_map"]
-        return [RouteDecision(cats[p], self.tiers[r], float(c), float(g), [str(ids[j]) for j in row],
+        return [RouteDecision(cats[p], self.tiers[r], float(tc), float(g), [str(ids[j]) for j in row],
                               [float(s) for s in srow], bool(a), tier_map[cats[p]],
-                              dict(zip(self.tiers, map(float, pr))), [cats[labels[j]] for j in row])
-                for p, r, a, pr, c, g, row, srow in zip(pred, routed, abstain, probs, conf, margin,
-                                                        knn.neighbors, knn.similarities)]
+                              dict(zip(self.tiers, map(float, pr))), [cats[labels[j]] for j in row], float(c))
+                for p, r, a, pr, tc, c, g, row, srow in zip(pred, routed, abstain, probs, tier_conf, conf, margin,
+                                                            knn.neighbors, knn.similarities)]
 
     def route_batch(self, texts):
         """Route many messages; decisions come back in input order.
@@ -147,3 +155,20 @@ class Router:
     def route(self, text):
         """Route one message."""
         return self.route_batch([text])[0]
+
+    def route_conversation(self, turns, *, policy=None):
+        """Route the user turns of one conversation, oldest first: one decision per turn, in order.
+
+        ``turns`` are strings or mappings with a ``text``; ``policy`` is a
+        :class:`~workbench.core.conversation.ConversationPolicy` (default: the
+        project's, see :mod:`workbench.core.conversation`).
+        """
+        policy = policy or ConversationPolicy()
+        texts = [t["text"] if isinstance(t, dict) else t for t in turns]
+        if policy.name == "previous":
+            return self.route_batch(with_previous(texts))
+        if policy.name == "confident":
+            both = self.route_batch(texts + with_previous(texts)[1:])
+            return more_confident(both[:len(texts)], both[:1] + both[len(texts):])
+        decisions = self.route_batch(texts)
+        return sticky_decisions(decisions, self.tiers, policy) if policy.name == "sticky" else decisions

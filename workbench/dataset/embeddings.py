@@ -150,6 +150,9 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
     if not isinstance(embedder, Embedder):
         embedder = get_embedder(embedder)
     texts = list(texts)
+    if hasattr(embedder, "parts") and hasattr(embedder, "combine"):  # a composite is cached per part
+        return embedder.combine([embed_texts(texts, p, cache_dir=cache_dir, chunk_size=chunk_size, progress=progress)
+                                 for p in embedder.parts])
     # what the backend really embeds: two texts that prepare alike are embedded once, under one key
     prepared = [embedder.prepare(t) for t in texts]
     out = np.zeros((len(texts), embedder.dim), np.float32)

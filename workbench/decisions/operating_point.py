@@ -93,7 +93,7 @@ def abstain_curve(scores, true_rank, routed_rank, *, weights=None):
 def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, policy="cost",
                         criterion=_config.ABSTAIN_CRITERION, max_downgrade=None, max_abstain=None,
                         downgrade_weights=_config.DOWNGRADE_WEIGHTS,
-                        weights=None, confidence=None, margin=None, pred=None):
+                        weights=None, confidence=None, margin=None, pred=None, calibrate=None):
     """Choose the abstain threshold (and downgrade weight) for a target on out-of-sample predictions.
 
     Every (downgrade weight, threshold) pair meeting the targets is a
@@ -125,6 +125,8 @@ def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, policy="c
         traffic mix instead of the pool's own; rates are then on that mix.
     confidence, margin, pred : arrays, optional
         The category vote's winner, share and margin (computed when not given).
+    calibrate : Calibration, optional
+        Maps the ``tier_confidence`` score first, so the threshold is a calibrated probability.
 
     Returns
     -------
@@ -147,8 +149,8 @@ def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, policy="c
     for name, w in options:
         base = DecisionPolicy(name, weighted_cost(cost, w).tolist() if name == "cost" else None, criterion)
         routed, _, probs = base.apply(shares, rank, pred=pred, confidence=confidence, margin=margin)
-        curve = abstain_curve(abstain_scores(criterion, probs, routed, confidence, margin), true_rank, routed,
-                              weights=weights)
+        curve = abstain_curve(abstain_scores(criterion, probs, routed, confidence, margin, calibrate=calibrate),
+                              true_rank, routed, weights=weights)
         a, d, u, acc = curve["abstain_rate"], curve["downgrade_rate"], curve["upgrade_rate"], curve["tier_accuracy"]
         ok_a = np.ones(len(a), bool) if max_abstain is None else a <= max_abstain + 1e-12
         ok = ok_a & (True if max_downgrade is None else d <= max_downgrade + 1e-12)

@@ -1,8 +1,9 @@
 """Out-of-sample decisions of a pool: what each head would decide on messages it has not seen.
 
 The k-NN head's out-of-sample vote shares are its leave-one-out
-predictions; the logistic-regression head's are out-of-fold probabilities
-(stratified 10-fold, fixed seed: leave-one-out would refit 2,000 models).
+predictions; a head with a linear part (logistic regression, the blend) has
+out-of-fold probabilities (stratified 10-fold, fixed seed: leave-one-out
+would refit 2,000 models).
 Either feeds :func:`workbench.decisions.operating_point.fit_operating_point`.
 """
 from __future__ import annotations
@@ -12,17 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import config as _config
-from ..analysis.baselines import fold_vectors
 from ..analysis.evaluate import loo_predict
-from ..analysis.heads import cv_folds, fit_logreg_head
-from ..core.heads import HEADS, linear_shares
+from ..analysis.heads import out_of_fold_shares
+from ..core.heads import HEADS
 from ..core.knn import decide
 from ..core.policy import DecisionPolicy, abstain_scores, tier_probabilities
 from ..errors import ConfigError
 from .operating_point import abstain_curve, fit_operating_point, mix_weights
 from .savings import savings_curve, savings_table
 
-__all__ = ["OutOfSample", "out_of_sample", "apply_policy", "policy_curve", "fit_default_point", "policy_points",
+__all__ = ["OutOfSample", "out_of_sample", "from_shares", "apply_policy", "policy_curve", "fit_default_point", "policy_points",
            "SavingsReport", "savings_report"]
 
 
@@ -38,8 +38,14 @@ class OutOfSample:
     predictions: object = None  # k-NN: the leave-one-out Predictions (neighbours for the review queue)
 
 
+def from_shares(head, shares, taxonomy):
+    """:class:`OutOfSample` of precomputed out-of-sample class probabilities."""
+    pred, conf, margin = decide(shares, taxonomy.category_tier_rank)
+    return OutOfSample(head, np.asarray(shares), pred, conf, margin)
+
+
 def out_of_sample(x, labels, taxonomy, config, *, head="knn", n_splits=_config.N_SPLITS, seed=_config.SEED,
-                  C=_config.LOGREG_C):
+                  C=_config.LOGREG_C, blend_weight=_config.BLEND_WEIGHT):
     """Out-of-sample class probabilities of the pool under ``head``.
 
     Parameters
@@ -48,25 +54,20 @@ def out_of_sample(x, labels, taxonomy, config, *, head="knn", n_splits=_config.N
     labels : (n,) category indices
     taxonomy : Taxonomy
     config : KNNConfig
-    head : {"knn", "logreg"}
-        ``knn``: leave-one-out vote shares; ``logreg``: out-of-fold
-        probabilities of the logistic-regression head (``n_splits`` folds, ``seed``, ``C``).
+    head : {"knn", "logreg", "blend"}
+        ``knn``: leave-one-out vote shares; otherwise out-of-fold
+        probabilities (``n_splits`` folds, ``seed``, ``C``, ``blend_weight``;
+        see :func:`workbench.analysis.heads.out_of_fold_shares`).
     """
     labels = np.asarray(labels)
-    rank = taxonomy.category_tier_rank
     if head == "knn":
         p = loo_predict(x, labels, taxonomy, config)
         return OutOfSample("knn", p.shares, p.pred, p.confidence, p.margin, p)
-    if head != "logreg":
+    if head not in HEADS:
         raise ConfigError(f"head must be one of {tuple(HEADS)}; got {head!r}")
-    x = np.asarray(x, np.float32)
-    shares = np.zeros((len(labels), len(taxonomy.categories)))
-    for train, test in cv_folds(labels, n_splits=n_splits, seed=seed):
-        xtr, xte = fold_vectors(x, train, test, config.center)
-        coef, icpt = fit_logreg_head(xtr, labels[train], len(taxonomy.categories), C=C, seed=seed)
-        shares[test] = linear_shares(xte, coef, icpt)
-    pred, conf, margin = decide(shares, rank)
-    return OutOfSample("logreg", shares, pred, conf, margin)
+    shares = out_of_fold_shares(x, labels, taxonomy, config, heads=(head,), n_splits=n_splits, seed=seed, C=C,
+                                blend_weight=blend_weight)[head]
+    return from_shares(head, shares, taxonomy)
 
 
 def apply_policy(oos, taxonomy, policy):
@@ -91,11 +92,12 @@ def policy_curve(oos, labels, taxonomy, policy):
 
 def fit_default_point(oos, labels, taxonomy, *, policy=_config.DECISION_POLICY, criterion=_config.ABSTAIN_CRITERION,
                       max_downgrade=_config.MAX_DOWNGRADE, max_abstain=_config.MAX_ABSTAIN,
-                      downgrade_weights=_config.DOWNGRADE_WEIGHTS, cost=None, traffic_mix=None):
+                      downgrade_weights=_config.DOWNGRADE_WEIGHTS, cost=None, traffic_mix=None, calibrate=None):
     """Fit an operating point on out-of-sample predictions ``oos`` (defaults: the project's targets).
 
     See :func:`~workbench.decisions.operating_point.fit_operating_point`; ``traffic_mix``
-    (tier -> share) fits the targets on that mix instead of the pool's own.
+    (tier -> share) fits the targets on that mix instead of the pool's own;
+    ``calibrate`` maps the tier-confidence score first.
     """
     rank = taxonomy.category_tier_rank
     cost = taxonomy.cost_matrix() if cost is None else cost
@@ -103,7 +105,7 @@ def fit_default_point(oos, labels, taxonomy, *, policy=_config.DECISION_POLICY, 
     return fit_operating_point(oos.shares, labels, rank, cost, policy=policy, criterion=criterion,
                                max_downgrade=max_downgrade, max_abstain=max_abstain,
                                downgrade_weights=downgrade_weights, weights=weights, pred=oos.pred,
-                               confidence=oos.confidence, margin=oos.margin)
+                               confidence=oos.confidence, margin=oos.margin, calibrate=calibrate)
 
 
 def policy_points(oos, taxonomy, policies):

@@ -12,12 +12,13 @@ import logging
 import re
 from pathlib import Path
 
+from .. import config as _config
 from ..errors import require
 from ..io import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HEADLINES", "flatten_metrics", "find_previous", "headline_rows", "write_index"]
+__all__ = ["HEADLINES", "flatten_metrics", "find_previous", "headline_rows", "generalisation_gap", "write_index"]
 
 #: (section, key, label, format, better): format "pct" (a share, change in points), "int" or "float";
 #: better "up", "down" or None (no judgement).
@@ -31,6 +32,14 @@ HEADLINES = (
     ("decisions", "tier_accuracy", "Tier accuracy at the operating point (abstained: categorizer)", "pct", "up"),
     ("decisions", "downgrade_rate", "Downgrade rate at the operating point", "pct", "down"),
     ("decisions", "abstain_rate", "Abstain rate at the operating point", "pct", "down"),
+    ("generalisation", "tier_accuracy", "Tier accuracy out of distribution (data/eval, exported pool)", "pct", "up"),
+    ("generalisation", "min_source_tier_accuracy", "Worst source's tier accuracy out of distribution", "pct", "up"),
+    ("generalisation", "downgrade_rate", "Downgrade rate out of distribution", "pct", "down"),
+    ("generalisation", "abstain_rate", "Abstain rate out of distribution", "pct", None),
+    ("export", "head_oof_tier_accuracy", "Exported head: out-of-fold tier accuracy", "pct", "up"),
+    ("export", "ece", "Expected calibration error of tier confidence (exported pool)", "pct", "down"),
+    ("conversations", "all_tier_accuracy", "Conversations: tier accuracy over all turns (shipped policy)", "pct", "up"),
+    ("conversations", "follow_up_tier_accuracy", "Conversations: follow-up turns (shipped policy)", "pct", "up"),
     ("shadow", "tier_agreement", "Shadow log: router vs label source, tier agreement", "pct", "up"),
     ("pool", "n", "Pool size (messages)", "int", None),
     ("clusters", "near_duplicate_share", "Share of messages with a near-duplicate", "pct", "down"),
@@ -92,6 +101,19 @@ def headline_rows(metrics, previous=None):
     return rows
 
 
+def generalisation_gap(metrics, *, threshold=_config.OOD_GAP_FLAG):
+    """A warning when leave-one-out and out-of-distribution tier accuracy differ by more than ``threshold``, else None."""
+    flat = flatten_metrics(metrics)
+    loo, ood = flat.get("evaluate.tier_accuracy"), flat.get("generalisation.tier_accuracy")
+    if loo is None or ood is None or abs(loo - ood) <= threshold:
+        return None
+    return (f"Leave-one-out tier accuracy ({100 * loo:.1f}%) and out-of-distribution tier accuracy on "
+            f"{flat.get('generalisation.n', 0):.0f} evaluation prompts ({100 * ood:.1f}%) differ by "
+            f"{100 * abs(loo - ood):.1f} points (more than {100 * threshold:.0f}): the pool "
+            + ("routes itself better than the messages it will meet; see 08_generalisation for the sources and "
+               "confusions." if loo > ood else "scores itself lower than unseen prompts; check its labels."))
+
+
 def _table_html(payload):
     esc = html.escape
     head = "".join(f"<th>{esc(str(c))}</th>" for c in payload["columns"])
@@ -137,6 +159,9 @@ def write_index(run_dir, *, previous=None):
     elif run.get("status"):
         parts.append("<p class='ok'>All notebooks ran.</p>")
     parts.append(f"<p>Compared with: {esc(Path(previous).name) if previous else 'no previous report'}</p>")
+    gap = generalisation_gap(metrics)
+    if gap:
+        parts.append(f"<p class='failed'><b>Generalisation gap:</b> {esc(gap)}</p>")
     rows = headline_rows(metrics, prev_metrics)
     if rows:
         parts.append("<h2>Headline numbers</h2><table><tr><th>measure</th><th>value</th><th>previous</th>"

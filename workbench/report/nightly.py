@@ -29,7 +29,7 @@ __all__ = ["NotebookError", "COMMON_PARAMETERS", "run_folder_name", "find_notebo
 
 #: Parameters the nightly run can pass; each notebook receives those it declares.
 COMMON_PARAMETERS = ("pool_dir", "templates_dir", "taxonomy_path", "backend", "backends", "output_dir", "cache_dir",
-                     "k", "dup_threshold", "cluster_threshold", "seed")
+                     "k", "dup_threshold", "cluster_threshold", "seed", "eval_dir", "per_source", "conversations_dir")
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 

@@ -1,0 +1,163 @@
+"""Routing conversations: the policies on known decisions, the labelled set, and `route --conversation`."""
+import io
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import ROOT, run_cli, unit_rows
+from workbench.core.conversation import ConversationPolicy, more_confident, sticky_decisions, with_previous
+from workbench.core.router import RouteDecision
+from workbench.errors import ConfigError, DataError
+
+TIERS = ("cheap", "medium", "strong")
+
+
+def d(category, tier, confidence=0.9):
+    return RouteDecision(category, tier, confidence, 0.5, vote_tier=tier)
+
+
+def test_with_previous_prepends_the_previous_user_turn():
+    assert with_previous(["a", "b", "c"]) == ["a", "a\nb", "b\nc"]
+
+
+def test_more_confident_keeps_the_surer_reading_and_the_first_turn_alone():
+    alone = [d("coding", "strong", 0.99), d("casual", "cheap", 0.55), d("simple_lookup", "cheap", 0.97)]
+    ctx = [d("casual", "cheap", 1.0), d("coding", "strong", 0.93), d("coding", "strong", 0.6)]
+    assert [x.tier for x in more_confident(alone, ctx)] == ["strong", "strong", "cheap"]
+
+
+def test_sticky_continues_the_task_unless_a_turn_is_clearly_casual():
+    policy = ConversationPolicy("sticky", turns=2, release_category="casual", release_confidence=0.9)
+    turns = [d("coding", "strong"), d("simple_lookup", "cheap", 0.6), d("casual", "cheap", 0.95),
+             d("creative", "medium", 0.5), d("casual", "cheap", 0.99), d("casual", "cheap", 0.97),
+             d("research_lookup", "medium", 0.5), d("simple_lookup", "cheap", 0.5)]
+    out = sticky_decisions(turns, TIERS, policy)
+    assert [(x.category, x.tier) for x in out] == [
+        ("coding", "strong"), ("coding", "strong"),          # a follow-up continues the coding task
+        ("casual", "cheap"),                                  # "thanks!" is released
+        ("coding", "strong"),                                 # within two turns of the task: still coding
+        ("casual", "cheap"), ("casual", "cheap"),             # two clear casual turns end the task's window
+        ("research_lookup", "medium"), ("research_lookup", "medium")]
+    assert all(o.tier != "cheap" or t.tier == "cheap" for o, t in zip(out, turns))  # tiers only go up
+
+
+def test_policy_parameters_are_checked():
+    with pytest.raises(ConfigError, match="conversation policy must be one of"):
+        ConversationPolicy("telepathy")
+    with pytest.raises(ConfigError, match="turns must be"):
+        ConversationPolicy("sticky", turns=0)
+
+
+def test_the_labelled_set_holds_what_its_readme_says(taxonomy):
+    from workbench.analysis.conversations import read_conversations
+
+    turns = read_conversations(None, taxonomy)
+    assert turns["conversation_id"].nunique() >= 120 and len(turns) >= 450
+    assert turns["lang"].nunique() >= 8 and set(turns["category"]) == set(taxonomy.categories)
+    assert (turns.loc[turns["turn"] == 1, "kind"] == "fresh").all()
+    assert 0.35 < (turns["kind"] == "follow_up").mean() < 0.55
+
+
+def test_bad_labelled_conversations_name_the_file_and_line(taxonomy, tmp_path):
+    from workbench.analysis.conversations import read_conversations
+
+    bad = tmp_path / "c.jsonl"
+    bad.write_text(json.dumps({"conversation_id": "c1", "turns": [
+        {"id": "t1", "text": "hi", "category": "casual", "kind": "follow_up"}]}) + "\n")
+    with pytest.raises(DataError, match=r"c.jsonl:1: turn 1: kind must be"):
+        read_conversations(bad, taxonomy)
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory, taxonomy):
+    """A pool.npz of random vectors under the e5-small spec: routing it would load the model, reading input does not."""
+    from workbench.core.artifact import write_pool_npz
+    from workbench.core.embed import get_embedder
+    from workbench.core.knn import KNNConfig
+
+    x = unit_rows(np.random.default_rng(0), 14, 384)
+    path = tmp_path_factory.mktemp("conv") / "pool.npz"
+    write_pool_npz(path, x, np.arange(14) % 7, [f"m{i}" for i in range(14)], taxonomy=taxonomy,
+                   embedder_spec=get_embedder("e5-small").spec, config=KNNConfig(k=3))
+    return path
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("{not json", "<stdin>:1: invalid JSON"),
+    ('{"turns": [{"id": "a", "text": "hi"}]}', "<stdin>:1: missing 'conversation_id'"),
+    ('{"conversation_id": "c", "turns": []}', "<stdin>:1: 'turns' must be a non-empty list"),
+    ('{"conversation_id": "c", "turns": "hi"}', "<stdin>:1: 'turns' must be a non-empty list"),
+    ('{"conversation_id": "c", "turns": [{"text": "hi"}]}', "<stdin>:1: turn 1: missing 'id'"),
+    ('{"conversation_id": "c", "turns": [{"id": "a", "text": "hi"}, {"id": "b", "text": " "}]}',
+     "<stdin>:1: turn 2: missing or empty 'text'"),
+])
+def test_route_conversation_refuses_bad_input_with_one_line(tiny_npz, line, problem, monkeypatch, capsys):
+    from workbench.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(line + "\n"))
+    assert main(["route", "--conversation", "--pool", str(tiny_npz)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and problem in err
+
+
+def test_route_conversation_writes_one_decision_per_turn_in_order(small_npz, e5):
+    from workbench.core.router import Router
+
+    conv = [{"conversation_id": "c1", "turns": [
+                {"id": "c1-1", "text": "write a python function that removes duplicates from a list"},
+                {"id": "c1-2", "text": "also keep the original order"},
+                {"id": "c1-3", "text": "thanks, that works great!"}]},
+            {"conversation_id": 7, "turns": [{"id": 1, "text": "¿cuál es la capital de Chile?"}]}]
+    res = run_cli("route", "--conversation", "--pool", small_npz,
+                  stdin="".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conv))
+    assert res.returncode == 0, res.stderr
+    out = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(o["conversation_id"], o["id"]) for o in out] == [("c1", "c1-1"), ("c1", "c1-2"), ("c1", "c1-3"), (7, 1)]
+    assert out[0]["tier"] == "strong" and out[2]["tier"] == "cheap"
+    router = Router.load(small_npz, embedder=e5)
+    assert [o["tier"] for o in out[:3]] == [x.tier for x in router.route_conversation(conv[0]["turns"])]
+    assert all({"category", "tier", "confidence", "margin", "abstain"} <= set(o) for o in out)
+
+
+def test_every_policy_is_compared_on_the_same_turns(small_npz, taxonomy, cache_dir):
+    from workbench.analysis.conversations import choose_conversation_policy, compare_conversation_policies, read_conversations
+    from workbench.core.router import Router
+
+    turns = read_conversations(ROOT / "data" / "conversations" / "conversations_a.jsonl", taxonomy)
+    turns = turns[turns["conversation_id"].isin(turns["conversation_id"].unique()[:8])].reset_index(drop=True)
+    table = compare_conversation_policies(Router.load(small_npz), turns, cache_dir=cache_dir)
+    assert list(table.index) == ["alone", "previous", "confident", "sticky"]
+    assert (table["all_n"] == len(turns)).all()
+    assert table.loc["sticky", "fresh_downgrade_rate"] <= table.loc["alone", "fresh_downgrade_rate"]
+    assert choose_conversation_policy(table)["policy"] in table.index
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["casual", "simple_lookup", "analysis", "creative", "coding", "reasoning"]),
+                          st.floats(0, 1)), min_size=1, max_size=8), st.integers(1, 4), st.floats(0, 1))
+def test_sticky_only_raises_tiers_and_inherits_a_recent_decision(turns, window, release):
+    tier_of = {"casual": "cheap", "simple_lookup": "cheap", "analysis": "medium", "creative": "medium",
+               "coding": "strong", "reasoning": "strong"}
+    own = [d(c, tier_of[c], conf) for c, conf in turns]
+    out = sticky_decisions(own, TIERS, ConversationPolicy("sticky", turns=window, release_confidence=release))
+    assert out[0] == own[0] and len(out) == len(own)
+    for i, (o, a) in enumerate(zip(out, own)):
+        assert TIERS.index(o.tier) >= TIERS.index(a.tier)
+        assert o == a or any((o.category, o.tier) == (p.category, p.tier) for p in out[max(0, i - window):i])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["casual", "simple_lookup", "analysis", "creative", "coding", "reasoning"]),
+                          st.floats(0, 1)), min_size=1, max_size=8), st.integers(1, 4), st.floats(0, 1))
+def test_sticky_only_raises_tiers_and_inherits_a_recent_decision(turns, window, release):
+    tier_of = {"casual": "cheap", "simple_lookup": "cheap", "analysis": "medium", "creative": "medium",
+               "coding": "strong", "reasoning": "strong"}
+    own = [d(c, tier_of[c], conf) for c, conf in turns]
+    out = sticky_decisions(own, TIERS, ConversationPolicy("sticky", turns=window, release_confidence=release))
+    assert out[0] == own[0] and len(out) == len(own)
+    for i, (o, a) in enumerate(zip(out, own)):
+        assert TIERS.index(o.tier) >= TIERS.index(a.tier)
+        assert o == a or any((o.category, o.tier) == (p.category, p.tier) for p in out[max(0, i - window):i])

@@ -1,0 +1,75 @@
+"""Plotly figures of generalisation: reliability of confidence, accuracy per out-of-distribution source, conversations.
+
+Same manners as :mod:`workbench.plots.evaluation`: one function per concern, figures returned, never shown or saved.
+"""
+from __future__ import annotations
+
+from ._base import PALETTE, esc, go as _go
+
+__all__ = ["plot_reliability", "plot_source_accuracy", "plot_conversation_policies"]
+
+
+def plot_reliability(tables, *, title="Reliability of tier confidence (out of fold)"):
+    """Reliability diagram: each bin's accuracy against its mean confidence, one line per table, and the diagonal.
+
+    Parameters
+    ----------
+    tables : dict label -> pandas.DataFrame from :func:`workbench.analysis.calibration.reliability_table`
+        e.g. ``{"raw (ECE 12.8%)": before, "isotonic (ECE 1.7%)": after}``.
+    """
+    go = _go()
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#999", dash="dot"),
+                               name="perfectly calibrated", hoverinfo="skip"))
+    for i, (label, t) in enumerate(tables.items()):
+        t = t[t["n"] > 0]
+        fig.add_trace(go.Scatter(
+            x=t["mean_score"], y=t["accuracy"], mode="lines+markers", name=esc(label),
+            marker=dict(size=[6 + 24 * s ** 0.5 for s in t["share"]], color=PALETTE[i % len(PALETTE)]),
+            customdata=list(zip(t["n"], t["bin_low"], t["bin_high"])),
+            hovertemplate="confidence %{customdata[1]:.1f}–%{customdata[2]:.1f}: mean %{x:.3f}, "
+                          "accuracy %{y:.3f}, %{customdata[0]} messages<extra></extra>"))
+    fig.update_layout(title=title, xaxis=dict(title="confidence (mean of the bin)", range=[0, 1.02]),
+                      yaxis=dict(title="tier accuracy of the bin", range=[0, 1.02]), height=460,
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def plot_source_accuracy(per_source, *, target=None, title="Tier accuracy per source (out of distribution)"):
+    """Tier accuracy, downgrades and upgrades per source as grouped bars, with an optional target line.
+
+    Parameters
+    ----------
+    per_source : pandas.DataFrame indexed by source, from :class:`workbench.analysis.generalisation.Generalisation`
+    target : float, optional
+    """
+    go = _go()
+    names = [esc(s) for s in per_source.index]
+    fig = go.Figure()
+    for col, label, color in (("tier_accuracy", "tier accuracy", "#1f77b4"), ("downgrade_rate", "downgrades", "#d62728"),
+                              ("upgrade_rate", "upgrades", "#ff7f0e")):
+        fig.add_trace(go.Bar(x=names, y=per_source[col], name=label, marker_color=color,
+                             text=[f"{100 * v:.0f}%" for v in per_source[col]], textposition="outside"))
+    if target is not None:
+        fig.add_hline(y=target, line=dict(color="#555", dash="dash"), annotation_text=f"{100 * target:.0f}%")
+    fig.update_layout(title=title, barmode="group", yaxis=dict(title="share of the source's messages", range=[0, 1.1]),
+                      height=440)
+    return fig
+
+
+def plot_conversation_policies(table, *, title="Conversation policies: tier accuracy per turn kind"):
+    """Tier accuracy on all, fresh and follow-up turns for each policy, with fresh-turn downgrades in the hover.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame from :func:`workbench.analysis.conversations.compare_conversation_policies`
+    """
+    go = _go()
+    fig = go.Figure()
+    for i, kind in enumerate(("all", "fresh", "follow_up")):
+        fig.add_trace(go.Bar(
+            x=[esc(p) for p in table.index], y=table[f"{kind}_tier_accuracy"], name=kind.replace("_", "-") + " turns",
+            marker_color=PALETTE[i], text=[f"{100 * v:.0f}%" for v in table[f"{kind}_tier_accuracy"]],
+            textposition="outside", customdata=table[f"{kind}_downgrade_rate"],
+            hovertemplate="%{x}: tier accuracy %{y:.3f}, downgrades %{customdata:.3f}<extra></extra>"))
+    fig.update_layout(title=title, barmode="group", yaxis=dict(title="tier accuracy", range=[0, 1.1]), height=420)
+    return fig
