@@ -78,23 +78,28 @@ def _mask(points, *, category=ALL, tier=ALL, lang=ALL, source=ALL, errors_only=F
     return keep
 
 
+def _padded(rows, width, fill):
+    """Ragged lists as a rectangle (neighbour lists lose their masked entries)."""
+    return [list(r) + [fill] * (width - len(r)) for r in rows]
+
+
 def _static(fig, points, keep, color):
     """The map of the kept points only (neighbour agreement still counted over every point)."""
-    if keep.all() and color is None:
+    color = color or _current_color(fig)
+    if keep.all() and color == _current_color(fig):
         return fig
     sub = points[keep]
     label_of = points["category"].to_dict()
-    nbr_labels = [[label_of.get(j) for j in n] for n in sub["neighbors"]]
     width = max((len(n) for n in sub["neighbors"]), default=0)
-    pad = lambda rows, fill: [list(r) + [fill] * (width - len(r)) for r in rows]  # noqa: E731
-    sims = np.array(pad(sub["similarities"], -np.inf), float) if width else None
+    neighbors = dict(neighbors=np.array(_padded(sub["neighbors"], width, 0)),
+                     similarities=np.array(_padded(sub["similarities"], width, -np.inf), float),
+                     neighbor_labels=np.array(_padded([[label_of.get(j) for j in n] for n in sub["neighbors"]],
+                                                      width, None), dtype=object)) if width else {}
     frame = sub[["id", "text", "category", "tier", "lang", "source", "predicted", "predicted_tier", "error"]]
     if (frame["predicted"] == "").all():
         frame = frame.drop(columns=["predicted", "predicted_tier", "error"])
-    return plot_map(sub[["x", "y"]].to_numpy(), frame.reset_index(drop=True),
-                    color=color or "category", title=fig.layout.title.text,
-                    neighbors=np.array(pad(sub["neighbors"], 0)) if width else None, similarities=sims,
-                    rows=sub["row"].to_numpy(), neighbor_labels=np.array(pad(nbr_labels, None), dtype=object) if width else None)
+    return plot_map(sub[["x", "y"]].to_numpy(), frame.reset_index(drop=True), color=color,
+                    title=fig.layout.title.text, rows=sub["row"].to_numpy(), **neighbors)
 
 
 class MapExplorer:
@@ -135,8 +140,9 @@ class MapExplorer:
             trace.on_selection(self._on_selection)
             trace.on_deselect(lambda trace, points: self.select([]))
             trace.on_click(self._on_click)
-        drop = lambda desc, opts, value: widgets.Dropdown(description=desc, options=opts, value=value,  # noqa: E731
-                                                          layout=widgets.Layout(width="220px"))
+        drop = lambda desc, opts, value: widgets.Dropdown(  # noqa: E731
+            description=desc, options=opts, value=value, style={"description_width": "initial"},
+            layout=widgets.Layout(width="auto", max_width="260px", margin="2px 12px 2px 0"))
         current = self.color or _current_color(self.fig)
         self.color_menu = drop("colour", list(self._colors), current if current in self._colors else "category")
         self.filters = {f: drop(f if f != "lang" else "language", [ALL] + sorted(set(self.points[f]) - {""}), ALL)
@@ -157,10 +163,11 @@ class MapExplorer:
         self.search.observe(lambda change: self.find(change["new"]), names="value")
         self.write_button.on_click(lambda button: self.write_review())
         style = widgets.HTML(f"<style>{static_file('workbench.css')}</style>")
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
         self.widget = widgets.VBox([
-            style, widgets.HBox([self.color_menu, *self.filters.values(), self.errors_box]),
-            widgets.HBox([self.search, self.count]), self.figure, self.neighbours, self.table,
-            widgets.HBox([self.path_box, self.write_button, self.status])])
+            style, widgets.HBox([self.color_menu, *self.filters.values(), self.errors_box], layout=wrap),
+            widgets.HBox([self.search, self.count], layout=wrap), self.figure, self.table, self.neighbours,
+            widgets.HBox([self.path_box, self.write_button, self.status], layout=wrap)])
         self.widget.add_class("wb-explorer")
         self._refresh()
         return self.widget
