@@ -14,7 +14,9 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-         "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--window-size=1400,1000")
+         "--proxy-server=127.0.0.1:9", "--window-size=1400,1000")
+#: With this, loopback goes to the dead proxy too (a local file page needs no network at all).
+NO_LOOPBACK = "--proxy-bypass-list=<-loopback>"
 
 
 def missing():
@@ -32,7 +34,12 @@ def available():
 
 
 class Browser:
-    """A headless Chromium with a fresh profile; every request outside file:// goes to a dead proxy."""
+    """A headless Chromium with a fresh profile; requests go to a dead proxy.
+
+    ``offline`` (the default, for report pages): every request outside
+    file:// fails. ``offline=False`` (JupyterLab on 127.0.0.1): loopback
+    works, everything else still fails.
+    """
 
     def __init__(self, *, offline=True, downloads=None):
         self.offline = offline
@@ -45,7 +52,7 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="wb-chromium-")
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for flag in FLAGS:
+        for flag in FLAGS + ((NO_LOOPBACK,) if self.offline else ()):
             options.add_argument(flag)
         options.add_argument(f"--user-data-dir={self.profile}")
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

@@ -107,7 +107,10 @@ def bundled_npz(bundled_pool, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def nightly_report(small_pool_file, cache_dir, tmp_path_factory):
-    """One nightly run of every notebook on 140 messages (+3 hostile ones) and 70 templates: ``(run folder, progress lines)``."""
+    """One nightly run of every notebook on 140 messages (+3 hostile ones) and 70 templates.
+
+    Returns ``(run folder, progress lines)``.
+    """
     from workbench.report.nightly import run_nightly
 
     data = tmp_path_factory.mktemp("nbdata")

@@ -114,3 +114,13 @@ def test_the_static_map_keeps_the_colouring_it_was_made_with():
     errors = plots.explore_map(fig, live=False, errors_only=True)
     menu = errors.layout.updatemenus[0]
     assert menu.buttons[menu.active].label == "colour: error"
+
+
+def test_the_review_file_box_reads_relative_to_the_project_root(explorer, monkeypatch, tmp_path):
+    from workbench import config
+
+    assert explorer.path_box.value == "data/interim/review/selection.jsonl"  # no path of this machine on screen
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path)
+    explorer.select(["c"])
+    explorer.path_box.value = "picked/sel.jsonl"
+    assert explorer.write_review() == tmp_path / "picked" / "sel.jsonl"

@@ -5,8 +5,7 @@ import json
 import nbformat
 import pytest
 
-from tests import browser
-from tests.helpers import ROOT, XSS_SCRIPT, external_refs
+from tests.helpers import ROOT, external_refs
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 

@@ -3,7 +3,6 @@ panel works (selection, neighbours, search, export), and hostile message text st
 
 Screenshots go to the test's folder; with ``WORKBENCH_SCREENSHOTS=1`` the README's copy in ``docs/`` is updated.
 """
-import json
 import os
 import shutil
 import time
@@ -59,7 +58,7 @@ def test_every_page_renders_offline_with_every_figure_and_text_escaped(run, page
 
 
 def _explorer(d):
-    wait(d, "return document.querySelector('[data-wb-explore]') && document.querySelector('[data-wb-explore]').wbExplore")
+    wait(d, "const gd = document.querySelector('[data-wb-explore]'); return gd && gd.wbExplore")
     return d.find_element("css selector", "[data-wb-explore]")
 
 
@@ -91,7 +90,8 @@ def test_map_selection_neighbours_search_and_export(run, tmp_path):
         assert {r["text"] for r in table} >= {XSS_SCRIPT, XSS_SCRIPT + "?!"}  # the payloads, as text
         assert {r["label"] for r in table} == {"coding"} and all(r["routed tier"] for r in table)
         assert set(table[0]) == {"id", "text", "label", "language", "source", "routed", "routed tier", "wrong?"}
-        assert d.execute_script("return window.__xss === undefined") and d.find_elements("css selector", "img[src='x']") == []
+        assert d.execute_script("return window.__xss === undefined")
+        assert d.find_elements("css selector", "img[src='x']") == []
 
         # a real click on a drawn point fills the neighbour panel
         point = d.find_elements("css selector", "[data-wb-explore] .scatterlayer .trace path.point")[5]
@@ -125,7 +125,17 @@ def test_map_selection_neighbours_search_and_export(run, tmp_path):
         assert set(picked.columns) >= {"category", "lang", "source", "predicted", "predicted_tier"}
         assert b.severe_logs() == []
 
-        d.execute_script("arguments[0].scrollIntoView()", gd)
+        # a real box selection with the mouse over the middle of the map
+        d.find_element("css selector", ".wb-clear").click()
+        d.set_window_size(1400, 1300)
+        d.execute_script("arguments[0].scrollIntoView(); return Plotly.relayout(arguments[0], {dragmode: 'select'})", gd)
+        area = gd.find_element("css selector", ".nsewdrag")
+        w, h = area.size["width"], area.size["height"]
+        (ActionChains(d).move_to_element_with_offset(area, -w // 5, -h // 5).click_and_hold()
+         .move_by_offset(w // 10, h // 10).move_by_offset(w // 4, h // 4).release().perform())
+        rows = wait(d, "return document.querySelectorAll('.wb-selection tbody tr').length")
+        marked = d.execute_script("return arguments[0].data.reduce((n, t) => n + (t.selectedpoints || []).length, 0)", gd)
+        assert rows == marked >= 1
         shot = tmp_path / "report-map-selection.png"
         d.save_screenshot(str(shot))
     keep_screenshot(shot, "report-map-selection.png")

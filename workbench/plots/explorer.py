@@ -60,6 +60,16 @@ def map_table(fig):
     return pd.DataFrame(records).set_index("row", drop=False).sort_index()
 
 
+def _shown_path(path):
+    """``path`` relative to the project root when it is inside it (how the review-file box reads), else as given."""
+    from pathlib import Path
+
+    try:
+        return Path(path).resolve().relative_to(_config.PROJECT_ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _current_color(fig):
     """The colouring a map shows (its dropdown's active entry)."""
     menus = fig.layout.updatemenus
@@ -151,10 +161,10 @@ class MapExplorer:
         self.search = widgets.Text(placeholder="find messages by id or text", continuous_update=False,
                                    layout=widgets.Layout(width="320px"))
         self.count = widgets.Label("nothing selected")
-        self.path_box = widgets.Text(value=str(self.review_file), description="review file",
+        self.path_box = widgets.Text(value=_shown_path(self.review_file), description="review file",
                                      layout=widgets.Layout(width="460px"))
         self.write_button = widgets.Button(description="write selection", icon="download",
-                                           tooltip="write the selection as JSONL for the review queue and workbench label")
+                                           tooltip="JSONL for the review queue and workbench label")
         self.status = widgets.Label("")
         self.neighbours = widgets.HTML()
         self.table = widgets.HTML()
@@ -268,8 +278,17 @@ class MapExplorer:
         self.neighbours.value = head + table_html(pd.DataFrame(records), index=False, max_height="16em")
 
     def write_review(self, path=None):
-        """Write the selection to a review file (JSONL; default ``review_file``); returns its path."""
-        path = write_review_file(self.selection, path or self.path_box.value or self.review_file)
+        """Write the selection to a review file (JSONL); returns its path.
+
+        Without ``path``: the file in the widget's box (relative to the
+        project root, as the notebooks read data paths), else ``review_file``.
+        """
+        from pathlib import Path
+
+        if path is None:
+            box = self.path_box.value.strip()
+            path = _config.PROJECT_ROOT / box if box and not Path(box).is_absolute() else (box or self.review_file)
+        path = write_review_file(self.selection, path)
         self.status.value = f"wrote {len(self._selection)} message(s) to {path.name}"
         return path
 

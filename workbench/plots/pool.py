@@ -241,9 +241,10 @@ def plot_map(coords, frame, *, color_by=MAP_COLOR_FIELDS, color="category", neig
         for t in proxies[color]:
             fig.data[t].showlegend = True
     fig.update_layout(
-        title=title, height=700, hoverlabel=dict(align="left"), margin=dict(t=100),
+        title=title, height=700, hoverlabel=dict(align="left"), margin=dict(t=100, b=40),
         xaxis=dict(showticklabels=False, title=""), yaxis=dict(showticklabels=False, title=""),
-        legend=dict(itemsizing="constant", title=dict(text="category<br><sup>click: hide · double-click: only this</sup>")),
+        legend=dict(itemsizing="constant",
+                    title=dict(text="category<br><sup>click: hide · double-click: only this</sup>")),
         legend2=dict(visible=color != "category", itemclick=False, itemdoubleclick=False, orientation="h", x=0,
                      y=-0.02, yanchor="top", title=dict(text=f"colour: {color}")),
         updatemenus=[dict(buttons=buttons, active=fields.index(color), x=1, xanchor="right", y=1.02,

@@ -60,7 +60,8 @@ def flatten_metrics(metrics):
 def is_report_folder(path):
     """A dated report folder (``YYYY-MM-DD``, not a link) with a metrics.json."""
     path = Path(path)
-    return path.is_dir() and not path.is_symlink() and bool(_DATE.fullmatch(path.name)) and (path / "metrics.json").exists()
+    return (path.is_dir() and not path.is_symlink() and bool(_DATE.fullmatch(path.name))
+            and (path / "metrics.json").exists())
 
 
 def find_previous(run_dir):

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from .. import config as _config
 from ..errors import ConfigError, WorkbenchError, require
-from ..io import write_text_atomic
 from .html import compact_notebook, notebook_to_html
 from .notebook import STATIC_ENV
 from .record import jsonable, record_metrics
