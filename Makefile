@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATE   ?= $(shell date +%Y-%m-%d)
 
-.PHONY: help venv nightly test test-quick evaluate export clean-cache
+.PHONY: help venv git-filter lab nightly test test-quick evaluate export clean-cache
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,21 +18,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv with everything (core, analysis, notebooks, st, dev); done by the other targets when missing
+venv: $(STAMP) git-filter  ## create .venv with everything (core, analysis, notebooks, st, dev); done by the other targets when missing
 
-nightly: $(STAMP)  ## the main job: run the notebooks on the bundled data into reports/<date>/
+# .gitattributes sends notebooks through the nbstripout filter; this configures the filter in this clone, so
+# outputs of notebooks run locally stay on disk but never reach a commit (and `git status` stays clean).
+git-filter: $(STAMP)  ## strip notebook outputs at commit time (an nbstripout git filter; every target installs it)
+	@git rev-parse --git-dir >/dev/null 2>&1 || exit 0; \
+	$(BIN)/nbstripout --is-installed || $(BIN)/nbstripout --install --attributes .gitattributes
+
+lab: $(STAMP) git-filter  ## JupyterLab on the notebooks (live map explorer; outputs stay local, see git-filter)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+nightly: $(STAMP) git-filter  ## the main job: run the notebooks on the bundled data into reports/<date>/
 	$(BIN)/workbench nightly
 
-test: $(STAMP)  ## run the whole test suite (slow tests included: models, UMAP, papermill, Chromium, install)
+test: $(STAMP) git-filter  ## run the whole test suite (slow tests included: models, UMAP, papermill, Chromium, install)
 	$(BIN)/python -m pytest
 
-test-quick: $(STAMP)  ## the quick tier: no model, UMAP, papermill, browser or install (under a minute)
+test-quick: $(STAMP) git-filter  ## the quick tier: no model, UMAP, papermill, browser or install (under a minute)
 	$(BIN)/python -m pytest -m "not slow"
 
-evaluate: $(STAMP)  ## leave-one-out metrics of data/pool
+evaluate: $(STAMP) git-filter  ## leave-one-out metrics of data/pool
 	$(BIN)/workbench evaluate
 
-export: $(STAMP)  ## write reports/pool.npz with the best swept configuration
+export: $(STAMP) git-filter  ## write reports/pool.npz with the best swept configuration
 	$(BIN)/workbench export --out reports/pool.npz
 
 clean-cache:  ## delete derived data (embedding, label and map caches)

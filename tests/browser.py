@@ -1,4 +1,9 @@
-"""Real headless Chromium for the report tests (Selenium + the Debian chromium-driver), network off."""
+"""Real headless Chromium for the report tests (Selenium + the Debian chromium-driver), network off.
+
+Tests that need it are marked ``browser``; ``tests/conftest.py`` skips them
+when something here is missing, and fails them instead when ``CI`` is set
+(a CI machine without a browser must not pass silently).
+"""
 from __future__ import annotations
 
 import shutil
@@ -9,19 +14,36 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-         "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--window-size=1400,1000")
+         "--proxy-server=127.0.0.1:9", "--window-size=1400,1000")
+#: With this, loopback goes to the dead proxy too (a local file page needs no network at all).
+NO_LOOPBACK = "--proxy-bypass-list=<-loopback>"
 
 
-def available():
+def missing():
+    """What the browser tests need and this machine lacks (empty when they can run)."""
+    out = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
     try:
         import selenium  # noqa: F401
     except ImportError:
-        return False
-    return Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()
+        out.append("the selenium package")
+    return out
+
+
+def available():
+    return not missing()
 
 
 class Browser:
-    """A headless Chromium with a fresh profile; every request outside file:// goes to a dead proxy."""
+    """A headless Chromium with a fresh profile; requests go to a dead proxy.
+
+    ``offline`` (the default, for report pages): every request outside
+    file:// fails. ``offline=False`` (JupyterLab on 127.0.0.1): loopback
+    works, everything else still fails.
+    """
+
+    def __init__(self, *, offline=True, downloads=None):
+        self.offline = offline
+        self.downloads = downloads
 
     def __enter__(self):
         from selenium import webdriver
@@ -30,12 +52,16 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="wb-chromium-")
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for flag in FLAGS:
+        for flag in FLAGS + ((NO_LOOPBACK,) if self.offline else ()):
             options.add_argument(flag)
         options.add_argument(f"--user-data-dir={self.profile}")
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        self.driver.set_network_conditions(offline=True, latency=0, throughput=0)
+        if self.offline:  # a local page; JupyterLab on 127.0.0.1 needs the loopback network
+            self.driver.set_network_conditions(offline=True, latency=0, throughput=0)
+        if self.downloads:
+            self.driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                                        {"behavior": "allow", "downloadPath": str(self.downloads)})
         self.driver.set_page_load_timeout(120)
         return self
 

@@ -6,16 +6,21 @@ model fixtures below), or is marked ``umap``, ``papermill``, ``browser`` or
 rest in well under a minute; ``make test`` (and CI) runs everything.
 """
 import json
+import os
 
 import pytest
 
-from tests.helpers import ROOT
+from tests import browser
+from tests.helpers import ROOT, XSS_ROWS, write_jsonl
 
 PER_CATEGORY = 20
 #: Export options of a plain pool (the k-NN vote, never abstains, raw confidence), not what ships by default.
 PLAIN = {"head": "knn", "max_abstain": None, "calibration": "none"}
+TEMPLATES_PER_CATEGORY = 10
+#: Evaluation rows per source and conversations in the nightly fixture.
+EVAL_ROWS, CONVERSATIONS = 12, 6
 #: Fixtures that load the real default embedding model.
-MODEL_FIXTURES = {"e5", "small_pool", "small_npz", "bundled_pool", "bundled_npz", "use"}
+MODEL_FIXTURES = {"e5", "small_pool", "small_npz", "bundled_pool", "bundled_npz", "use", "nightly_report"}
 SLOW_MARKERS = ("model", "umap", "papermill", "browser", "install")
 
 
@@ -23,6 +28,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if MODEL_FIXTURES & set(item.fixturenames) or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_runtest_setup(item):
+    """A ``browser`` test without Chromium skips on a workstation and fails in CI (``CI`` set)."""
+    if item.get_closest_marker("browser") and not browser.available():
+        why = f"needs {', '.join(browser.missing())} (.ci/run installs chromium and chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and the browser test cannot run: {why}", pytrace=False)
+        pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +107,38 @@ def bundled_npz(bundled_pool, tmp_path_factory):
     path = tmp_path_factory.mktemp("npz") / "bundled.npz"
     export_pool(bundled_pool, path, KNNConfig(k=15, vote="distance", center=True), **PLAIN)
     return path
+
+
+@pytest.fixture(scope="session")
+def nightly_report(small_pool_file, cache_dir, tmp_path_factory):
+    """One nightly run of every notebook on 140 messages (+3 hostile ones) and 70 templates.
+
+    Returns ``(run folder, progress lines)``.
+    """
+    from workbench.report.nightly import run_nightly
+
+    data = tmp_path_factory.mktemp("nbdata")
+    lines = small_pool_file.read_text(encoding="utf-8").splitlines()
+    extra = {"category": "coding", "source": "test", "lang": "en", "label_source": "author"}
+    pool = write_jsonl(data / "pool.jsonl", lines + [dict(r, **extra) for r in XSS_ROWS])
+    counts, rows = {}, []
+    for f in sorted((ROOT / "data" / "templates").glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            cat = json.loads(line)["category"]
+            if counts.get(cat, 0) < TEMPLATES_PER_CATEGORY:
+                counts[cat] = counts.get(cat, 0) + 1
+                rows.append(line)
+    templates = write_jsonl(data / "templates.jsonl", rows)
+    evals = data / "eval"
+    evals.mkdir()
+    for f in ("mt_bench_en.jsonl", "slurp_chitchat_qa_en.jsonl"):  # two small sources of the real evaluation sets
+        write_jsonl(evals / f, (ROOT / "data" / "eval" / f).read_text(encoding="utf-8").splitlines()[:EVAL_ROWS])
+    conversations = write_jsonl(data / "conversations.jsonl", (ROOT / "data" / "conversations" / "conversations_a.jsonl")
+                                .read_text(encoding="utf-8").splitlines()[:CONVERSATIONS])
+    reports = tmp_path_factory.mktemp("reports")
+    lines_seen = []
+    run = run_nightly({"pool_dir": str(pool), "templates_dir": str(templates), "cache_dir": str(cache_dir),
+                       "backends": ["e5-small", "use-multilingual"], "seed": 42, "eval_dir": str(evals),
+                       "per_source": EVAL_ROWS - 2, "conversations_dir": str(conversations)},
+                      reports_dir=reports, date="2026-11-25", progress=lines_seen.append)
+    return run, lines_seen

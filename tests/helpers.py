@@ -12,6 +12,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 XSS = "<script>window.__xss=1</script><img src=x onerror=alert(1)>"
+#: Hostile messages the nightly fixture adds to its pool: every page must show them as text.
+XSS_SCRIPT = "<script>window.__xss=1</script> can you fix my script tag please"
+XSS_ROWS = [
+    {"id": "xss-1", "text": XSS_SCRIPT},
+    {"id": "xss-2", "text": XSS_SCRIPT + "?!"},
+    {"id": "xss-3", "text": '<img src=x onerror="window.__xss=2"> why does this image not load'},
+]
 
 
 def write_jsonl(path, rows):

@@ -14,11 +14,15 @@ def _html(fig):
     return fig.to_html(include_plotlyjs=False, full_html=False)
 
 
-def test_abstain_curve_marks_the_operating_point():
+def test_abstain_curve_marks_the_operating_point_and_its_legend_explains_both_markers():
     fig = dp.plot_abstain_curve(CURVE, point=POINT)
-    assert [t.name for t in fig.data][:3] == ["tier accuracy (answered)", "downgrade rate (all traffic)",
-                                             "operating point"]
-    assert fig.data[2].x[0] == 0.5
+    names = [t.name for t in fig.data]
+    assert names[:2] == ["tier accuracy (answered)", "downgrade rate (all traffic)"]
+    assert names[2] == names[3] == "operating point (vote, threshold 0.5)"
+    assert fig.data[2].x[0] == fig.data[3].x[0] == 0.5
+    # one legend entry (a click hides both stars), and the stars look alike, so that entry explains both
+    assert fig.data[2].legendgroup == fig.data[3].legendgroup and fig.data[3].showlegend is False
+    assert fig.data[2].marker.to_plotly_json() == fig.data[3].marker.to_plotly_json()
 
 
 def test_savings_plot_escapes_strategy_names():

@@ -25,22 +25,87 @@ def test_hover_text_escapes_message_html():
     assert "<img" not in "".join(text)
 
 
-def test_plot_map_has_one_trace_per_value_per_colour_field_and_a_dropdown():
-    fig = plots.plot_map(COORDS, FRAME, neighbors=NEIGHBORS, similarities=SIMS)
-    names = [t.name for t in fig.data]
-    # category (casual, coding) + tier (cheap, strong) + source (generated, template) + lang (de, en)
-    assert names == ["casual", "coding", "cheap", "strong", "generated", "template", "de", "en"]
-    assert [t.visible for t in fig.data[:2]] == [True, True] and not any(t.visible for t in fig.data[2:])
+ROUTED = FRAME.assign(predicted=["coding", "casual", "casual", "coding"], predicted_tier=["strong", "cheap", "cheap", "strong"],
+                      error=["correct", "downgrade", "correct", "correct"])
+
+
+def _points(fig):
+    """customdata rows of every data trace by row, with the trace's category."""
+    meta = fig.layout.meta["workbench"]
+    out = {}
+    for t, cat in meta["traces"].items():
+        for cd in fig.data[int(t)].customdata:
+            out[cd[0]] = dict(zip(meta["columns"], cd), category=cat)
+    return out
+
+
+def test_plot_map_carries_each_point_once_with_one_trace_per_category():
+    fig = plots.plot_map(COORDS, ROUTED, neighbors=NEIGHBORS, similarities=SIMS)
+    data = [t for t in fig.data if t.legend != "legend2"]
+    assert [t.name for t in data] == ["casual", "coding"]
+    assert sorted(p for t in data for p in (c[0] for c in t.customdata)) == [0, 1, 2, 3]  # every point, once
+    # no shared legendgroup: a click hides one category, a double-click isolates it (plotly's default for traces)
+    assert all(t.legendgroup is None for t in data)
+
+
+def test_plot_map_colourings_switch_marker_colours_not_traces():
+    fig = plots.plot_map(COORDS, ROUTED, neighbors=NEIGHBORS, similarities=SIMS)
     buttons = fig.layout.updatemenus[0].buttons
-    assert [b.label for b in buttons] == ["colour: category", "colour: tier", "colour: source", "colour: lang"]
-    assert buttons[1].args[0]["visible"] == [False, False, True, True, False, False, False, False]
+    assert [b.label for b in buttons] == ["colour: category", "colour: tier", "colour: source", "colour: lang",
+                                          "colour: error"]
+    data = [i for i, t in enumerate(fig.data) if t.legend != "legend2"]
+    for b in buttons:
+        restyle, relayout, traces = b.args
+        assert b.method == "update" and set(data) <= set(traces)
+        assert "x" not in restyle and "customdata" not in restyle  # the data stays where it is
+    lang = buttons[3].args[0]
+    coding = list(buttons[3].args[2]).index(data[1])
+    assert fig.data[data[1]].name == "coding" and lang["marker.color"][coding] == [1, 1, 0]  # en, en, de: codes
+    assert buttons[3].args[1] == {"legend2.visible": True, "legend2.title.text": "colour: lang"}
+    shown = [fig.data[t].name for t, on in zip(buttons[3].args[2], lang["showlegend"]) if on and t not in data]
+    assert shown == ["de", "en"]  # the colour key of the chosen field
+
+
+def test_plot_map_customdata_holds_the_fields_the_report_script_reads():
+    fig = plots.plot_map(COORDS, ROUTED, neighbors=NEIGHBORS, similarities=SIMS)
+    p = _points(fig)
+    meta = fig.layout.meta["workbench"]
+    assert p[1]["category"] == "coding" and meta["categories"][p[1]["predicted"]] == "casual"
+    assert meta["errors"][p[1]["error"]] == "downgrade" and "routed: casual (cheap), downgrade" in p[1]["routed"]
+    assert p[0]["routed"] == "" and p[1]["neighbors"] == [0, 3] and p[1]["similarities"] == [0.9, 0.4]
+    assert p[2]["agree"] == "0/2" and p[3]["agree"] == "2/2"
+    assert "&lt;script&gt;" in p[0]["text"] and "<script>" not in str(fig.to_plotly_json()["data"])
+    assert meta["tiers"]["casual"] == "cheap"
 
 
 def test_plot_map_draws_near_duplicate_links_always_visible():
-    fig = plots.plot_map(COORDS, FRAME, pairs=(np.array([0]), np.array([1])), color_by=("category",))
+    fig = plots.plot_map(COORDS, FRAME, pairs=(np.array([0]), np.array([1])), color_by=("category", "lang"))
     link = fig.data[0]
     assert link.mode == "lines" and list(link.x[:2]) == [0, 1]
-    assert all(b.args[0]["visible"][0] for b in fig.layout.updatemenus[0].buttons)
+    assert all(0 not in b.args[2] for b in fig.layout.updatemenus[0].buttons)  # no colouring touches the links
+
+
+def test_plot_map_can_open_on_another_colouring():
+    fig = plots.plot_map(COORDS, ROUTED, color="error")
+    assert fig.layout.updatemenus[0].active == 4 and fig.layout.legend2.visible
+    assert [t.name for t in fig.data if t.legend == "legend2" and t.showlegend] == ["correct", "downgrade"]
+
+
+def test_plot_map_uses_webgl_only_for_big_maps():
+    assert fig_type(plots.plot_map(COORDS, FRAME)) == "scatter"
+    assert fig_type(plots.plot_map(COORDS, FRAME, webgl=True)) == "scattergl"
+
+
+def fig_type(fig):
+    return fig.data[0].type
+
+
+def test_hover_text_is_wrapped_and_the_wrap_is_reversible():
+    from workbench.plots._base import wrap
+
+    text = "word " * 50 + "无空格的中文句子" * 20
+    wrapped = wrap(text, 40)
+    assert all(len(line) <= 40 for line in wrapped.split("<br>")) and wrapped.replace("<br>", "") == text
 
 
 def test_plot_set_comparison_has_one_panel_per_set():
@@ -81,3 +146,32 @@ def test_plot_group_accuracy_keeps_the_given_order():
     table = pd.DataFrame({"n": [5, 9], "accuracy": [0.5, 0.6], "tier_accuracy": [0.7, 0.8]}, index=["long", "short"])
     fig = plots_eval.plot_group_accuracy(table, order=["short", "long"])
     assert list(fig.data[0].x) == ["short (n=9)", "long (n=5)"]
+
+
+def test_rare_values_share_one_other_colour_and_no_colour_repeats():
+    from workbench.plots._base import OTHER_COLOR, color_key
+
+    langs = [f"l{i:02d}" for i in range(28) for _ in range(28 - i)]  # 28 languages, l00 the most common
+    key, names = color_key(langs, max_colors=12)
+    assert len(key) == 12 and len(set(key.values())) == 12
+    assert key["other (17 values)"] == OTHER_COLOR and names["l27"] == "other (17 values)" and names["l00"] == "l00"
+    fig = plots.plot_counts(pd.DataFrame({"category": ["a"] * len(langs), "lang": langs}), color="lang")
+    colours = [t.marker.color for t in fig.data]
+    assert len(fig.data) == 12 and len(set(colours)) == 12 and fig.data[-1].name.startswith("other")
+
+
+def test_percentage_axes_never_repeat_a_tick_label():
+    from workbench.plots._base import PCT_AXIS
+
+    table = pd.DataFrame({"k": [1, 3], "vote": ["majority"] * 2, "center": [False] * 2, "tier_accuracy": [0.855, 0.861]})
+    assert plots_eval.plot_sweep(table).layout.yaxis.tickformat == PCT_AXIS == ".2~%"
+
+
+def test_per_category_legend_gives_each_meaning_its_own_swatch():
+    per = pd.DataFrame({"tier": ["cheap", "strong"], "n": [3, 4], "accuracy": [0.5, 1.0], "tier_accuracy": [1.0, 1.0]},
+                       index=pd.Index(["casual", "coding"], name="category"))
+    fig = plots_eval.plot_per_category(per)
+    shown = [t for t in fig.data if t.showlegend is not False]
+    assert [t.name for t in shown] == ["category accuracy", "tier accuracy", "tier: cheap", "tier: strong"]
+    swatches = [(t.marker.color, t.marker.pattern.shape) for t in shown]
+    assert len(set(swatches)) == len(swatches)  # no two legend entries look alike

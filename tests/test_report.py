@@ -67,16 +67,33 @@ def test_index_escapes_text_from_data(tmp_path):
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page
 
 
-def test_index_embeds_plotly_once_and_loads_nothing_external(tmp_path):
+def test_index_reuses_the_recorded_figures_and_one_plotly_js_by_relative_path(tmp_path):
+    import re
+
     import plotly.graph_objects as go
 
-    record_figure(tmp_path, "a", go.Figure(go.Bar(y=[1, 2], text=["</script><script>window.__xss=1</script>"])))
+    from workbench.report.record import read_figure
+
+    fig = go.Figure(go.Bar(y=[1, 2], text=["</script><script>window.__xss=1</script>"]))
+    assert record_figure(tmp_path, "a", fig) is fig  # a notebook cell can record and show in one line
     record_figure(tmp_path, "b", go.Figure(go.Bar(y=[3])))
     path = write_index(tmp_path, previous=False)
     page = path.read_text()
-    assert page.count("<script>") == 2  # plotly.js + the figure data
-    assert "</script><script>window" not in page
+    srcs = re.findall(r"<script src=['\"]([^'\"]+)['\"]", page)
+    assert srcs.count("assets/plotly.min.js") == 1 and {"figures/a.js", "figures/b.js"} <= set(srcs)
+    assert "window.__xss" not in page and '"data"' not in page  # no second copy of any figure
+    assert (tmp_path / "assets" / "plotly.min.js").stat().st_size > 1_000_000
     assert external_refs(path) == []
+    back = read_figure(tmp_path / "figures" / "a.js")
+    assert back["data"][0]["text"] == ["</script><script>window.__xss=1</script>"]
+    assert "template" not in back["layout"]  # the default template ships once, in assets/template.js
+
+
+def test_script_json_cannot_close_its_script_element():
+    from workbench.report.record import script_json
+
+    text = script_json({"t": "</script><script>x</script><!-- <br>"})
+    assert "</" not in text and "<!--" not in text and json.loads(text)["t"] == "</script><script>x</script><!-- <br>"
 
 
 def test_record_figure_rejects_a_path_as_name(tmp_path):

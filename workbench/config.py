@@ -110,7 +110,6 @@ CATEGORIZER_TOKENS = 400
 #: Pool-size curve: messages per category; robustness: messages perturbed.
 POOL_SIZES = (5, 10, 20, 40, 80, 160)
 ROBUSTNESS_N = 280
-REVIEW_ROWS = 25
 
 # -- generalisation -------------------------------------------------------------------------------
 
@@ -147,3 +146,16 @@ IMPORT_MIN_CHARS = 2
 IMPORT_MAX_CHARS = 4000
 #: Static tier the live system fell back to when the label source was down.
 OUTAGE_TIER = "medium"
+
+# -- reports and figures ----------------------------------------------------------------------------
+
+#: Report folders the nightly keeps (the one ``reports/latest`` points to is never deleted).
+REPORTS_KEEP = 30
+#: Distinct colours of a legend at most; rarer values share one grey "other" entry.
+MAX_COLORS = 12
+#: Nearest neighbours a map carries per point (hover and the neighbour panel).
+MAP_NEIGHBORS = 5
+#: Maps with at least this many points are drawn with WebGL (scattergl) instead of SVG.
+WEBGL_MIN_POINTS = 5000
+#: The file the map explorers write a selection to, for the review queue and ``workbench label --input``.
+REVIEW_FILE = INTERIM_DIR / "review" / "selection.jsonl"

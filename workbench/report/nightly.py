@@ -1,11 +1,15 @@
 """The nightly run: execute every numbered notebook with papermill into ``reports/<date>/``.
 
-Each notebook gets the parameters it declares (from one common set), is
-rendered to offline HTML, and records its headline numbers with
-:func:`workbench.report.record.record_metrics`. An ``index.html`` links everything and compares the
-numbers with the previous report; ``reports/latest`` points at the newest
-successful run. A failing notebook stops the run with its name and cell;
-what was produced so far stays on disk.
+Each notebook gets the parameters it declares (from one common set), runs
+with static outputs (no widgets, no progress bars: see
+:data:`workbench.report.notebook.STATIC_ENV`), is stored compactly and
+rendered to a light HTML page (:mod:`workbench.report.html`), and records
+its headline numbers with :func:`workbench.report.record.record_metrics`. An
+``index.html`` links everything and compares the numbers with the previous
+report; ``reports/latest`` points at the newest successful run, and the
+oldest reports beyond ``keep`` are deleted (never the one ``latest`` points
+to). A failing notebook stops the run with its name and cell; what was
+produced so far stays on disk.
 """
 from __future__ import annotations
 
@@ -14,24 +18,27 @@ import datetime
 import logging
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
 from .. import config as _config
 from ..errors import ConfigError, WorkbenchError, require
-from ..io import write_text_atomic
+from .html import compact_notebook, notebook_to_html
+from .notebook import STATIC_ENV
 from .record import jsonable, record_metrics
 
 log = logging.getLogger(__name__)
 
 __all__ = ["NotebookError", "COMMON_PARAMETERS", "run_folder_name", "find_notebooks", "notebook_parameters", "run_notebook",
-           "notebook_to_html", "update_latest", "run_nightly"]
+           "notebook_to_html", "update_latest", "prune_reports", "run_nightly"]
 
 #: Parameters the nightly run can pass; each notebook receives those it declares.
 COMMON_PARAMETERS = ("pool_dir", "templates_dir", "taxonomy_path", "backend", "backends", "output_dir", "cache_dir",
                      "k", "dup_threshold", "cluster_threshold", "seed", "eval_dir", "per_source", "conversations_dir")
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
-_TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: Parameters that name files: resolved against the caller's working folder before they reach a kernel.
+PATH_PARAMETERS = ("pool_dir", "templates_dir", "taxonomy_path", "cache_dir")
 
 
 class NotebookError(WorkbenchError):
@@ -113,16 +120,6 @@ def run_notebook(path, output_path, parameters, *, cwd=None, kernel_name="python
         raise NotebookError(f"notebook {path.name} failed: {type(e).__name__}: {e}") from e
 
 
-def notebook_to_html(ipynb_path, html_path):
-    """Render an executed notebook to HTML that needs no network (no CDN scripts)."""
-    nbformat = require("nbformat", purpose="rendering notebooks")
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(_TEMPLATES)])
-    body, _ = exporter.from_notebook_node(nbformat.read(str(ipynb_path), as_version=4))
-    write_text_atomic(html_path, body)
-
-
 def update_latest(reports_dir, run_dir):
     """Point ``<reports_dir>/latest`` at ``run_dir`` (a relative symlink, swapped atomically)."""
     reports_dir, run_dir = Path(reports_dir), Path(run_dir)
@@ -135,29 +132,57 @@ def update_latest(reports_dir, run_dir):
     os.replace(tmp, link)
 
 
+def prune_reports(reports_dir, keep):
+    """Delete the oldest report folders beyond the newest ``keep`` ones; returns the deleted paths.
+
+    A report folder is a dated folder (``YYYY-MM-DD``, the nightly's
+    default name) holding a ``metrics.json``; other folders are left alone,
+    and so is the folder ``latest`` points to, whatever its age.
+    """
+    from .index import is_report_folder
+
+    if keep is None or keep < 1:
+        raise ConfigError(f"keep must be an integer >= 1; got {keep!r}")
+    reports_dir = Path(reports_dir)
+    link = reports_dir / "latest"
+    protected = link.resolve() if link.is_symlink() else None
+    reports = sorted((p for p in reports_dir.iterdir() if is_report_folder(p)), key=lambda p: p.name, reverse=True)
+    deleted = []
+    for old in reports[keep:]:
+        if protected is not None and old.resolve() == protected:
+            continue
+        shutil.rmtree(old)
+        deleted.append(old)
+    return deleted
+
+
 @contextlib.contextmanager
-def _kernel_imports_this_workbench():
-    """Kernels import the same workbench checkout as this process (not another installed copy)."""
+def _kernel_environment():
+    """Kernels import the same workbench checkout as this process and make static outputs (see STATIC_ENV)."""
     root = str(Path(__file__).resolve().parents[2])
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = root + (os.pathsep + old if old else "")
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", STATIC_ENV)}
+    os.environ["PYTHONPATH"] = root + (os.pathsep + saved["PYTHONPATH"] if saved["PYTHONPATH"] else "")
+    os.environ[STATIC_ENV] = "1"
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
-def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=None, select=None, progress=None):
+def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=None, select=None, progress=None,
+                keep=_config.REPORTS_KEEP):
     """Run the numbered notebooks into ``<reports_dir>/<date>/`` and write index.html.
 
     Parameters
     ----------
     parameters : dict, optional
         Values for :data:`COMMON_PARAMETERS` (``None`` values are left to
-        the notebooks' defaults; ``output_dir`` is always the run folder).
+        the notebooks' defaults; ``output_dir`` is always the run folder,
+        the kernels' working folder).
     reports_dir : path, optional
         Default ``reports/``.
     date : str, optional
@@ -166,6 +191,8 @@ def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=N
         Run only notebooks whose names start with these.
     progress : callable(str), optional
         Called with one line per notebook.
+    keep : int
+        Report folders kept after a successful run (:func:`prune_reports`).
 
     Returns
     -------
@@ -179,15 +206,19 @@ def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=N
     unknown = sorted(set(parameters or {}) - set(COMMON_PARAMETERS))
     if unknown:
         raise ConfigError(f"unknown nightly parameter(s) {unknown}; known: {', '.join(COMMON_PARAMETERS)}")
+    if not isinstance(keep, int) or keep < 1:
+        raise ConfigError(f"keep must be an integer >= 1; got {keep!r}")
     run_dir = reports_dir / date
     run_dir.mkdir(parents=True, exist_ok=True)
     # a re-run on the same day overwrites the sections of the notebooks it runs and keeps the others
-    common = {k: v for k, v in (parameters or {}).items() if v is not None}
-    common["output_dir"] = str(run_dir.resolve())
+    common = {k: (str(Path(v).resolve()) if k in PATH_PARAMETERS else v)
+              for k, v in (parameters or {}).items() if v is not None}
+    # kernels run in the run folder: the published pages show output_dir = ".", not a path of this machine
+    common["output_dir"] = "."
     notebooks = find_notebooks(notebooks_dir, select)
     runs, started = [], time.perf_counter()
     try:
-        with _kernel_imports_this_workbench():
+        with _kernel_environment():
             for n, nb in enumerate(notebooks, 1):
                 params = {k: v for k, v in common.items() if k in notebook_parameters(nb)}
                 out = run_dir / nb.name
@@ -195,11 +226,12 @@ def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=N
                 say(f"[{n}/{len(notebooks)}] {nb.stem} ...")
                 error = None
                 try:
-                    run_notebook(nb, out, params)
+                    run_notebook(nb, out, params, cwd=run_dir.resolve())
                 except NotebookError as e:
                     error = e
                 if out.exists():
-                    notebook_to_html(out, out.with_suffix(".html"))
+                    compact_notebook(out)
+                    notebook_to_html(out, out.with_suffix(".html"), run_dir=run_dir)
                 runs.append({"notebook": nb.stem, "seconds": round(time.perf_counter() - t0, 1),
                              "status": "failed" if error else "ok"})
                 say(f"[{n}/{len(notebooks)}] {nb.stem} {'FAILED' if error else 'done'} "
@@ -215,4 +247,6 @@ def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=N
                    replace=True)
     write_index(run_dir)
     update_latest(reports_dir, run_dir)
+    for old in prune_reports(reports_dir, keep):
+        say(f"deleted the old report {old.name} (keeping the newest {keep})")
     return run_dir

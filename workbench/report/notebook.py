@@ -1,39 +1,44 @@
 """What every notebook does first: resolve its path parameters and set up display.
 
 Notebook parameters stay literal (``None`` means "the project default");
-:func:`setup` turns them into paths and a loaded taxonomy, points plotly at
-a renderer whose HTML embeds plotly.js (reports open offline), and makes
-sure the output folder exists.
+:func:`setup` turns them into paths and a loaded taxonomy, shows plotly
+figures as plotly JSON (the mime bundle JupyterLab draws, and the report
+pages render with the report folder's one copy of plotly.js), prints
+warnings without the file paths of the machine, and makes sure the output
+folder exists.
+
+A notebook runs *live* (JupyterLab: explorer widgets, progress bars) unless
+the environment variable :data:`STATIC_ENV` is set, as the nightly run does
+for its kernels: then it makes static outputs only (figures instead of
+widgets, no progress bars), which is what a published page can show.
 """
 from __future__ import annotations
 
 import logging
-import re
+import os
+import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
-__all__ = ["setup", "offline_renderer", "PLOTLY_RENDERER"]
+__all__ = ["setup", "is_live", "STATIC_ENV", "PLOTLY_RENDERER"]
 
-#: JupyterLab draws the plotly mimetype; nbconvert's HTML takes the text/html output of the offline
-#: notebook renderer, which embeds plotly.js once per notebook and loads nothing from the network.
-PLOTLY_RENDERER = "plotly_mimetype+workbench_offline"
-_MATHJAX_CDN = re.compile(r'<script src="https?://[^"]*mathjax[^"]*"></script>')
+#: JupyterLab, VS Code and the report pages all draw this mimetype; no HTML with plotly.js embedded.
+PLOTLY_RENDERER = "plotly_mimetype"
+#: Set (to anything but "" or "0") for static outputs: no widgets, no progress bars.
+STATIC_ENV = "WORKBENCH_STATIC"
 
 
-def offline_renderer():
-    """plotly's "notebook" renderer without the MathJax CDN script it adds to every figure.
+def is_live():
+    """Whether notebooks should show widgets and progress bars (see :data:`STATIC_ENV`)."""
+    return os.environ.get(STATIC_ENV, "") in ("", "0")
 
-    The figures use no LaTeX, and a report must open with no network.
-    """
-    from plotly.io._base_renderers import NotebookRenderer
 
-    class OfflineNotebookRenderer(NotebookRenderer):
-        def to_mimebundle(self, fig_dict):
-            bundle = super().to_mimebundle(fig_dict)
-            bundle["text/html"] = _MATHJAX_CDN.sub("", bundle["text/html"])
-            return bundle
-
-    return OfflineNotebookRenderer()
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # "UserWarning: message (umap.umap_)": the module, not the absolute path of the file on this machine
+    module = next((name for name, mod in list(sys.modules.items())
+                   if getattr(mod, "__file__", None) == filename), Path(filename).stem)
+    print(f"{category.__name__}: {message} ({module})", file=file or sys.stderr)
 
 
 def setup(*, pool_dir=None, templates_dir=None, taxonomy_path=None, cache_dir=None, output_dir=None,
@@ -44,8 +49,9 @@ def setup(*, pool_dir=None, templates_dir=None, taxonomy_path=None, cache_dir=No
     -------
     types.SimpleNamespace with ``pool_dir``, ``templates_dir``, ``taxonomy``
     (a loaded :class:`~workbench.core.taxonomy.Taxonomy`), ``cache_dir``,
-    ``projection_cache`` and ``output_dir`` (created; default
-    ``reports/scratch``).
+    ``projection_cache``, ``output_dir`` (created; default
+    ``reports/scratch``), ``live`` (widgets allowed, see :func:`is_live`) and
+    ``progress`` (show progress bars).
     """
     import pandas as pd
     import plotly.io as pio
@@ -53,16 +59,16 @@ def setup(*, pool_dir=None, templates_dir=None, taxonomy_path=None, cache_dir=No
     from .. import config
     from ..core.taxonomy import load_taxonomy
 
-    if "workbench_offline" not in pio.renderers:
-        pio.renderers["workbench_offline"] = offline_renderer()
     pio.renderers.default = PLOTLY_RENDERER
     pd.set_option("display.max_colwidth", 160)
     pd.set_option("display.max_rows", 60)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.showwarning = _show_warning
     cache = Path(cache_dir) if cache_dir else config.CACHE_DIR
     out = Path(output_dir) if output_dir else config.SCRATCH_DIR
     out.mkdir(parents=True, exist_ok=True)
+    live = is_live()
     return SimpleNamespace(pool_dir=Path(pool_dir) if pool_dir else config.POOL_DIR,
                            templates_dir=Path(templates_dir) if templates_dir else config.TEMPLATES_DIR,
                            taxonomy=load_taxonomy(taxonomy_path), cache_dir=cache,
-                           projection_cache=cache.parent / "projections", output_dir=out)
+                           projection_cache=cache.parent / "projections", output_dir=out, live=live, progress=live)

@@ -1,0 +1,207 @@
+"""The notebooks in a real JupyterLab (on 127.0.0.1, token auth, no browser of its own), driven by headless Chromium.
+
+02_clusters runs top to bottom on small data: the map explorer widget renders, a selection set from Python fills
+its table, a legend click hides one category only, and no console error names a missing module. The executed
+notebooks of a nightly report open with every figure drawn.
+
+A screenshot of the explorer goes to the test's folder; with ``WORKBENCH_SCREENSHOTS=1`` the README's copy in
+``docs/`` is updated.
+"""
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from tests import browser
+from tests.helpers import ROOT, write_jsonl
+
+pytestmark = pytest.mark.browser
+PICK = 8  # messages selected from Python (of one category: an island on the map)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on 127.0.0.1 with its own settings, stopped at the end (and idle-culled if orphaned)."""
+    root = tmp_path_factory.mktemp("lab")
+    port, token = free_port(), secrets.token_hex(16)
+    home = root / ".jupyter-home"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
+    env.pop("WORKBENCH_STATIC", None)
+    news = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false"}')  # no "get notified about news?" toast over the notebook
+    windowing = home / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    windowing.parent.mkdir(parents=True)
+    windowing.write_text('{"windowingMode": "none"}')  # every cell drawn at once, not as it scrolls into view
+    log = (root / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         # stops by itself if this process dies: idle kernels are culled, then an idle server shuts down
+         "--MappingKernelManager.cull_idle_timeout=900", "--MappingKernelManager.cull_interval=60",
+         "--ServerApp.shutdown_no_activity_timeout=1200"] + (["--allow-root"] if os.geteuid() == 0 else []),
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            if proc.poll() is not None:
+                pytest.fail("jupyter lab exited: " + (root / "server.log").read_text()[-2000:])
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("jupyter lab did not start: " + (root / "server.log").read_text()[-2000:])
+        yield SimpleNamespace(root=root, url=url, token=token, log=root / "server.log")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def wait(driver, script, timeout=60, *args):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: d.execute_script(script, *args))
+
+
+def open_notebook(b, lab, path):
+    """Open a notebook and wait until it is the current tab with its cells drawn."""
+    b.driver.get(f"{lab.url}/lab/tree/{path}?token={lab.token}")
+    wait(b.driver, "const tab = document.querySelector('#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current "
+                   ".lm-TabBar-tabLabel');"
+                   "const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');"
+                   "return tab && tab.textContent === arguments[0] && panel"
+                   " && panel.querySelectorAll('.jp-Cell').length",
+         120, path.rsplit("/", 1)[-1])
+
+
+#: Error outputs (tracebacks go to stderr), not any output: a message of the pool may say "Traceback" too.
+ERRORS = ("return [...document.querySelectorAll('.jp-OutputArea-output"
+          "[data-mime-type=\"application/vnd.jupyter.stderr\"]')]"
+          ".filter(o => /Traceback|Error:/.test(o.textContent)).map(o => o.textContent)")
+
+
+def run_all(d, timeout=600):
+    """Run every cell from the Run menu; wait until each code cell has run, failing on the first error."""
+    from selenium.webdriver.common.by import By
+
+    wait(d, "return document.body.innerText.includes('| Idle')", 120)  # the kernel is up (a click before is lost)
+    d.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
+    d.find_element(By.XPATH, "//li[contains(@class,'lm-Menu-item')]//div[text()='Run All Cells']").click()
+    prompts = "return [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim())"
+    end = time.time() + timeout
+    while time.time() < end:
+        done = d.execute_script(prompts)
+        errors = d.execute_script(ERRORS)
+        assert not errors, errors[0][-3000:]
+        if done and all(p[1:-2].isdigit() for p in done):
+            return done
+        time.sleep(2)
+    pytest.fail(f"cells did not finish in {timeout} s: {d.execute_script(prompts)}")
+
+
+def live_copy(root, small_pool_file, cache_dir, ids):
+    """02_clusters on small data: the test data injected after the parameters (as papermill does), the explorer
+    bound to a name, and one cell that sets a selection from Python."""
+    nb = nbformat.read(str(ROOT / "notebooks" / "02_clusters.ipynb"), as_version=4)
+    rows = [ln for f in sorted((ROOT / "data" / "templates").glob("*.jsonl"))
+            for ln in f.read_text(encoding="utf-8").splitlines()[:8]]
+    templates = write_jsonl(root / "templates.jsonl", rows)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    nb.cells.insert(code[0] + 1, nbformat.v4.new_code_cell(
+        f"pool_dir = {str(small_pool_file)!r}\ntemplates_dir = {str(templates)!r}\ncache_dir = {str(cache_dir)!r}\n"
+        f"output_dir = {str(root / 'scratch')!r}"))
+    cell = next(c for c in nb.cells if "plots.explore_map(cluster_map" in c.source)
+    cell.source = cell.source.replace("plots.explore_map(cluster_map, live=ctx.live)",
+                                      "explorer = plots.explore_map(cluster_map, live=ctx.live)\nexplorer")
+    nb.cells.insert(nb.cells.index(cell) + 1, nbformat.v4.new_code_cell(f"explorer.select({ids!r})"))
+    nbformat.write(nb, str(root / "02_clusters.ipynb"))
+    return "02_clusters.ipynb"
+
+
+VISIBLE = ("return arguments[0]._fullData.filter(t => t.visible === true && t.customdata).length")
+
+
+def test_02_clusters_runs_live_with_the_map_explorer(lab, small_pool_file, cache_dir, tmp_path):
+    import json
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    rows = [json.loads(ln) for ln in small_pool_file.read_text(encoding="utf-8").splitlines()]
+    ids = [r["id"] for r in rows if r["category"] == "coding"][:PICK]
+    name = live_copy(lab.root, small_pool_file, cache_dir, ids)
+    with browser.Browser(offline=False) as b:
+        d = b.driver
+        open_notebook(b, lab, name)
+        run_all(d)
+        assert "Error displaying widget" not in d.find_element("tag name", "body").text
+        plot = wait(d, "return document.querySelector('.wb-explorer .js-plotly-plot')", 60)
+        wait(d, "return arguments[0]._fullData && arguments[0].querySelector('.main-svg')", 60, plot)
+        # the selection set from Python is in the explorer's table
+        shown = wait(d, "return [...document.querySelectorAll('.wb-explorer .wb-table td.wb-col-id')]"
+                        ".map(td => td.textContent)", 60)
+        assert sorted(shown) == sorted(ids)
+        assert f"{PICK} selected" in d.find_element("css selector", ".wb-explorer").text
+        shot = tmp_path / "explorer-live.png"
+        d.set_window_size(1400, 1900)  # the map and the selection table in one picture
+        explorer = d.find_element("css selector", ".wb-explorer")
+        d.execute_script("arguments[0].scrollIntoView()", explorer)
+        time.sleep(1)
+        explorer.screenshot(str(shot))
+        # a legend click hides that category and leaves the others drawn
+        before = d.execute_script(VISIBLE, plot)
+        d.execute_script("arguments[0].scrollIntoView()", plot)
+        items = plot.find_elements("css selector", ".legend .traces .legendtoggle")
+        ActionChains(d).move_to_element(items[0]).click().perform()
+        time.sleep(1.5)
+        assert d.execute_script(VISIBLE, plot) == before - 1 >= 1
+        missing = [e["message"] for e in d.get_log("browser")
+                   if e["level"] == "SEVERE" and "module" in e["message"].lower()]
+        assert not missing, missing
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("WORKBENCH_SCREENSHOTS"):
+        shutil.copyfile(shot, ROOT / "docs" / "explorer-live.png")
+
+
+def test_executed_report_notebooks_show_their_figures_in_jupyterlab(lab, nightly_report):
+    run, _ = nightly_report
+    target = lab.root / "report"
+    target.mkdir(exist_ok=True)
+    with browser.Browser(offline=False) as b:
+        for path in sorted(run.glob("[0-9][0-9]_*.ipynb")):
+            shutil.copyfile(path, target / path.name)
+            nb = nbformat.read(str(path), as_version=4)
+            figures = sum("application/vnd.plotly.v1+json" in o.get("data", {})
+                          for c in nb.cells for o in c.get("outputs", []))
+            open_notebook(b, lab, f"report/{path.name}")
+            d = b.driver
+            drawn = wait(d, "const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');"
+                            "const n = [...panel.querySelectorAll('.jp-OutputArea-output.js-plotly-plot')]"
+                            ".filter(o => o.querySelector('.main-svg')).length;"
+                            f"return n >= {figures} ? n : 0", 120) if figures else 0
+            assert drawn == figures, path.name
+            text = d.find_element("css selector", ".jp-NotebookPanel:not(.lm-mod-hidden)").text
+            assert "No renderer could be found" not in text and "Error displaying" not in text, path.name
