@@ -35,6 +35,9 @@ EXTERNAL_DIR = PROJECT_ROOT.parent / "shared" / "external"
 DEFAULT_BACKEND = "e5-small"
 #: Texts embedded (and cached) per step.
 EMBED_CHUNK_SIZE = 256
+#: Most texts, and about how many characters, per encoder call (a backend may set its own; see core.embed).
+EMBED_BATCH_ITEMS = 64
+EMBED_BATCH_CHARS = 16384
 
 # -- k-NN -----------------------------------------------------------------------------------------
 
