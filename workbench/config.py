@@ -38,6 +38,8 @@ EMBED_CHUNK_SIZE = 256
 #: Most texts, and about how many characters, per encoder call (a backend may set its own; see core.embed).
 EMBED_BATCH_ITEMS = 64
 EMBED_BATCH_CHARS = 16384
+#: Rows per Parquet shard of ``workbench embed``: the unit of work, of resuming and of a Ray task.
+EMBED_SHARD_ROWS = 2048
 
 # -- k-NN -----------------------------------------------------------------------------------------
 

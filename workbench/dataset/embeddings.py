@@ -100,7 +100,26 @@ class EmbeddingCache:
         self._shards = [merged]
 
 
-def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBED_CHUNK_SIZE, progress=False):
+def _from_shards(texts, todo, out, shards, embedder):
+    """Fill ``out`` from embedded-log shards where they hold the text; returns the positions still to embed."""
+    from ..io import text_hash
+    from .shards import load_shards
+
+    found = load_shards(shards, spec=embedder.spec)
+    where = found.lookup()
+    rest = []
+    for i in todo:
+        row = where.get(text_hash(texts[i]))
+        if row is None:
+            rest.append(i)
+        else:
+            out[i] = found.vectors[row]
+    log.info("%d of %d text(s) found in %d shard(s)", len(todo) - len(rest), len(todo), len(found.files))
+    return rest
+
+
+def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBED_CHUNK_SIZE, progress=False,
+                shards=None):
     """Embed ``texts``, reusing and filling the on-disk cache.
 
     Parameters
@@ -114,6 +133,8 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
         Texts embedded (and cached) per step.
     progress : bool
         Show a progress bar over the texts that need embedding.
+    shards : path or list of paths, optional
+        Shard folders or files of ``workbench embed`` (same backend): texts found there are not embedded again.
 
     Returns
     -------
@@ -135,6 +156,8 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
                 todo.append(i)
             else:
                 out[i] = v
+    if shards is not None and todo:
+        todo = _from_shards(texts, todo, out, shards, embedder)
     # identical texts are embedded once
     first = {}
     for i in todo:
@@ -191,7 +214,8 @@ class EmbeddedPool:
                             self.embedder, [], self.files)
 
 
-def load_embedded_pool(pool=None, *, taxonomy=None, backend=None, cache_dir=None, progress=False, threads=None):
+def load_embedded_pool(pool=None, *, taxonomy=None, backend=None, cache_dir=None, progress=False, threads=None,
+                       shards=None):
     """Load the pool sources, validate them and embed them (cached).
 
     Parameters
@@ -205,6 +229,8 @@ def load_embedded_pool(pool=None, *, taxonomy=None, backend=None, cache_dir=None
     progress : bool
     threads : int, optional
         Encoder threads (default: all cores).
+    shards : path or list of paths, optional
+        Shards of ``workbench embed`` to take vectors from (see :func:`embed_texts`).
     """
     from ..core.taxonomy import Taxonomy, load_taxonomy
     from .pool import load_pool
@@ -213,5 +239,5 @@ def load_embedded_pool(pool=None, *, taxonomy=None, backend=None, cache_dir=None
         taxonomy = load_taxonomy(taxonomy)
     embedder = backend if isinstance(backend, Embedder) else get_embedder(backend, threads=threads)
     loaded = load_pool(pool, taxonomy)
-    vectors = embed_texts(loaded.frame["text"], embedder, cache_dir=cache_dir, progress=progress)
+    vectors = embed_texts(loaded.frame["text"], embedder, cache_dir=cache_dir, progress=progress, shards=shards)
     return EmbeddedPool(loaded.frame, vectors, taxonomy, embedder, loaded.dropped, loaded.files)

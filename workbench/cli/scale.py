@@ -1,0 +1,58 @@
+"""Commands past one laptop: ``embed`` (message logs -> Parquet shards, locally or on Ray) and ``serve``.
+
+``embed`` needs the ``scale`` extra (pyarrow; Ray for ``--engine ray``),
+``serve`` the ``serve`` extra (FastAPI, uvicorn).
+"""
+from __future__ import annotations
+
+import sys
+
+from .. import config as _config
+from ..io import write_json_atomic
+from . import _options as opt
+
+__all__ = ["register"]
+
+
+def cmd_embed(args):
+    """Embed message files into Parquet shards; resumes where an interrupted run stopped."""
+    from ..scale.embed_logs import embed_logs
+
+    tty = sys.stderr.isatty()
+
+    def show(progress):
+        print(("\r" if tty else "") + progress.line(), end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    s = embed_logs(args.input, args.out, backend=args.backend, engine=args.engine, address=args.address,
+                   workers=args.workers, rows_per_shard=args.batch_size, text_column=args.text_column,
+                   id_column=args.id_column, on_progress=show)
+    if tty:
+        print(file=sys.stderr)
+    print(f"read {s['read']} rows from {len(args.input)} file(s): {s['duplicates']} exact duplicate(s) and "
+          f"{s['empty']} empty row(s) dropped, {s['rows']} embedded with {s['backend']} into {len(s['shards'])} "
+          f"shard(s) in {args.out} ({s['computed']} computed, {s['skipped']} already done; "
+          f"{s['rows_per_second']:.1f} rows/s on {args.engine})")
+    if args.json:
+        write_json_atomic(args.json, s)
+
+
+def register(sub):
+    """Add ``embed`` (and ``serve``) to the ``workbench`` parser."""
+    from ..scale.embed_logs import ENGINES
+
+    p = sub.add_parser("embed", formatter_class=opt.Formatter,
+                       help="embed JSONL/CSV/Parquet message logs into Parquet shards (local or Ray; resumable)")
+    p.add_argument("--input", required=True, nargs="+", metavar="PATH", help="message files with a text column")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder of the shards and their manifest")
+    p.add_argument("--backend", metavar="B", type=opt.backend_spec, default=_config.DEFAULT_BACKEND,
+                   help="embedding backend")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: this process; ray: Ray Data actors (a local Ray unless --address)")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster to use (default: start a local one for the run)")
+    p.add_argument("--workers", type=opt.positive_int, metavar="N", help="Ray actors (default: one per CPU)")
+    p.add_argument("--batch-size", type=opt.positive_int, default=_config.EMBED_SHARD_ROWS, metavar="N",
+                   help="rows per shard: the unit of work and of resuming")
+    p.add_argument("--text-column", default="text", metavar="NAME", help="column of the message text")
+    p.add_argument("--id-column", default="id", metavar="NAME", help="column of the message id (none: a hash id)")
+    opt.add_json(p, "the run's summary")
+    p.set_defaults(func=cmd_embed)
