@@ -52,6 +52,17 @@ CENTER = True
 #: k values the sweep tries.
 SWEEP_KS = (1, 3, 5, 7, 9, 15, 21, 31, 45)
 
+# -- approximate search (big pools) ------------------------------------------------------------------
+
+#: Pool rows from which ``export`` stores an HNSW index and searches go through it (below: exact search).
+ANN_THRESHOLD = 50_000
+#: HNSW graph degree, build-time and search-time beam widths (faiss ``M``, ``efConstruction``, ``efSearch``).
+ANN_M = 32
+ANN_EF_CONSTRUCTION = 100
+ANN_EF_SEARCH = 64
+#: Rows whose approximate leave-one-out neighbours are checked against exact search (recall@k).
+ANN_RECALL_SAMPLE = 1000
+
 # -- near-duplicates and clusters -----------------------------------------------------------------
 
 #: Cosine at or above which two messages are near-duplicates.

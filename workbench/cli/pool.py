@@ -30,6 +30,9 @@ def cmd_evaluate(args):
     if pool.dropped:
         print(f"dropped {len(pool.dropped)} exact duplicate(s) while loading")
     print(format_metrics(res.loo, title="\n== leave-one-out =="))
+    if res.ann_recall is not None:
+        print(f"(approximate search: recall@{config.k} against exact search {res.ann_recall:.3f} on a sample of "
+              f"{min(_config.ANN_RECALL_SAMPLE, len(pool.frame))} rows)")
     print(f"\nleave-duplicate-group-out (cosine >= {args.dup_threshold}): tier accuracy "
           f"{100 * res.ldgo.tier_accuracy:.1f}%, inflation from near-duplicates {100 * res.inflation:.1f} points")
     if table is not None:
@@ -38,7 +41,7 @@ def cmd_evaluate(args):
     if args.json:
         write_json_atomic(args.json, {"backend": pool.embedder.spec, "config": config.to_dict(),
                                       "loo": res.loo.to_dict(), "ldgo": res.ldgo.headline(),
-                                      "inflation": res.inflation,
+                                      "inflation": res.inflation, "ann_recall": res.ann_recall,
                                       "sweep": None if table is None else table.to_dict(orient="records")})
 
 
@@ -50,7 +53,7 @@ def cmd_export(args):
     config, _ = opt.config_from_args(args, pool)
     result = export_pool(pool, args.out, config, head=args.head, policy=args.policy, criterion=args.criterion,
                          threshold=args.abstain_threshold, max_downgrade=args.max_downgrade,
-                         max_abstain=args.max_abstain, dtype=args.dtype)
+                         max_abstain=args.max_abstain, dtype=args.dtype, ann=args.ann)
     print(result.summary())
     if result.point is not None:
         print(result.point_summary())
@@ -147,6 +150,9 @@ def register(sub):
     opt.add_knn_options(p)
     p.add_argument("--out", required=True, metavar="PATH", help="where to write pool.npz")
     p.add_argument("--dtype", choices=("float16", "float32"), default=_config.EXPORT_DTYPE, help="embedding storage")
+    p.add_argument("--ann", action=opt.argparse.BooleanOptionalAction, default=None,
+                   help=f"store an HNSW index for approximate search (needs faiss; default: from "
+                        f"{_config.ANN_THRESHOLD} rows)")
     opt.add_policy_options(p)
     p.set_defaults(func=cmd_export)
 

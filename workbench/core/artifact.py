@@ -9,6 +9,8 @@ Arrays only, readable with ``np.load(path, allow_pickle=False)``:
 - ``metadata`` 0-d unicode: JSON with schema version, backend, taxonomy,
   k-NN config, creation time, SHA-256 of the embedding bytes and counts.
 - optional policy arrays (``head_*``) added by decision policies.
+- optional ``ann_index`` (1-D uint8): a serialised HNSW index of big pools,
+  described (SHA-256 included) by the metadata's ``ann`` (see :mod:`.ann`).
 
 This module needs numpy only: the router imports it.
 """
@@ -24,11 +26,14 @@ import numpy as np
 from .. import config as _config
 from ..errors import ArtifactError
 from ..io import atomic_file
+from .ann import check_ann
 from .knn import KNNConfig, center
 
-__all__ = ["SCHEMA_VERSION", "write_pool_npz", "load_pool_npz", "PoolArtifact"]
+__all__ = ["SCHEMA_VERSION", "OPTIONAL_MEMBERS", "write_pool_npz", "load_pool_npz", "PoolArtifact"]
 
 SCHEMA_VERSION = 1
+#: Named members a pool.npz may carry besides the required ones and the head's ``head_*`` arrays.
+OPTIONAL_MEMBERS = ("ann_index",)
 _REQUIRED_META = ("schema_version", "backend", "model_id", "dim", "prefix", "categories", "tier_map",
                   "tiers", "k", "vote", "temperature", "center", "sha256", "counts", "created")
 
@@ -37,8 +42,19 @@ def _sha256(a):
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
+def _ann_index(stored, build):
+    """The ``ann_index`` member and its metadata: built over the vectors exactly as stored (or none)."""
+    if not build:
+        return {}, {}
+    from .ann import HNSWIndex, ann_metadata
+
+    index = HNSWIndex.build(stored.astype(np.float32))
+    array = index.to_array()
+    return {"ann_index": array}, {"ann": ann_metadata(array, index, n=len(stored))}
+
+
 def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, config, dtype=_config.EXPORT_DTYPE,
-                   extra_arrays=None, extra_metadata=None):
+                   extra_arrays=None, extra_metadata=None, ann=False):
     """Write pool.npz atomically (temp file in the same folder, then rename).
 
     Parameters
@@ -55,6 +71,8 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
     dtype : {"float16", "float32"}
     extra_arrays, extra_metadata : dict, optional
         Added arrays (no object dtype) and metadata keys (decision policies).
+    ann : bool
+        Also store an HNSW index of the stored vectors (needs faiss; see :mod:`workbench.core.ann`).
 
     Returns
     -------
@@ -80,8 +98,10 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     meta.update(extra_metadata or {})
+    ann_arrays, ann_meta = _ann_index(stored, ann)
+    meta.update(ann_meta)
     arrays = dict(embeddings=stored, labels=labels, ids=ids, center=mean.astype(np.float32),
-                  metadata=np.array(json.dumps(meta, ensure_ascii=False)))
+                  metadata=np.array(json.dumps(meta, ensure_ascii=False)), **ann_arrays)
     for name, a in (extra_arrays or {}).items():
         a = np.asarray(a)
         if a.dtype == object:
@@ -148,6 +168,7 @@ def load_pool_npz(path) -> PoolArtifact:
                             f"ids {ids.shape}, center {mean.shape}, dim {meta['dim']}")
     if _sha256(emb) != meta["sha256"]:
         raise ArtifactError(f"{path}: embedding hash mismatch (file corrupted or edited)")
+    check_ann(path, arrays, meta)
     if n == 0:
         raise ArtifactError(f"{path}: the pool is empty")
     if labels.min() < 0 or labels.max() >= len(meta["categories"]):

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ArtifactError
+from .ann import restore_index
 from .artifact import load_pool_npz
 from .heads import load_head
-from .knn import center, decide, predict
+from .knn import center, decide, predict, predict_from_neighbors
 from .policy import DecisionPolicy
 
 __all__ = ["Router", "RouteDecision"]
@@ -52,6 +53,8 @@ class Router:
     see :mod:`workbench.core.heads`); the tier and ``abstain`` follow the
     decision policy stored in the pool's metadata (default: plain voting,
     never abstain). Every decision lists the nearest neighbours whatever the head.
+    A pool that carries an ANN index (big pools) is searched through it
+    (``index``); otherwise, and below the size threshold, search is exact.
     """
 
     def __init__(self, artifact, embedder):
@@ -73,6 +76,7 @@ class Router:
                               artifact.embeddings.shape[1])
         if self.policy.cost is not None and len(self.policy.cost) != len(self.tiers):
             raise ArtifactError(f"policy cost matrix does not match the {len(self.tiers)} tiers")
+        self.index = restore_index(artifact)
 
     @property
     def abstains(self) -> bool:
@@ -94,7 +98,11 @@ class Router:
         q = np.asarray(vectors, np.float32)
         if self.config.center:
             q = center(q, self.artifact.center)
-        knn = predict(q, self.artifact.embeddings, self.artifact.labels, self.config, self._class_rank)
+        if self.index is None:
+            knn = predict(q, self.artifact.embeddings, self.artifact.labels, self.config, self._class_rank)
+        else:
+            idx, sim = self.index.search(q, self.config.k)
+            knn = predict_from_neighbors(idx, sim, self.artifact.labels, self.config, self._class_rank)
         shares = self.head.shares(q, knn.shares)
         pred, conf, margin = (knn.pred, knn.confidence, knn.margin) if shares is knn.shares else \
             decide(shares, self._class_rank)

@@ -48,6 +48,8 @@ class ExportResult:
             line += f", policy {pol['name']}"
             if pol["threshold"] is not None:
                 line += f", abstain when {pol['criterion']} < {pol['threshold']:.4f}"
+        if m.get("ann"):
+            line += f", HNSW index (M={m['ann']['m']}, efSearch={m['ann']['ef_search']})"
         return line + f", {self.size_bytes / 1024:.0f} KiB"
 
     def point_summary(self) -> str:
@@ -122,7 +124,7 @@ def policy_exports(x, labels, taxonomy, config, *, policy="vote", criterion=_con
 
 def export_pool(pool, path, config, *, head="knn", policy=None, criterion=_config.ABSTAIN_CRITERION, threshold=None,
                 max_downgrade=None, max_abstain=None, downgrade_weights=_config.DOWNGRADE_WEIGHTS, traffic_mix=None,
-                dtype=_config.EXPORT_DTYPE, C=_config.LOGREG_C, seed=_config.SEED) -> ExportResult:
+                dtype=_config.EXPORT_DTYPE, C=_config.LOGREG_C, seed=_config.SEED, ann=None) -> ExportResult:
     """Write ``pool.npz`` for an embedded pool: the one export path of the CLI and the notebooks.
 
     Without a policy, threshold, target or non-default head the artifact
@@ -141,6 +143,9 @@ def export_pool(pool, path, config, *, head="knn", policy=None, criterion=_confi
     criterion, threshold, max_downgrade, max_abstain, downgrade_weights, traffic_mix, C, seed
         See :func:`policy_exports`.
     dtype : {"float16", "float32"}
+    ann : bool, optional
+        Store an HNSW index (faiss) for approximate search; default: when the pool has at least
+        :data:`workbench.config.ANN_THRESHOLD` rows.
 
     Returns
     -------
@@ -155,5 +160,5 @@ def export_pool(pool, path, config, *, head="knn", policy=None, criterion=_confi
             downgrade_weights=downgrade_weights, head=head, traffic_mix=traffic_mix, C=C, seed=seed)
     meta = write_pool_npz(path, pool.vectors, pool.labels, pool.ids, taxonomy=pool.taxonomy,
                           embedder_spec=pool.embedder.spec, config=config, dtype=dtype, extra_arrays=arrays,
-                          extra_metadata=meta_x)
+                          extra_metadata=meta_x, ann=_config.ANN_THRESHOLD <= len(pool.vectors) if ann is None else ann)
     return ExportResult(Path(path), meta, point)

@@ -117,19 +117,17 @@ def filter_messages(rows, *, min_chars=_config.IMPORT_MIN_CHARS, max_chars=_conf
     if embedder is not None and kept:
         from ..dataset.embeddings import embed_texts
 
+        from ..dataset.duplicates import first_of_near_duplicates, max_similarity
+
         x = embed_texts([r["text"] for r in kept], embedder, cache_dir=cache_dir, shards=shards)
         near_pool = np.zeros(len(kept), bool)
         if pool_vectors is not None and len(pool_vectors):
-            near_pool = (x @ np.asarray(pool_vectors, np.float32).T).max(axis=1) >= dup_threshold
-        keep_idx = []
-        for i in range(len(kept)):
-            if near_pool[i]:
-                summary["near_duplicate_pool"] += 1
-            elif keep_idx and float((x[keep_idx] @ x[i]).max()) >= dup_threshold:
-                summary["near_duplicate"] += 1
-            else:
-                keep_idx.append(i)
-        kept = [kept[i] for i in keep_idx]
+            near_pool = max_similarity(x, pool_vectors) >= dup_threshold
+        rest = np.flatnonzero(~near_pool)
+        first = first_of_near_duplicates(x[rest], dup_threshold)
+        summary["near_duplicate_pool"] += int(near_pool.sum())
+        summary["near_duplicate"] += int((~first).sum())
+        kept = [kept[i] for i in rest[first]]
     summary["kept"] = len(kept)
     return kept, summary
 
