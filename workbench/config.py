@@ -105,6 +105,22 @@ POOL_SIZES = (5, 10, 20, 40, 80, 160)
 ROBUSTNESS_N = 280
 REVIEW_ROWS = 25
 
+# -- the router service (workbench serve) -------------------------------------------------------------
+
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8080
+#: Micro-batching: messages per encoder call, and how long a batch waits for more while traffic is concurrent.
+SERVE_MAX_BATCH = 32
+SERVE_BATCH_WINDOW_MS = 5.0
+#: Request limits (a request past one gets a 413).
+SERVE_MAX_MESSAGES = 256
+SERVE_MAX_TEXT_CHARS = 16_000
+SERVE_MAX_BODY_BYTES = 1 << 20
+#: Seconds between two looks at the pool file (an atomic replacement is loaded in the background).
+SERVE_RELOAD_POLL_S = 0.5
+#: Seconds in-flight requests get to finish after SIGTERM.
+SERVE_GRACEFUL_S = 30
+
 # -- traffic --------------------------------------------------------------------------------------
 
 IMPORT_MIN_CHARS = 2

@@ -36,8 +36,16 @@ def cmd_embed(args):
         write_json_atomic(args.json, s)
 
 
+def cmd_serve(args):
+    """Serve a pool over HTTP until SIGTERM or Ctrl-C."""
+    from ..serve.server import serve
+
+    serve(args.pool, host=args.host, port=args.port, workers=args.workers, max_batch=args.max_batch,
+          window_ms=args.batch_window_ms, threads=args.threads, log_level="info" if args.verbose else "warning")
+
+
 def register(sub):
-    """Add ``embed`` (and ``serve``) to the ``workbench`` parser."""
+    """Add ``embed`` and ``serve`` to the ``workbench`` parser."""
     from ..scale.embed_logs import ENGINES
 
     p = sub.add_parser("embed", formatter_class=opt.Formatter,
@@ -56,3 +64,16 @@ def register(sub):
     p.add_argument("--id-column", default="id", metavar="NAME", help="column of the message id (none: a hash id)")
     opt.add_json(p, "the run's summary")
     p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("serve", formatter_class=opt.Formatter,
+                       help="serve a pool's routing decisions over HTTP (POST /route, GET /healthz, GET /metrics)")
+    p.add_argument("--pool", required=True, metavar="PATH", help="pool.npz; replacing it atomically reloads it")
+    p.add_argument("--host", default=_config.SERVE_HOST, help="address to listen on")
+    p.add_argument("--port", type=opt.positive_int, default=_config.SERVE_PORT, help="port to listen on")
+    p.add_argument("--workers", type=opt.positive_int, default=1, help="processes (each loads the model)")
+    p.add_argument("--max-batch", type=opt.positive_int, default=_config.SERVE_MAX_BATCH, metavar="N",
+                   help="messages per encoder call")
+    p.add_argument("--batch-window-ms", type=float, default=_config.SERVE_BATCH_WINDOW_MS, metavar="MS",
+                   help="how long a batch waits for more requests while traffic is concurrent")
+    p.add_argument("--threads", type=opt.positive_int, metavar="N", help="encoder threads (default: all cores)")
+    p.set_defaults(func=cmd_serve)
