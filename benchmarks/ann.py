@@ -39,12 +39,6 @@ def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def mixture(rng, n, d, centers, spread):
-    x = centers[rng.integers(0, len(centers), n)]
-    x = x + spread * rng.standard_normal((n, d), dtype=np.float32) / np.sqrt(d)
-    return x / np.linalg.norm(x, axis=1, keepdims=True), None
-
-
 def synthetic(n, queries, d=384, clusters=None, seed=0):
     rng = np.random.default_rng(seed)
     clusters = clusters or max(50, n // 200)
@@ -89,6 +83,7 @@ def bench_size(n, queries, k, exact_queries):
     ann_idx, ann_sim = index.search(q, k)
     ex_idx, ex_sim = top_k(q, x, k)
     recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ann_idx, ex_idx)]))
+    nn = {"nn1_cosine": float(ex_sim[:, 0].mean()), f"nn{k}_cosine": float(ex_sim[:, -1].mean())}
     rank = np.array([0, 0, 1, 1, 2, 2, 2])  # tier rank per synthetic category
     cfg = KNNConfig(k=k)
     pa = predict_from_neighbors(ann_idx, ann_sim, labels, cfg, rank)
@@ -96,10 +91,24 @@ def bench_size(n, queries, k, exact_queries):
     agree = float((rank[pa.pred] == rank[pe.pred]).mean())
     return {"rows": n, "build_s": build_s, "index_mb": index_bytes / 2 ** 20, "rss_growth_mb": mem_index,
             "hnsw_p50_ms": ann_p50, "hnsw_p95_ms": ann_p95, "exact_p50_ms": ex_p50, "exact_p95_ms": ex_p95,
-            "speedup_p50": ex_p50 / ann_p50, f"recall@{k}": recall, "tier_agreement": agree}
+            "speedup_p50": ex_p50 / ann_p50, f"recall@{k}": recall, "tier_agreement": agree, **nn}
 
 
-def real_agreement(tmp, real_shards=None):
+def _compare(routers, qv, k, name, rows):
+    from workbench.core.knn import center, top_k
+
+    a, e = routers[True].route_vectors(qv), routers[False].route_vectors(qv)
+    art = routers[False].artifact
+    q = center(qv, art.center) if routers[False].config.center else qv
+    ann_idx, _ = routers[True].index.search(q, k)
+    ex_idx, _ = top_k(q, art.embeddings, k)
+    return {"pool": name, "rows": rows, "queries": len(qv),
+            f"recall@{k}": float(np.mean([len(set(x) & set(y)) / k for x, y in zip(ann_idx, ex_idx)])),
+            "tier_agreement": float(np.mean([x.tier == y.tier for x, y in zip(a, e)])),
+            "category_agreement": float(np.mean([x.category == y.category for x, y in zip(a, e)]))}
+
+
+def real_agreement(tmp, real_shards=None, k=10):
     """Tier decisions of routers on real e5 vectors, exact against HNSW, on the public benchmark prompts."""
     from workbench import config
     from workbench.core.artifact import load_pool_npz
@@ -110,7 +119,7 @@ def real_agreement(tmp, real_shards=None):
 
     pool = load_embedded_pool()
     queries = [json.loads(line)["text"] for f in sorted(config.EXTERNAL_DIR.glob("*.jsonl"))
-               for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+               for line in f.read_text(encoding="utf-8").split("\n") if line.strip()]
     qv = embed_texts(queries, pool.embedder)
     out = []
     routers = {}
@@ -118,10 +127,7 @@ def real_agreement(tmp, real_shards=None):
         path = Path(tmp) / f"bundled-{ann}.npz"
         export_pool(pool, path, KNNConfig(), ann=ann)
         routers[ann] = Router(load_pool_npz(path), pool.embedder)
-    a, e = routers[True].route_vectors(qv), routers[False].route_vectors(qv)
-    out.append({"pool": "bundled", "rows": len(pool.vectors), "queries": len(qv),
-                "tier_agreement": float(np.mean([x.tier == y.tier for x, y in zip(a, e)])),
-                "category_agreement": float(np.mean([x.category == y.category for x, y in zip(a, e)]))})
+    out.append(_compare(routers, qv, k, "bundled", len(pool.vectors)))
     if real_shards:
         from workbench.core.artifact import write_pool_npz
         from workbench.dataset.shards import load_shards
@@ -133,10 +139,7 @@ def real_agreement(tmp, real_shards=None):
             write_pool_npz(path, shards.vectors, labels, shards.ids, taxonomy=pool.taxonomy,
                            embedder_spec=pool.embedder.spec, config=KNNConfig(), ann=ann)
             routers[ann] = Router(load_pool_npz(path), pool.embedder)
-        a, e = routers[True].route_vectors(qv), routers[False].route_vectors(qv)
-        out.append({"pool": f"log shards ({real_shards})", "rows": len(shards), "queries": len(qv),
-                    "tier_agreement": float(np.mean([x.tier == y.tier for x, y in zip(a, e)])),
-                    "category_agreement": float(np.mean([x.category == y.category for x, y in zip(a, e)]))})
+        out.append(_compare(routers, qv, k, f"log shards ({real_shards})", len(shards)))
     return out
 
 
@@ -163,14 +166,16 @@ def main():
         results["synthetic"].append(r)
         print(f"{n:>9} {r['build_s']:>8.1f} {r['index_mb']:>9.0f} {r['rss_growth_mb']:>8.0f} {r['hnsw_p50_ms']:>9.3f} "
               f"{r['hnsw_p95_ms']:>6.3f} {r['exact_p50_ms']:>10.2f} {r['exact_p95_ms']:>7.2f} "
-              f"{r['speedup_p50']:>8.0f}x {r[f'recall@{args.k}']:>7.3f} {100 * r['tier_agreement']:>10.1f}%",
+              f"{r['speedup_p50']:>8.0f}x {r[f'recall@{args.k}']:>7.3f} {100 * r['tier_agreement']:>10.1f}%"
+              f"  (mean cosine of nearest / {args.k}th: {r['nn1_cosine']:.2f} / {r[f'nn{args.k}_cosine']:.2f})",
               flush=True)
     if not args.no_real:
         with tempfile.TemporaryDirectory() as tmp:
-            results["real"] = real_agreement(tmp, args.real_shards)
+            results["real"] = real_agreement(tmp, args.real_shards, args.k)
         for r in results["real"]:
             print(f"real vectors, {r['pool']} pool ({r['rows']} rows), {r['queries']} benchmark prompts: "
-                  f"tier decisions agree {100 * r['tier_agreement']:.2f}%, categories {100 * r['category_agreement']:.2f}%")
+                  f"recall@{args.k} {r[f'recall@{args.k}']:.3f}, tier decisions agree {100 * r['tier_agreement']:.2f}%, "
+                  f"categories {100 * r['category_agreement']:.2f}%")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -31,7 +31,7 @@ def build_log(path, rows, seed=0):
     texts = []
     for folder in (ROOT / "data" / "pool", ROOT / "data" / "templates", config.EXTERNAL_DIR):
         for f in sorted(Path(folder).glob("*.jsonl")):
-            for line in f.read_text(encoding="utf-8").splitlines():
+            for line in f.read_text(encoding="utf-8").split("\n"):
                 if line.strip():
                     obj = json.loads(line)
                     t = obj.get("text") or obj.get("prompt") or obj.get("turns", [None])[0]
