@@ -224,3 +224,17 @@ def test_a_killed_embed_run_resumes_without_recomputing(tmp_path):
     assert s["skipped"] == len(done) and s["computed"] == 15 - len(done)
     assert all(p.stat().st_mtime_ns == m for p, m in done.items())
     assert len(load_shards(out)) == 60
+
+
+def test_an_interrupted_rerun_on_other_input_leaves_no_stale_manifest(tmp_path):
+    class DyingFirst(HashEmbedder):
+        def encode(self, texts):
+            raise KeyboardInterrupt
+
+    out = tmp_path / "shards"
+    embed_logs([write_jsonl(tmp_path / "a.jsonl", ROWS)], out, backend=HashEmbedder(), rows_per_shard=2)
+    other = write_jsonl(tmp_path / "b.jsonl", [{"id": "z", "text": "a different log"}])
+    with pytest.raises(KeyboardInterrupt):
+        embed_logs([other], out, backend=DyingFirst(), rows_per_shard=2)
+    with pytest.raises(DataError, match="did not finish"):
+        load_shards(out)

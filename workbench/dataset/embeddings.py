@@ -103,18 +103,18 @@ class EmbeddingCache:
 def _from_shards(texts, todo, out, shards, embedder):
     """Fill ``out`` from embedded-log shards where they hold the text; returns the positions still to embed."""
     from ..io import text_hash
-    from .shards import load_shards
+    from .shards import lookup_vectors
 
-    found = load_shards(shards, spec=embedder.spec)
-    where = found.lookup()
+    hashes = {i: text_hash(texts[i]) for i in todo}
+    found = lookup_vectors(shards, set(hashes.values()), spec=embedder.spec)
     rest = []
     for i in todo:
-        row = where.get(text_hash(texts[i]))
-        if row is None:
+        v = found.get(hashes[i])
+        if v is None:
             rest.append(i)
         else:
-            out[i] = found.vectors[row]
-    log.info("%d of %d text(s) found in %d shard(s)", len(todo) - len(rest), len(todo), len(found.files))
+            out[i] = v
+    log.info("%d of %d text(s) found in the shards", len(todo) - len(rest), len(todo))
     return rest
 
 

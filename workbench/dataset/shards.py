@@ -34,7 +34,8 @@ from ..io import atomic_file, normalize_text, read_jsonl, text_hash, write_json_
 log = logging.getLogger(__name__)
 
 __all__ = ["SHARD_SCHEMA_VERSION", "MANIFEST", "ShardTask", "ShardSet", "read_messages", "plan_shards",
-           "embed_shard", "write_shard", "read_shard", "verify_shard", "write_manifest", "load_shards"]
+           "embed_shard", "write_shard", "read_shard", "verify_shard", "write_manifest", "load_shards",
+           "lookup_vectors"]
 
 SHARD_SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -323,3 +324,33 @@ def load_shards(sources, *, spec=None) -> ShardSet:
     return ShardSet([i for p in parts for i in p.ids], [t for p in parts for t in p.texts],
                     [h for p in parts for h in p.text_hashes], np.concatenate([p.vectors for p in parts]),
                     {k: want[k] for k in _SPEC_KEYS}, [f for p in parts for f in p.files])
+
+
+def lookup_vectors(sources, text_hashes, *, spec):
+    """Vectors of the texts whose hashes the shards hold: ``{text_hash: vector}``.
+
+    Reads one shard at a time and only the shards that hold a wanted
+    text, so a large embedded log is never loaded whole.
+    """
+    _, pq = _pa()
+    wanted, found = set(text_hashes), {}
+    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    for f in (f for s in sources for f in _shard_files(s)):
+        if not wanted:
+            break
+        try:
+            hashes = pq.read_table(f, columns=["text_hash"]).column("text_hash").to_pylist()
+        except Exception as e:  # unreadable: read_shard below names the problem
+            hashes = None
+            log.debug("%s: %s", f, e)
+        if hashes is not None and not wanted.intersection(hashes):
+            continue
+        shard = read_shard(f)
+        if {k: shard.spec[k] for k in _SPEC_KEYS} != {k: spec[k] for k in _SPEC_KEYS}:
+            raise DataError(f, None, f"made with {shard.spec['backend']} ({shard.spec['model_id']}), "
+                            f"not {spec['backend']} ({spec['model_id']})")
+        for i, h in enumerate(shard.text_hashes):
+            if h in wanted:
+                found[h] = shard.vectors[i]
+                wanted.discard(h)
+    return found

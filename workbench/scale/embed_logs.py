@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import config as _config
 from ..core.embed import get_embedder
-from ..dataset.shards import embed_shard, plan_shards, read_messages, verify_shard, write_manifest
+from ..dataset.shards import MANIFEST, embed_shard, plan_shards, read_messages, verify_shard, write_manifest
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,9 @@ def embed_logs(inputs, out_dir, *, backend=None, engine="local", address=None, w
     skipped = len(tasks) - len(todo)
     log.info("%d shard(s) to embed, %d already done; %d duplicate and %d empty row(s) dropped",
              len(todo), skipped, counts["duplicates"], counts["empty"])
+
+    if todo:  # until every shard is written again, readers must not trust an older run's manifest
+        (Path(out_dir) / MANIFEST).unlink(missing_ok=True)
 
     def on_shard(result):
         progress.update(result)

@@ -71,12 +71,11 @@ def run_on_ray(tasks, *, backend, address=None, workers=None, on_shard=None):
     ray = require("ray", purpose="--engine ray")
     started = False
     if not ray.is_initialized():
-        # the workers must import the same workbench as this process (a checkout, or the installed one)
-        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)}}
-        if address:
-            ray.init(address=address, runtime_env=env, log_to_driver=False)
-        else:
-            _start_local(ray, env)
+        if address:  # the cluster's nodes have workbench[scale] installed
+            ray.init(address=address, log_to_driver=False)
+        else:  # local workers import the same workbench as this process (a checkout, or the installed one)
+            path = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
+            _start_local(ray, {"env_vars": {"PYTHONPATH": path}})
         started = True
     try:
         ctx = ray.data.DataContext.get_current()
