@@ -10,7 +10,8 @@ each, one message per request) for ``--requests`` requests per level:
 throughput, p50/p95/p99 latency, errors and the ratio of served throughput
 to the bare encoder's. Then 32 clients again while the pool file is
 replaced atomically three times (alternating two valid pools): failed
-requests must be 0.
+requests must be 0. Last, 32 clients against a server with micro-batching
+off (``--max-batch 1``): what batching is worth for the backend.
 """
 import argparse
 import hashlib
@@ -118,8 +119,9 @@ def pct(values, q):
     return v[min(len(v) - 1, int(q * len(v)))] * 1000 if v else float("nan")
 
 
-def start_server(pool, port):
-    proc = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--pool", str(pool), "--port", str(port)],
+def start_server(pool, port, *extra):
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--pool", str(pool), "--port", str(port),
+                             *extra],
                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -181,8 +183,19 @@ def bench(backend, requests, directory):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
+    # the same 32 clients with micro-batching off: what batching is worth for this backend
+    port = free_port()
+    proc = start_server(served, port, "--max-batch", "1")
+    try:
+        drive(port, texts, 4, 8)
+        lat, err, wall = drive(port, texts, 32, requests)
+        unbatched = {"clients": 32, "requests": requests, "throughput": len(lat) / wall, "p50_ms": pct(lat, 0.5),
+                     "p99_ms": pct(lat, 0.99), "errors": len(err), "ratio_to_bare": len(lat) / wall / best}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
     return {"backend": backend, "bare_encoder_msgs_per_s": bare, "bare_best": best, "load": rows,
-            "reload": reload_row}
+            "reload": reload_row, "unbatched_32": unbatched}
 
 
 def main():
@@ -202,6 +215,9 @@ def main():
             for row in r["load"]:
                 print(f"{row['clients']:>7} {row['throughput']:>8.1f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
                       f"{row['p99_ms']:>8.1f} {row['errors']:>6} {row['ratio_to_bare']:>7.2f}x")
+            ub = r["unbatched_32"]
+            print(f"32 clients, micro-batching off (--max-batch 1): {ub['throughput']:.1f} msg/s "
+                  f"({ub['ratio_to_bare']:.2f}x bare), p50 {ub['p50_ms']:.0f} ms, {ub['errors']} errors")
             rl = r["reload"]
             print(f"32 clients with {rl['replacements']} pool replacements ({rl['reloads_ok']} reloads): "
                   f"{rl['failed_requests']} failed request(s), {rl['throughput']:.1f} msg/s, p99 {rl['p99_ms']:.0f} ms")

@@ -149,3 +149,21 @@ def test_near_duplicate_filters_agree_with_and_without_the_index(seed, n, thresh
                                   first_of_near_duplicates(x, threshold, ann=False))
     np.testing.assert_allclose(max_similarity(x[:10], x[10:], ann=True), max_similarity(x[:10], x[10:], ann=False),
                                atol=1e-5)
+
+
+def test_an_exported_pool_with_an_index_routes_real_messages_like_exact_search(small_pool, e5, tmp_path):
+    from workbench.decisions.export import export_pool
+    from tests.helpers import run_cli
+
+    export_pool(small_pool, tmp_path / "ann.npz", KNNConfig(k=5), ann=True)
+    export_pool(small_pool, tmp_path / "exact.npz", KNNConfig(k=5))
+    texts = ["how do I reverse a string in python", "¿cuál es la capital de Perú?", "晚安，明天见",
+             "prove that there are infinitely many primes", "write me a haiku about autumn rain"]
+    a, b = Router.load(tmp_path / "ann.npz", embedder=e5), Router.load(tmp_path / "exact.npz", embedder=e5)
+    assert a.index is not None and b.index is None
+    assert [d.to_dict(neighbors=True) for d in a.route_batch(texts)] == \
+        [d.to_dict(neighbors=True) for d in b.route_batch(texts)]
+    msgs = "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts))
+    res = run_cli("route", "--pool", tmp_path / "ann.npz", stdin=msgs)
+    assert res.returncode == 0, res.stderr
+    assert [json.loads(line)["tier"] for line in res.stdout.splitlines()] == [d.tier for d in b.route_batch(texts)]
