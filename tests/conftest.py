@@ -2,7 +2,8 @@
 
 Tiers: a test is ``slow`` when it loads a real embedding model (any of the
 model fixtures below), or is marked ``umap``, ``papermill``, ``browser`` or
-``install``, or ``model`` when it loads one another way (those markers imply ``slow``). ``make test-quick`` runs the
+``install``, ``ray`` (a local Ray instance) or ``serve`` (a real uvicorn server), or ``model`` when it
+loads one another way (those markers imply ``slow``). ``make test-quick`` runs the
 rest in well under a minute; ``make test`` (and CI) runs everything.
 """
 import json
@@ -21,7 +22,7 @@ TEMPLATES_PER_CATEGORY = 10
 EVAL_ROWS, CONVERSATIONS = 12, 6
 #: Fixtures that load the real default embedding model.
 MODEL_FIXTURES = {"e5", "small_pool", "small_npz", "bundled_pool", "bundled_npz", "use", "nightly_report"}
-SLOW_MARKERS = ("model", "umap", "papermill", "browser", "install")
+SLOW_MARKERS = ("model", "umap", "papermill", "browser", "install", "ray", "serve")
 
 
 def pytest_collection_modifyitems(config, items):

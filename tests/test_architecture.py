@@ -14,7 +14,7 @@ from tests.helpers import ROOT
 PACKAGE = ROOT / "workbench"
 #: Layer of each top-level part; a module may import its own subpackage or a lower layer, never a higher or sibling one.
 LAYERS = {"config": 0, "errors": 0, "io": 1, "core": 2, "dataset": 3, "analysis": 4, "decisions": 5, "traffic": 5,
-          "plots": 6, "report": 7, "cli": 8}
+          "plots": 6, "report": 7, "cli": 8, "scale": 4, "serve": 7}
 #: What the core may import besides the standard library and itself (heavy packages only through ``errors.require``).
 CORE_ALLOWED = {"numpy", "workbench.config", "workbench.errors", "workbench.io"}
 

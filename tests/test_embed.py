@@ -86,3 +86,50 @@ def test_many_shards_are_compacted_without_losing_vectors(e5, tmp_path, monkeypa
     assert len(shards) == 1
     again = EmbeddingCache(tmp_path, e5)
     assert all(v is not None for v in again.get([again.key(t) for t in TEXTS]))
+
+
+from hypothesis import given, settings, strategies as st_  # noqa: E402
+
+from workbench.core.embed import length_chunks  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st_.lists(st_.text(max_size=40), max_size=60), st_.integers(1, 9), st_.integers(1, 120))
+def test_length_chunks_cover_every_text_once_within_the_bounds(texts, max_items, max_chars):
+    chunks = length_chunks(texts, max_items=max_items, max_chars=max_chars)
+    assert sorted(i for c in chunks for i in c) == list(range(len(texts)))
+    for c in chunks:
+        assert 1 <= len(c) <= max_items
+        assert len(c) == 1 or sum(len(texts[i]) for i in c) <= max_chars
+    lengths = [len(texts[i]) for c in chunks for i in c]
+    assert lengths == sorted(lengths)
+
+
+class Recording(Embedder):
+    """A numpy-only backend that records its calls and encodes a text as its length and first letter."""
+
+    name, model_id, dim, prefix = "rec", "rec@1", 3, ""
+    batch_items, batch_chars = 3, 30
+
+    def __init__(self):
+        self.calls = []
+
+    def _encode(self, texts):
+        self.calls.append(list(texts))
+        return np.array([[len(t), ord(t[:1] or " "), 1.0] for t in texts], np.float32)
+
+
+def test_encode_chunks_a_batch_and_returns_rows_in_input_order():
+    rec = Recording()
+    texts = ["a" * n for n in (9, 1, 30, 4, 2, 7, 3)]
+    v = rec.encode(texts)
+    assert len(rec.calls) > 1 and all(len(c) <= 3 for c in rec.calls)
+    expected = np.array([[len(t), ord("a"), 1.0] for t in texts], np.float32)
+    np.testing.assert_allclose(v, expected / np.linalg.norm(expected, axis=1, keepdims=True), rtol=1e-6)
+
+
+def test_a_batch_gives_the_vectors_of_one_at_a_time(e5):
+    texts = TEXTS * 3 + ["a much longer message about the trade-offs of caching in a distributed database system"]
+    batch = e5.encode(texts)
+    one = np.concatenate([e5.encode([t]) for t in texts])
+    np.testing.assert_allclose(batch, one, atol=1e-6)

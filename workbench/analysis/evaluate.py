@@ -5,7 +5,9 @@ One similarity matrix per block of rows with the diagonal masked, top-k by
 *Leave-duplicate-group-out* masks each row's near-duplicate group as well;
 the accuracy gap between the two is the inflation near-duplicates cause.
 Predictions go through :func:`workbench.core.knn.predict_from_neighbors`,
-the router's own path.
+the router's own path. Past :data:`workbench.config.ANN_THRESHOLD` rows the
+neighbours come from an HNSW index (as the exported router's will), and the
+evaluation reports that search's recall@k against exact search on a sample.
 """
 from __future__ import annotations
 
@@ -18,10 +20,23 @@ from .. import config as _config
 from ..errors import ConfigError
 from ..core.knn import VOTE_RULES, KNNConfig, Prediction, center, predict_from_neighbors, top_k
 
-__all__ = ["Evaluation", "loo_neighbors", "loo_predict", "sweep", "evaluate_pool", "best_config", "choose_config"]
+__all__ = ["Evaluation", "loo_neighbors", "loo_predict", "ann_recall", "sweep", "evaluate_pool", "best_config",
+           "choose_config"]
 
 
-def loo_neighbors(x, k, *, groups=None, center_vectors=False):
+def _exclusion(n, groups):
+    cols = np.arange(n)
+    if groups is None:
+        return lambda rows: rows[:, None] == cols[None, :]
+    g = np.asarray(groups)
+    return lambda rows: g[rows][:, None] == g[None, :]
+
+
+def _uses_ann(n, ann):
+    return _config.ANN_THRESHOLD <= n if ann is None else bool(ann)
+
+
+def loo_neighbors(x, k, *, groups=None, center_vectors=False, ann=None):
     """Top-``k`` neighbours of every row among the *other* rows.
 
     Parameters
@@ -33,23 +48,33 @@ def loo_neighbors(x, k, *, groups=None, center_vectors=False):
         (leave-duplicate-group-out). Default: only the row itself.
     center_vectors : bool
         Mean-centre (and re-normalise) the vectors first.
+    ann : bool, optional
+        Search an HNSW index instead of every row (default: from ``ANN_THRESHOLD`` rows).
     """
     x = center(x) if center_vectors else np.asarray(x, np.float32)
-    cols = np.arange(len(x))
-    if groups is None:
-        exclude = lambda rows: rows[:, None] == cols[None, :]  # noqa: E731
-    else:
-        g = np.asarray(groups)
-        exclude = lambda rows: g[rows][:, None] == g[None, :]  # noqa: E731
-    return top_k(x, x, k, exclude=exclude)
+    if _uses_ann(len(x), ann):
+        from ..core.ann import HNSWIndex, search_excluding_self
+
+        return search_excluding_self(HNSWIndex.build(x), x, k, groups=groups)
+    return top_k(x, x, k, exclude=_exclusion(len(x), groups))
 
 
-def loo_predict(x, labels, taxonomy, config, *, groups=None) -> Prediction:
+def ann_recall(x, idx, k, *, groups=None, center_vectors=False, sample=_config.ANN_RECALL_SAMPLE,
+               seed=_config.SEED):
+    """Recall@k of approximate leave-one-out neighbours ``idx`` against exact search, on a sample of rows."""
+    x = center(x) if center_vectors else np.asarray(x, np.float32)
+    rows = np.random.default_rng(seed).choice(len(x), min(sample, len(x)), replace=False)
+    exclude = _exclusion(len(x), groups)
+    exact, _ = top_k(x[rows], x, k, exclude=lambda r: exclude(rows[r]))
+    return float(np.mean([len(set(a[:k]) & set(b)) / k for a, b in zip(idx[rows], exact)]))
+
+
+def loo_predict(x, labels, taxonomy, config, *, groups=None, ann=None) -> Prediction:
     """Leave-one-out (or leave-group-out) predictions for every row.
 
     ``labels`` are category indices in ``taxonomy.categories`` order.
     """
-    idx, sim = loo_neighbors(x, config.k, groups=groups, center_vectors=config.center)
+    idx, sim = loo_neighbors(x, config.k, groups=groups, center_vectors=config.center, ann=ann)
     return predict_from_neighbors(idx, sim, labels, config, taxonomy.category_tier_rank)
 
 
@@ -98,6 +123,7 @@ class Evaluation:
     predictions: Prediction   # leave-one-out predictions (neighbours for examples and the review queue)
     groups: np.ndarray        # near-duplicate group per row
     dup_threshold: float
+    ann_recall: float = None  # recall@k of the approximate leave-one-out search (None: exact search)
 
     @property
     def inflation(self) -> float:
@@ -119,11 +145,12 @@ def evaluate_pool(frame, x, taxonomy, config, *, dup_threshold=_config.DUP_THRES
     cats = np.array(taxonomy.categories, dtype=object)
     groups_by = {g: frame[g].astype(str).to_numpy() for g in group_by if g in frame}
     loo = loo_predict(x, labels, taxonomy, config)
+    recall = ann_recall(x, loo.neighbors, config.k, center_vectors=config.center) if _uses_ann(len(x), None) else None
     dup = duplicate_groups(x, dup_threshold)
     ldgo = loo_predict(x, labels, taxonomy, config, groups=dup)
     m_loo = compute_metrics(frame["category"], cats[loo.pred], taxonomy, groups=groups_by)
     m_ldgo = compute_metrics(frame["category"], cats[ldgo.pred], taxonomy, groups=groups_by)
-    return Evaluation(config, m_loo, m_ldgo, loo, dup, dup_threshold)
+    return Evaluation(config, m_loo, m_ldgo, loo, dup, dup_threshold, recall)
 
 
 def best_config(pool, *, temperature=_config.TEMPERATURE, **sweep_kw):

@@ -2,8 +2,8 @@
 
 The parser is assembled here from the command groups, each of which adds
 its commands with ``register(subparsers)``: :mod:`.pool` (evaluate, export,
-route, score, datasheet), :mod:`.traffic` (import, label, merge, shadow)
-and :mod:`.report` (nightly). Shared options live in :mod:`._options`.
+route, score, datasheet), :mod:`.traffic` (import, label, merge, shadow),
+:mod:`.report` (nightly) and :mod:`.scale` (embed, serve). Shared options live in :mod:`._options`.
 The contract of every command is kept here, in one place: a project error
 becomes one line on stderr and exit code 2.
 """
@@ -13,14 +13,14 @@ import logging
 import sys
 
 from ..errors import WorkbenchError
-from . import pool, report, traffic
+from . import pool, report, scale, traffic
 from ._console import EXIT_ERROR, Parser, SafeLogFormatter, printable
 
 __all__ = ["build_parser", "main", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 EXIT_INTERRUPTED = 130
 #: The command groups, in the order ``--help`` lists them.
-GROUPS = (pool, traffic, report)
+GROUPS = (pool, traffic, report, scale)
 
 
 def build_parser():

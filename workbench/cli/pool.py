@@ -36,6 +36,9 @@ def cmd_evaluate(args):
     if pool.dropped:
         echo(f"dropped {len(pool.dropped)} exact duplicate(s) while loading")
     echo(format_metrics(res.loo, title="\n== leave-one-out =="))
+    if res.ann_recall is not None:
+        echo(f"(approximate search: recall@{config.k} against exact search {res.ann_recall:.3f} on a sample of "
+             f"{min(_config.ANN_RECALL_SAMPLE, len(pool.frame))} rows)")
     echo(f"\nleave-duplicate-group-out (cosine >= {args.dup_threshold}): tier accuracy "
           f"{100 * res.ldgo.tier_accuracy:.1f}%, inflation from near-duplicates {100 * res.inflation:.1f} points")
     if table is not None:
@@ -44,7 +47,7 @@ def cmd_evaluate(args):
     if args.json:
         write_json_atomic(args.json, {"backend": pool.embedder.spec, "config": config.to_dict(),
                                       "loo": res.loo.to_dict(), "ldgo": res.ldgo.headline(),
-                                      "inflation": res.inflation,
+                                      "inflation": res.inflation, "ann_recall": res.ann_recall,
                                       "sweep": None if table is None else table.to_dict(orient="records")})
 
 
@@ -56,7 +59,7 @@ def cmd_export(args):
     policy = opt.policy_from_args(args)
     pool = opt.load_pool_from_args(args)
     config, _ = opt.config_from_args(args, pool)
-    result = export_pool(pool, args.out, config, dtype=args.dtype, **policy)
+    result = export_pool(pool, args.out, config, dtype=args.dtype, ann=args.ann, **policy)
     if result.head_choice is not None:
         echo(result.head_choice.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         echo(result.head_choice.summary())
@@ -263,6 +266,9 @@ def register(sub):
     opt.add_knn_options(p)
     p.add_argument("--out", required=True, metavar="PATH", help="where to write pool.npz")
     p.add_argument("--dtype", choices=("float16", "float32"), default=_config.EXPORT_DTYPE, help="embedding storage")
+    p.add_argument("--ann", action=opt.argparse.BooleanOptionalAction, default=None,
+                   help=f"store an HNSW index for approximate search (needs faiss; default: from "
+                        f"{_config.ANN_THRESHOLD} rows)")
     opt.add_policy_options(p)
     opt.add_force(p)
     p.set_defaults(func=cmd_export)

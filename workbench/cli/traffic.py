@@ -28,7 +28,8 @@ def cmd_import(args):
     s = import_transcripts(args.inputs, args.out, fmt=args.format, text_column=args.text_column,
                            min_chars=args.min_chars, max_chars=args.max_chars, scrub=args.scrub, pool=pool,
                            taxonomy=_taxonomy(args), backend=False if args.no_near_duplicates else args.backend,
-                           cache_dir=args.cache_dir, dup_threshold=args.dup_threshold, id_prefix=args.id_prefix)
+                           cache_dir=args.cache_dir, dup_threshold=args.dup_threshold, id_prefix=args.id_prefix,
+                           shards=args.shards)
     echo(f"read {s['read']} user turns from {len(args.inputs)} file(s); kept {s['kept']} -> {s['out']}")
     for key in FILTERS:
         echo(f"  {key.replace('_', ' '):<22} {s[key]:>5}")
@@ -45,6 +46,13 @@ def _taxonomy(args):
     return load_taxonomy(args.taxonomy)
 
 
+def _is_shards(path):
+    """A shard folder or file of ``workbench embed`` (rather than a candidates JSONL)."""
+    from pathlib import Path
+
+    return Path(path).is_dir() or str(path).endswith(".parquet")
+
+
 def cmd_label(args):
     """Label candidates with the LLM categorizer; resumable through the label cache."""
     from ..errors import DataError
@@ -57,11 +65,17 @@ def cmd_label(args):
     opt.check_outputs(args, {"--out": args.out, "--cache": args.cache, "--json": args.json}, [args.input])
     taxonomy = _taxonomy(args)
     rows = []
-    for n, obj in read_jsonl(args.input):
-        problem = message_problem(obj)
-        if problem:
-            raise DataError(args.input, n, problem)
-        rows.append(obj)
+    if _is_shards(args.input):
+        from ..dataset.shards import load_shards
+
+        shards = load_shards(args.input)
+        rows = [{"id": i, "text": t} for i, t in zip(shards.ids, shards.texts)]
+    else:
+        for n, obj in read_jsonl(args.input):
+            problem = message_problem(obj)
+            if problem:
+                raise DataError(args.input, n, problem)
+            rows.append(obj)
     client = ChatClient(args.base_url, args.model, api_key_env=args.api_key_env, timeout=args.timeout,
                         max_retries=args.max_retries, backoff=args.backoff, max_backoff=args.max_backoff,
                         seed=args.seed, max_response_bytes=args.max_response_bytes)
@@ -157,12 +171,15 @@ def register(subparsers):
     p.add_argument("--backend", metavar="B", type=opt.backend_spec, default=_config.DEFAULT_BACKEND,
                    help="the pool's embedding backend")
     p.add_argument("--cache-dir", metavar="DIR", default=_config.CACHE_DIR, help="embedding cache")
+    p.add_argument("--shards", action="append", metavar="DIR", help="shards of 'workbench embed' holding the "
+                   "messages' vectors (repeatable): what they hold is not embedded again")
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     opt.add_force(p)
     p.set_defaults(func=cmd_import)
 
     p = subparsers.add_parser("label", formatter_class=opt.Formatter, help="label candidates with an LLM over an OpenAI-compatible API (resumable)")
-    p.add_argument("--input", required=True, metavar="FILE", help="candidates JSONL (id, text)")
+    p.add_argument("--input", required=True, metavar="FILE", help="candidates JSONL (id, text), or a shard folder "
+                   "or .parquet shard of 'workbench embed'")
     p.add_argument("--out", required=True, metavar="FILE", help="labelled JSONL (written at the end)")
     p.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"chat-completions base URL")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name, recorded as label_source")

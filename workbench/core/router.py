@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ArtifactError, ConfigError
+from .ann import restore_index
 from .artifact import load_pool_npz
 from .calibration import Calibration
 from .conversation import ConversationPolicy, more_confident, sticky_decisions, with_previous
 from .heads import load_head
-from .knn import center, decide, predict
+from .knn import center, decide, predict, predict_from_neighbors
 from .policy import DecisionPolicy
 from .text import has_visible_text
 
@@ -58,7 +59,9 @@ class Router:
     never abstain); ``confidence`` is the routed tier's probability, mapped by
     the pool's calibration when it carries one (see
     :mod:`workbench.core.calibration`). Every decision lists the nearest
-    neighbours whatever the head.
+    neighbours whatever the head. A pool that carries an ANN index (big pools)
+    is searched through it (``index``); otherwise, and below the size
+    threshold, search is exact.
     """
 
     def __init__(self, artifact, embedder):
@@ -81,6 +84,7 @@ class Router:
         self.calibration = Calibration.from_arrays(meta.get("calibration"), artifact.arrays)
         if self.policy.cost is not None and len(self.policy.cost) != len(self.tiers):
             raise ArtifactError(f"policy cost matrix does not match the {len(self.tiers)} tiers")
+        self.index = restore_index(artifact)
 
     @property
     def abstains(self) -> bool:
@@ -119,7 +123,11 @@ class Router:
         q = np.asarray(vectors, np.float32)
         if self.config.center:
             q = center(q, self.artifact.center)
-        knn = predict(q, self.artifact.embeddings, self.artifact.labels, self.config, self._class_rank)
+        if self.index is None:
+            knn = predict(q, self.artifact.embeddings, self.artifact.labels, self.config, self._class_rank)
+        else:
+            idx, sim = self.index.search(q, self.config.k)
+            knn = predict_from_neighbors(idx, sim, self.artifact.labels, self.config, self._class_rank)
         shares = self.head.shares(q, knn.shares)
         pred, conf, margin = (knn.pred, knn.confidence, knn.margin) if shares is knn.shares else \
             decide(shares, self._class_rank)

@@ -11,7 +11,7 @@ from ..core.knn import top_k
 from ..errors import require
 
 __all__ = ["near_duplicate_pairs", "duplicate_groups", "diversity_summary", "count_clusters", "opening_frame",
-           "shared_openings"]
+           "shared_openings", "max_similarity", "first_of_near_duplicates"]
 
 _NO_SPACES = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\u0e00-\u0e7f]")  # kana, CJK ideographs, Thai
 
@@ -119,3 +119,45 @@ def diversity_summary(x, threshold=_config.DUP_THRESHOLD, cluster_threshold=_con
         "largest_group": int(sizes.max()),
         "clusters": count_clusters(x, cluster_threshold),
     }
+
+
+def _uses_ann(n, ann):
+    return _config.ANN_THRESHOLD <= n if ann is None else bool(ann)
+
+
+def max_similarity(queries, pool, *, ann=None):
+    """Each query's highest cosine similarity to a pool row (blocked exact search, or HNSW for a big pool)."""
+    queries, pool = np.asarray(queries, np.float32), np.asarray(pool, np.float32)
+    if not len(pool):
+        return np.full(len(queries), -np.inf, np.float32)
+    if _uses_ann(len(pool), ann):
+        from ..core.ann import HNSWIndex
+
+        return HNSWIndex.build(pool).search(queries, 1)[1][:, 0]
+    return top_k(queries, pool, 1)[1][:, 0]
+
+
+def first_of_near_duplicates(x, threshold=_config.DUP_THRESHOLD, *, ann=None, neighbors=16):
+    """Keep mask: a row is kept unless an earlier *kept* row is a near-duplicate of it (cosine >= ``threshold``).
+
+    Exact for a small set; from ``ANN_THRESHOLD`` rows each row looks only
+    at its ``neighbors`` approximate nearest rows.
+    """
+    x = np.asarray(x, np.float32)
+    n = len(x)
+    keep = np.ones(n, bool)
+    if not _uses_ann(n, ann):
+        kept = []
+        for i in range(n):
+            if kept and float((x[kept] @ x[i]).max()) >= threshold:
+                keep[i] = False
+            else:
+                kept.append(i)
+        return keep
+    from ..core.ann import HNSWIndex
+
+    idx, sim = HNSWIndex.build(x).search(x, neighbors + 1)
+    earlier = (idx >= 0) & (idx < np.arange(n)[:, None]) & (sim >= threshold)
+    for i in np.flatnonzero(earlier.any(axis=1)):  # in row order: a row's fate depends on earlier ones
+        keep[i] = not keep[idx[i][earlier[i]]].any()
+    return keep

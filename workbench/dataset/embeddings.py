@@ -128,7 +128,26 @@ class EmbeddingCache:
         self._shards = [merged]
 
 
-def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBED_CHUNK_SIZE, progress=False):
+def _from_shards(texts, todo, out, shards, embedder):
+    """Fill ``out`` from embedded-log shards where they hold the text; returns the positions still to embed."""
+    from ..io import text_hash
+    from .shards import lookup_vectors
+
+    hashes = {i: text_hash(texts[i]) for i in todo}
+    found = lookup_vectors(shards, set(hashes.values()), spec=embedder.spec)
+    rest = []
+    for i in todo:
+        v = found.get(hashes[i])
+        if v is None:
+            rest.append(i)
+        else:
+            out[i] = v
+    log.info("%d of %d text(s) found in the shards", len(todo) - len(rest), len(todo))
+    return rest
+
+
+def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBED_CHUNK_SIZE, progress=False,
+                shards=None):
     """Embed ``texts``, reusing and filling the on-disk cache.
 
     Parameters
@@ -142,6 +161,8 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
         Texts embedded (and cached) per step.
     progress : bool
         Show a progress bar over the texts that need embedding.
+    shards : path or list of paths, optional
+        Shard folders or files of ``workbench embed`` (same backend): texts found there are not embedded again.
 
     Returns
     -------
@@ -151,8 +172,15 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
         embedder = get_embedder(embedder)
     texts = list(texts)
     if hasattr(embedder, "parts") and hasattr(embedder, "combine"):  # a composite is cached per part
-        return embedder.combine([embed_texts(texts, p, cache_dir=cache_dir, chunk_size=chunk_size, progress=progress)
-                                 for p in embedder.parts])
+        out = np.zeros((len(texts), embedder.dim), np.float32)
+        todo = list(range(len(texts)))
+        if shards is not None and todo:  # shards embedded with the composite itself, then each part's
+            todo = _from_shards(texts, todo, out, shards, embedder)
+        if todo:
+            rest = [texts[i] for i in todo]
+            out[todo] = embedder.combine([embed_texts(rest, p, cache_dir=cache_dir, chunk_size=chunk_size,
+                                                      progress=progress, shards=shards) for p in embedder.parts])
+        return out
     # what the backend really embeds: two texts that prepare alike are embedded once, under one key
     prepared = [embedder.prepare(t) for t in texts]
     out = np.zeros((len(texts), embedder.dim), np.float32)
@@ -168,6 +196,8 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
                 todo.append(i)
             else:
                 out[i] = v
+    if shards is not None and todo:
+        todo = _from_shards(texts, todo, out, shards, embedder)
     # identical texts are embedded once
     first = {}
     for i in todo:
@@ -225,7 +255,8 @@ class EmbeddedPool:
                             self.embedder, [], self.files)
 
 
-def load_embedded_pool(pool=None, *, taxonomy=None, backend=None, cache_dir=None, progress=False, threads=None):
+def load_embedded_pool(pool=None, *, taxonomy=None, backend=None, cache_dir=None, progress=False, threads=None,
+                       shards=None):
     """Load the pool sources, validate them and embed them (cached).
 
     Parameters
@@ -239,6 +270,8 @@ def load_embedded_pool(pool=None, *, taxonomy=None, backend=None, cache_dir=None
     progress : bool
     threads : int, optional
         Encoder threads (default: all cores).
+    shards : path or list of paths, optional
+        Shards of ``workbench embed`` to take vectors from (see :func:`embed_texts`).
     """
     from ..core.taxonomy import Taxonomy, load_taxonomy
     from .pool import load_pool
@@ -248,7 +281,7 @@ def load_embedded_pool(pool=None, *, taxonomy=None, backend=None, cache_dir=None
     embedder = backend if isinstance(backend, Embedder) else get_embedder(backend, threads=threads)
     loaded = load_pool(pool, taxonomy)
     clipped = clipped_messages(loaded.frame, embedder)
-    vectors = embed_texts(loaded.frame["text"], embedder, cache_dir=cache_dir, progress=progress)
+    vectors = embed_texts(loaded.frame["text"], embedder, cache_dir=cache_dir, progress=progress, shards=shards)
     return EmbeddedPool(loaded.frame, vectors, taxonomy, embedder, loaded.dropped, loaded.files, clipped)
 
 

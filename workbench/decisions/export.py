@@ -68,6 +68,8 @@ class ExportResult:
             e = m["calibration_ece"]
             line += (f", calibration {m['calibration']} (ECE {100 * e['before']:.1f}% -> {100 * e['after']:.1f}%)"
                      if m["calibration"] != "none" else f", uncalibrated (ECE {100 * e['before']:.1f}%)")
+        if m.get("ann"):
+            line += f", HNSW index (M={m['ann']['m']}, efSearch={m['ann']['ef_search']})"
         return line + f", {self.size_bytes / 1024:.0f} KiB"
 
     def point_summary(self) -> str:
@@ -164,7 +166,7 @@ def export_pool(pool, path, config, *, head=_config.HEAD, policy=_config.DECISIO
                 criterion=_config.ABSTAIN_CRITERION, threshold=None, max_downgrade=_config.MAX_DOWNGRADE,
                 max_abstain=_config.MAX_ABSTAIN, downgrade_weights=_config.DOWNGRADE_WEIGHTS,
                 calibration=_config.CALIBRATION, traffic_mix=None, dtype=_config.EXPORT_DTYPE, C=_config.LOGREG_C,
-                blend_weight=_config.BLEND_WEIGHT, seed=_config.SEED) -> ExportResult:
+                blend_weight=_config.BLEND_WEIGHT, seed=_config.SEED, ann=None) -> ExportResult:
     """Write ``pool.npz`` for an embedded pool: the one export path of the CLI and the notebooks.
 
     The defaults are the project's (:mod:`workbench.config`), and they are
@@ -198,6 +200,9 @@ def export_pool(pool, path, config, *, head=_config.HEAD, policy=_config.DECISIO
         See :func:`policy_exports` and :func:`~workbench.decisions.head_choice.choose_head`.
     calibration : {"auto", "none", "temperature", "isotonic"}
     dtype : {"float16", "float32"}
+    ann : bool, optional
+        Store an HNSW index (faiss) for approximate search; default: when the pool has at least
+        :data:`workbench.config.ANN_THRESHOLD` rows.
 
     Returns
     -------
@@ -243,5 +248,6 @@ def export_pool(pool, path, config, *, head=_config.HEAD, policy=_config.DECISIO
         meta_x["head_choice"] = {"chosen_by": "out-of-fold tier accuracy at the default operating point",
                                  "folds": choice.folds, "table": choice.table.to_dict(orient="records")}
     meta = write_pool_npz(path, x, labels, pool.ids, taxonomy=taxonomy, embedder_spec=pool.embedder.spec,
-                          config=config, dtype=dtype, extra_arrays=arrays, extra_metadata=meta_x)
+                          config=config, dtype=dtype, extra_arrays=arrays, extra_metadata=meta_x,
+                          ann=_config.ANN_THRESHOLD <= len(x) if ann is None else ann)
     return ExportResult(Path(path), meta, point, choice, cal)

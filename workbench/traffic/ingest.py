@@ -46,12 +46,12 @@ def detect_language(text: str) -> str:
 
 
 def filter_messages(rows, *, min_chars=_config.IMPORT_MIN_CHARS, max_chars=_config.IMPORT_MAX_CHARS, scrub=True, pool_texts=(), pool_vectors=None,
-                    embedder=None, cache_dir=None, dup_threshold=_config.DUP_THRESHOLD):
+                    embedder=None, cache_dir=None, dup_threshold=_config.DUP_THRESHOLD, shards=None):
     """Apply the filters of :data:`FILTERS` in order; returns ``(kept rows, summary)``.
 
     Near-duplicates (cosine >= ``dup_threshold``) are judged under ``embedder``
     against ``pool_vectors`` and against the messages kept before them; pass
-    ``embedder=None`` to skip both.
+    ``embedder=None`` to skip both. Vectors found in ``shards`` (of ``workbench embed``) are not embedded again.
     """
     import numpy as np
 
@@ -90,25 +90,24 @@ def filter_messages(rows, *, min_chars=_config.IMPORT_MIN_CHARS, max_chars=_conf
     if embedder is not None and kept:
         from ..dataset.embeddings import embed_texts
 
-        x = embed_texts([r["text"] for r in kept], embedder, cache_dir=cache_dir)
+        from ..dataset.duplicates import first_of_near_duplicates, max_similarity
+
+        x = embed_texts([r["text"] for r in kept], embedder, cache_dir=cache_dir, shards=shards)
         near_pool = np.zeros(len(kept), bool)
         if pool_vectors is not None and len(pool_vectors):
-            near_pool = (x @ np.asarray(pool_vectors, np.float32).T).max(axis=1) >= dup_threshold
-        keep_idx = []
-        for i in range(len(kept)):
-            if near_pool[i]:
-                summary["near_duplicate_pool"] += 1
-            elif keep_idx and float((x[keep_idx] @ x[i]).max()) >= dup_threshold:
-                summary["near_duplicate"] += 1
-            else:
-                keep_idx.append(i)
-        kept = [kept[i] for i in keep_idx]
+            near_pool = max_similarity(x, pool_vectors) >= dup_threshold
+        rest = np.flatnonzero(~near_pool)
+        first = first_of_near_duplicates(x[rest], dup_threshold)
+        summary["near_duplicate_pool"] += int(near_pool.sum())
+        summary["near_duplicate"] += int((~first).sum())
+        kept = [kept[i] for i in rest[first]]
     summary["kept"] = len(kept)
     return kept, summary
 
 
 def import_transcripts(paths, out, *, fmt="auto", text_column="text", min_chars=_config.IMPORT_MIN_CHARS, max_chars=_config.IMPORT_MAX_CHARS, scrub=True,
-                       pool=None, taxonomy=None, backend=None, cache_dir=None, dup_threshold=_config.DUP_THRESHOLD, id_prefix="real"):
+                       pool=None, taxonomy=None, backend=None, cache_dir=None, dup_threshold=_config.DUP_THRESHOLD, id_prefix="real",
+                       shards=None):
     """Read chat exports, filter the user turns and write unlabelled candidates.
 
     Parameters
@@ -127,6 +126,8 @@ def import_transcripts(paths, out, *, fmt="auto", text_column="text", min_chars=
         ``False`` skips near-duplicate filtering.
     id_prefix : str
         Candidate ids are ``<prefix>-<first 12 hex of the text hash>``.
+    shards : path or list of paths, optional
+        Shards of ``workbench embed`` holding these messages' vectors (embedded once, not again here).
 
     Returns
     -------
@@ -156,7 +157,7 @@ def import_transcripts(paths, out, *, fmt="auto", text_column="text", min_chars=
             pool_vectors = embed_texts(pool_texts, embedder, cache_dir=cache_dir)
     kept, summary = filter_messages(rows, min_chars=min_chars, max_chars=max_chars, scrub=scrub,
                                     pool_texts=pool_texts, pool_vectors=pool_vectors, embedder=embedder,
-                                    cache_dir=cache_dir, dup_threshold=dup_threshold)
+                                    cache_dir=cache_dir, dup_threshold=dup_threshold, shards=shards)
     lines, langs = [], {}
     for r in kept:
         lang = detect_language(r["text"])

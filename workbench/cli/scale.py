@@ -1,0 +1,87 @@
+"""Commands past one laptop: ``embed`` (message logs -> Parquet shards, locally or on Ray) and ``serve``.
+
+``embed`` needs the ``scale`` extra (pyarrow; Ray for ``--engine ray``),
+``serve`` the ``serve`` extra (FastAPI, uvicorn).
+"""
+from __future__ import annotations
+
+import sys
+
+from .. import config as _config
+from ..core.embed import BACKENDS
+from ..io import write_json_atomic
+from . import _options as opt
+from ._console import echo
+
+__all__ = ["register"]
+
+
+def cmd_embed(args):
+    """Embed message files into Parquet shards; resumes where an interrupted run stopped."""
+    from ..scale.embed_logs import embed_logs
+
+    tty = sys.stderr.isatty()
+
+    def show(progress):
+        print(("\r" if tty else "") + progress.line(), end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    s = embed_logs(args.input, args.out, backend=args.backend, engine=args.engine, address=args.address,
+                   workers=args.workers, rows_per_shard=args.batch_size, text_column=args.text_column,
+                   id_column=args.id_column, on_progress=show)
+    if tty:
+        print(file=sys.stderr)
+    echo(f"read {s['read']} rows from {len(args.input)} file(s): {s['duplicates']} exact duplicate(s) and "
+         f"{s['empty']} empty row(s) dropped, {s['rows']} embedded with {s['backend']} into {len(s['shards'])} "
+         f"shard(s) in {args.out} ({s['computed']} computed, {s['skipped']} already done; "
+         f"{s['rows_per_second']:.1f} rows/s on {args.engine})")
+    if args.json:
+        write_json_atomic(args.json, s)
+
+
+def cmd_serve(args):
+    """Serve a pool over HTTP until SIGTERM or Ctrl-C."""
+    from ..serve.server import serve
+
+    serve(args.pool, host=args.host, port=args.port, workers=args.workers, max_batch=args.max_batch,
+          window_ms=args.batch_window_ms, threads=args.threads,
+          allowed_backends=args.allow_backend and (list(BACKENDS) + args.allow_backend),
+          log_level="info" if args.verbose else "warning")
+
+
+def register(sub):
+    """Add ``embed`` and ``serve`` to the ``workbench`` parser."""
+    from ..scale.embed_logs import ENGINES
+
+    p = sub.add_parser("embed", formatter_class=opt.Formatter,
+                       help="embed JSONL/CSV/Parquet message logs into Parquet shards (local or Ray; resumable)")
+    p.add_argument("--input", required=True, nargs="+", metavar="PATH", help="message files with a text column")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder of the shards and their manifest")
+    p.add_argument("--backend", metavar="B", type=opt.backend_spec, default=_config.DEFAULT_BACKEND,
+                   help="embedding backend")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: this process; ray: Ray Data actors (a local Ray unless --address)")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster to use (default: start a local one for the run)")
+    p.add_argument("--workers", type=opt.positive_int, metavar="N", help="Ray actors (default: one per CPU)")
+    p.add_argument("--batch-size", type=opt.positive_int, default=_config.EMBED_SHARD_ROWS, metavar="N",
+                   help="rows per shard: the unit of work and of resuming")
+    p.add_argument("--text-column", default="text", metavar="NAME", help="column of the message text")
+    p.add_argument("--id-column", default="id", metavar="NAME", help="column of the message id (none: a hash id)")
+    opt.add_json(p, "the run's summary")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("serve", formatter_class=opt.Formatter,
+                       help="serve a pool's routing decisions over HTTP (POST /route, POST /route/conversation, GET /healthz, "
+                            "GET /metrics)")
+    p.add_argument("--pool", required=True, metavar="PATH", help="pool.npz; replacing it atomically reloads it")
+    p.add_argument("--host", default=_config.SERVE_HOST, help="address to listen on")
+    p.add_argument("--port", type=opt.positive_int, default=_config.SERVE_PORT, help="port to listen on")
+    p.add_argument("--workers", type=opt.positive_int, default=1, help="processes (each loads the model)")
+    p.add_argument("--max-batch", type=opt.positive_int, default=_config.SERVE_MAX_BATCH, metavar="N",
+                   help="messages per encoder call")
+    p.add_argument("--batch-window-ms", type=float, default=_config.SERVE_BATCH_WINDOW_MS, metavar="MS",
+                   help="how long a batch waits for more requests while traffic is concurrent")
+    p.add_argument("--threads", type=opt.positive_int, metavar="N", help="encoder threads (default: all cores)")
+    p.add_argument("--allow-backend", action="append", metavar="SPEC",
+                   help=f"a backend the pool may name, repeatable, shell patterns allowed, e.g. 'st:intfloat/*' "
+                        f"(default: {', '.join(BACKENDS)})")
+    p.set_defaults(func=cmd_serve)

@@ -1,0 +1,145 @@
+"""What ``POST /route`` accepts, checked before anything is routed; every refusal is one line with its status.
+
+- ``{"text": "..."}`` -> one decision;
+- ``{"messages": [{"id": ..., "text": "..."}, ...]}`` -> ``{"decisions": [...]}`` in order, ids echoed;
+- optional ``"neighbors": true`` adds each decision's nearest pool messages.
+
+What ``POST /route/conversation`` accepts: ``{"conversation_id": ..., "turns":
+[{"id": ..., "text": "..."}, ...]}`` with the oldest user turn first (the id
+is optional), and the same ``neighbors``.
+
+400: not JSON. 413: body, a text or the message count past its limit.
+422: JSON of the wrong shape (the message names the field and what it got).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+__all__ = ["RequestError", "RouteRequest", "ConversationRequest", "parse_route_request", "parse_conversation_request"]
+
+_FIELDS = {"text", "messages", "neighbors"}
+_CONVERSATION_FIELDS = {"conversation_id", "turns", "neighbors"}
+
+
+class RequestError(Exception):
+    """A request the service refuses: ``status`` and a one-line ``message``."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class ConversationRequest:
+    conversation_id: object
+    texts: list
+    ids: list
+    neighbors: bool
+
+
+@dataclass
+class RouteRequest:
+    texts: list
+    ids: list          # None for a single ``text``
+    neighbors: bool
+
+    @property
+    def single(self) -> bool:
+        return self.ids is None
+
+
+def _kind(v):
+    return "null" if v is None else {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
+        type(v), "number")
+
+
+def _text(value, where, max_chars):
+    if not isinstance(value, str):
+        raise RequestError(422, f"{where} must be a string; got {_kind(value)}")
+    if not value.strip():
+        raise RequestError(422, f"{where} is empty")
+    if len(value) > max_chars:
+        raise RequestError(413, f"{where} has {len(value)} characters; the limit is {max_chars}")
+    return value
+
+
+def parse_route_request(body: bytes, *, max_messages, max_chars) -> RouteRequest:
+    """Parse and check a ``POST /route`` body.
+
+    Raises
+    ------
+    RequestError
+        With status 400, 413 or 422 and a one-line message.
+    """
+    obj, neighbors = _object(body, _FIELDS, "'text' or 'messages'")
+    if ("text" in obj) == ("messages" in obj):
+        raise RequestError(422, "give exactly one of 'text' or 'messages'")
+    if "text" in obj:
+        return RouteRequest([_text(obj["text"], "'text'", max_chars)], None, neighbors)
+    msgs = obj["messages"]
+    if not isinstance(msgs, list) or not msgs:
+        got = "an empty array" if msgs == [] else _kind(msgs)
+        raise RequestError(422, f"'messages' must be a non-empty array; got {got}")
+    if len(msgs) > max_messages:
+        raise RequestError(413, f"{len(msgs)} messages; the limit is {max_messages} per request")
+    texts, ids = _items(msgs, "messages", max_chars)
+    return RouteRequest(texts, ids, neighbors)
+
+
+def parse_conversation_request(body: bytes, *, max_turns, max_chars) -> ConversationRequest:
+    """Parse and check a ``POST /route/conversation`` body.
+
+    Raises
+    ------
+    RequestError
+        With status 400, 413 or 422 and a one-line message.
+    """
+    obj, neighbors = _object(body, _CONVERSATION_FIELDS, "'turns'")
+    cid = obj.get("conversation_id")
+    if isinstance(cid, (dict, list, bool)):
+        raise RequestError(422, f"'conversation_id' must be a string or number; got {_kind(cid)}")
+    turns = obj.get("turns")
+    if not isinstance(turns, list) or not turns:
+        got = "an empty array" if turns == [] else _kind(turns)
+        raise RequestError(422, f"'turns' must be a non-empty array (oldest user turn first); got {got}")
+    if len(turns) > max_turns:
+        raise RequestError(413, f"{len(turns)} turns; the limit is {max_turns} per request")
+    texts, ids = _items(turns, "turns", max_chars)
+    return ConversationRequest(cid, texts, ids, neighbors)
+
+
+def _object(body, fields, what):
+    """The JSON object of a body and its ``neighbors`` flag, or the refusal."""
+    if not body.strip():
+        raise RequestError(400, f"empty body: send a JSON object with {what}")
+    try:
+        obj = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise RequestError(400, f"body is not UTF-8 ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise RequestError(400, f"invalid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise RequestError(400, "invalid JSON (nested too deeply)") from None
+    if not isinstance(obj, dict):
+        raise RequestError(422, f"expected a JSON object with {what}; got {_kind(obj)}")
+    unknown = sorted(set(obj) - fields)
+    if unknown:
+        raise RequestError(422, f"unknown field(s) {unknown}; known: {sorted(fields)}")
+    neighbors = obj.get("neighbors", False)
+    if not isinstance(neighbors, bool):
+        raise RequestError(422, f"'neighbors' must be true or false; got {_kind(neighbors)}")
+    return obj, neighbors
+
+
+def _items(items, name, max_chars):
+    """Texts and ids of ``[{"id", "text"}, ...]``."""
+    texts, ids = [], []
+    for i, m in enumerate(items):
+        if not isinstance(m, dict):
+            raise RequestError(422, f"{name}[{i}] must be an object with 'text'; got {_kind(m)}")
+        if "id" in m and isinstance(m["id"], (dict, list, bool)):
+            raise RequestError(422, f"{name}[{i}].id must be a string or number; got {_kind(m['id'])}")
+        texts.append(_text(m.get("text"), f"{name}[{i}].text", max_chars))
+        ids.append(m.get("id"))
+    return texts, ids

@@ -1,0 +1,51 @@
+"""Running the service on uvicorn: one process, or ``workers`` processes sharing the port.
+
+SIGTERM (or Ctrl-C) stops accepting connections, lets in-flight requests
+finish (up to ``SERVE_GRACEFUL_S`` seconds) and then drains the encoder
+queue. SIGHUP reloads the pool (one process; with several workers,
+uvicorn restarts them, and each loads the pool as it starts).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from .. import config as _config
+from ..errors import ConfigError, require
+from .app import create_app
+from .pools import load_served_pool
+
+__all__ = ["serve", "app_from_env"]
+
+_ENV = "WORKBENCH_SERVE"
+
+
+def app_from_env():
+    """The app of a worker process (``workers > 1``): its settings travel in one environment variable."""
+    return create_app(**json.loads(os.environ[_ENV]))
+
+
+def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, log_level="info", **settings):
+    """Serve ``pool`` until SIGTERM or Ctrl-C.
+
+    Parameters
+    ----------
+    pool : path
+    host, port
+        Where to listen (127.0.0.1 by default: put a reverse proxy in front to expose it).
+    workers : int
+        Processes (each loads the model and the pool).
+    settings
+        Passed to :func:`workbench.serve.app.create_app` (batching, limits, threads).
+    """
+    uvicorn = require("uvicorn", purpose="workbench serve")
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1; got {workers!r}")
+    loaded = load_served_pool(pool, threads=settings.get("threads"), allowed_backends=settings.get("allowed_backends"))  # a bad pool: one clear error, no server
+    common = dict(host=host, port=port, log_level=log_level, access_log=False,
+                  timeout_graceful_shutdown=_config.SERVE_GRACEFUL_S, lifespan="on")
+    if workers == 1:
+        uvicorn.run(create_app(pool, loaded=loaded, **settings), **common)
+    else:
+        os.environ[_ENV] = json.dumps(dict(settings, pool_path=str(pool)))
+        uvicorn.run("workbench.serve.server:app_from_env", factory=True, workers=workers, **common)
