@@ -75,3 +75,21 @@ def test_score_needs_a_file_or_a_folder(capsys):
     with pytest.raises(SystemExit) as e:
         main(["score", "--pool", "x.npz"])
     assert e.value.code == 2 and "one of the arguments --input --dir is required" in capsys.readouterr().err
+
+
+def test_confusions_name_the_routed_tier_when_the_policy_moves_it(taxonomy):
+    """A cost policy may route a message below its argmax category's tier: the confusion says which tier it got."""
+    import pandas as pd
+
+    from workbench.analysis.generalisation import _confusions
+
+    routed = pd.DataFrame({
+        "accepted": ["reasoning", "reasoning", "reasoning", "casual"],
+        "category_routed": ["reasoning", "reasoning", "analysis", "coding"],
+        "tier_routed": ["medium", "medium", "medium", "strong"],
+        "tier_correct": [False, False, False, False], "set": ["s"] * 4, "text": list("abcd")})
+    c = _confusions(routed, taxonomy, top=5, examples=5)
+    first = c.iloc[0]
+    assert (first["true"], first["true_tier"], first["routed"], first["tier"], first["direction"], first["count"]) == \
+        ("reasoning", "strong", "reasoning", "medium", "downgrade", 2)
+    assert set(c["direction"]) == {"downgrade", "upgrade"} and len(c) == 4

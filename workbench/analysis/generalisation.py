@@ -158,28 +158,31 @@ class Generalisation:
 
 
 def _confusions(routed, taxonomy, *, top, examples):
+    """The costliest (label, routed category, routed tier) triples; the routed tier may differ from the routed
+    category's own tier when the pool's policy weighs the cost of a mistake."""
     import pandas as pd
 
     wrong = routed[~routed["tier_correct"]]
+    cols = ["true", "true_tier", "routed", "tier", "direction", "count", "set", "text"]
     if wrong.empty:
-        return pd.DataFrame(columns=["true", "routed", "direction", "count", "set", "text"])
+        return pd.DataFrame(columns=cols)
     cost = taxonomy.cost_matrix()
-    pairs = wrong.groupby(["accepted", "category_routed"], sort=False).size().rename("count").reset_index()
     rank = {t: i for i, t in enumerate(taxonomy.tiers)}
-    first = wrong.groupby(["accepted", "category_routed"], sort=False)
-    pairs["tier_routed"] = [first.get_group((a, b))["tier_routed"].iloc[0] for a, b in zip(pairs["accepted"],
-                                                                                         pairs["category_routed"])]
+    keys = ["accepted", "category_routed", "tier_routed"]
+    groups = wrong.groupby(keys, sort=False)
+    pairs = groups.size().rename("count").reset_index()
     pairs["cost"] = [c * cost[rank[taxonomy.tier_map[a]], rank[t]] for a, t, c in
                      zip(pairs["accepted"], pairs["tier_routed"], pairs["count"])]
     pairs = pairs.sort_values(["cost", "count"], ascending=False, kind="stable").head(top)
     rows = []
     for _, p in pairs.iterrows():
-        sub = first.get_group((p["accepted"], p["category_routed"])).head(examples)
-        direction = "downgrade" if rank[p["tier_routed"]] < rank[taxonomy.tier_map[p["accepted"]]] else "upgrade"
-        for _, r in sub.iterrows():
-            rows.append({"true": p["accepted"], "routed": p["category_routed"], "direction": direction,
-                         "count": int(p["count"]), "set": r["set"], "text": r["text"]})
-    return pd.DataFrame(rows)
+        true_tier = taxonomy.tier_map[p["accepted"]]
+        direction = "downgrade" if rank[p["tier_routed"]] < rank[true_tier] else "upgrade"
+        for _, r in groups.get_group(tuple(p[k] for k in keys)).head(examples).iterrows():
+            rows.append({"true": p["accepted"], "true_tier": true_tier, "routed": p["category_routed"],
+                         "tier": p["tier_routed"], "direction": direction, "count": int(p["count"]),
+                         "set": r["set"], "text": r["text"]})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def score_frame(router, frame, *, cache_dir=None, top_confusions=5, examples=5):
@@ -251,9 +254,10 @@ def format_generalisation(g, *, title=""):
                    f"{pct(r['answered_tier_accuracy']):>9} {pct(r['alternative_accepted']):>9}")
     if len(g.confusions):
         out.append("\nworst cross-tier confusions (with examples):")
-        for (true, routed), grp in g.confusions.groupby(["true", "routed"], sort=False):
+        for (true, routed, tier), grp in g.confusions.groupby(["true", "routed", "tier"], sort=False):
             first = grp.iloc[0]
-            out.append(f"  {true} -> {routed} ({first['direction']}, {first['count']} messages)")
+            out.append(f"  {true} ({first['true_tier']}) -> {routed}, routed {tier} ({first['direction']}, "
+                       f"{first['count']} messages)")
             for _, r in grp.iterrows():
                 text = " ".join(str(r["text"]).split())
                 out.append(f"      [{r['set']}] {text[:110] + ('…' if len(text) > 110 else '')}")
