@@ -16,6 +16,7 @@ from tests.helpers import ROOT, HashEmbedder, write_jsonl
 from workbench.dataset.embeddings import embed_texts
 from workbench.dataset.shards import (MANIFEST, ShardTask, embed_shard, load_shards, plan_shards, read_messages,
                                       read_shard, verify_shard)
+from workbench import config
 from workbench.errors import ConfigError, DataError
 from workbench.io import normalize_text, text_hash
 from workbench.scale.embed_logs import embed_logs
@@ -174,6 +175,33 @@ def test_the_embedding_cache_takes_vectors_from_shards(tmp_path):
     np.testing.assert_allclose(v, HashEmbedder().encode(texts), atol=1e-6)
 
 
+def test_a_composite_backend_takes_its_own_shards_then_each_part_s(tmp_path):
+    """Shards embedded with the composite serve it whole; for the rest each part looks in its own shards."""
+    from workbench.core.embed import CompositeEmbedder, Embedder
+
+    def part(label, dim):
+        class Part(Embedder):
+            name, model_id, prefix = label, f"{label}@1", ""
+            calls = []
+
+            def _encode(self, texts):
+                Part.calls.append(list(texts))
+                return HashEmbedder(dim).encode([label + " " + t for t in texts])
+        Part.dim = dim
+        return Part()
+
+    a, b = part("pa", 8), part("pb", 12)
+    log = write_jsonl(tmp_path / "log.jsonl", ROWS)
+    embed_logs([log], tmp_path / "whole", backend=CompositeEmbedder([part("pa", 8), part("pb", 12)]))
+    embed_logs([write_jsonl(tmp_path / "one.jsonl", [{"id": "x", "text": "only the first part has it"}])],
+               tmp_path / "a-only", backend=part("pa", 8))
+    both = CompositeEmbedder([a, b])
+    texts = [ROWS[0]["text"], "only the first part has it"]
+    v = embed_texts(texts, both, cache_dir=False, shards=[tmp_path / "whole", tmp_path / "a-only"])
+    assert type(a).calls == [] and type(b).calls == [["only the first part has it"]]
+    np.testing.assert_allclose(v, CompositeEmbedder([part("pa", 8), part("pb", 12)]).encode(texts), atol=1e-5)
+
+
 def test_embed_cli_writes_shards_and_label_takes_them_as_input(tmp_path):
     """The real default model through the CLI, then ``label --input`` on the shard folder."""
     log = write_jsonl(tmp_path / "log.jsonl", ROWS)
@@ -183,7 +211,8 @@ def test_embed_cli_writes_shards_and_label_takes_them_as_input(tmp_path):
                           "--batch-size", "2", "--json", str(tmp_path / "s.json")],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert res.returncode == 0, res.stderr
-    assert "2 exact duplicate(s) and 1 empty row(s) dropped, 5 embedded with e5-small into 3 shard(s)" in res.stdout
+    assert (f"2 exact duplicate(s) and 1 empty row(s) dropped, 5 embedded with {config.DEFAULT_BACKEND} into 3 shard(s)"
+            in res.stdout)
     assert "shards 3/3" in res.stderr and "rows/s" in res.stderr
     with FakeLLM(key="k") as llm:
         res = subprocess.run([sys.executable, "-m", "workbench", "label", "--input", str(out), "--out",

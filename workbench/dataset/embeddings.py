@@ -128,13 +128,13 @@ class EmbeddingCache:
         self._shards = [merged]
 
 
-def _from_shards(texts, todo, out, shards, embedder):
+def _from_shards(texts, todo, out, shards, embedder, *, other_backends="error"):
     """Fill ``out`` from embedded-log shards where they hold the text; returns the positions still to embed."""
     from ..io import text_hash
     from .shards import lookup_vectors
 
     hashes = {i: text_hash(texts[i]) for i in todo}
-    found = lookup_vectors(shards, set(hashes.values()), spec=embedder.spec)
+    found = lookup_vectors(shards, set(hashes.values()), spec=embedder.spec, other_backends=other_backends)
     rest = []
     for i in todo:
         v = found.get(hashes[i])
@@ -147,7 +147,7 @@ def _from_shards(texts, todo, out, shards, embedder):
 
 
 def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBED_CHUNK_SIZE, progress=False,
-                shards=None):
+                shards=None, other_backends="error"):
     """Embed ``texts``, reusing and filling the on-disk cache.
 
     Parameters
@@ -163,6 +163,8 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
         Show a progress bar over the texts that need embedding.
     shards : path or list of paths, optional
         Shard folders or files of ``workbench embed`` (same backend): texts found there are not embedded again.
+    other_backends : {"error", "skip"}
+        What a shard of another backend is (a composite backend skips them: it reads its own and its parts').
 
     Returns
     -------
@@ -175,11 +177,12 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
         out = np.zeros((len(texts), embedder.dim), np.float32)
         todo = list(range(len(texts)))
         if shards is not None and todo:  # shards embedded with the composite itself, then each part's
-            todo = _from_shards(texts, todo, out, shards, embedder)
+            todo = _from_shards(texts, todo, out, shards, embedder, other_backends="skip")
         if todo:
             rest = [texts[i] for i in todo]
             out[todo] = embedder.combine([embed_texts(rest, p, cache_dir=cache_dir, chunk_size=chunk_size,
-                                                      progress=progress, shards=shards) for p in embedder.parts])
+                                                      progress=progress, shards=shards, other_backends="skip")
+                                          for p in embedder.parts])
         return out
     # what the backend really embeds: two texts that prepare alike are embedded once, under one key
     prepared = [embedder.prepare(t) for t in texts]
@@ -197,7 +200,7 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
             else:
                 out[i] = v
     if shards is not None and todo:
-        todo = _from_shards(texts, todo, out, shards, embedder)
+        todo = _from_shards(texts, todo, out, shards, embedder, other_backends=other_backends)
     # identical texts are embedded once
     first = {}
     for i in todo:

@@ -326,11 +326,13 @@ def load_shards(sources, *, spec=None) -> ShardSet:
                     {k: want[k] for k in _SPEC_KEYS}, [f for p in parts for f in p.files])
 
 
-def lookup_vectors(sources, text_hashes, *, spec):
+def lookup_vectors(sources, text_hashes, *, spec, other_backends="error"):
     """Vectors of the texts whose hashes the shards hold: ``{text_hash: vector}``.
 
     Reads one shard at a time and only the shards that hold a wanted
-    text, so a large embedded log is never loaded whole.
+    text, so a large embedded log is never loaded whole. A shard of another
+    backend is an error, or skipped with ``other_backends="skip"`` (a
+    composite backend looks in its own shards and in each part's).
     """
     _, pq = _pa()
     wanted, found = set(text_hashes), {}
@@ -347,6 +349,8 @@ def lookup_vectors(sources, text_hashes, *, spec):
             continue
         shard = read_shard(f)
         if {k: shard.spec[k] for k in _SPEC_KEYS} != {k: spec[k] for k in _SPEC_KEYS}:
+            if other_backends == "skip":
+                continue
             raise DataError(f, None, f"made with {shard.spec['backend']} ({shard.spec['model_id']}), "
                             f"not {spec['backend']} ({spec['model_id']})")
         for i, h in enumerate(shard.text_hashes):
