@@ -79,14 +79,3 @@ def test_every_fitted_calibration_is_a_monotone_map_into_probabilities(pairs, me
     grid = cal.transform(np.linspace(0, 1, 201))
     assert ((grid >= 0) & (grid <= 1)).all() and (np.diff(grid) >= -1e-9).all()
     assert 0 <= expected_calibration_error(cal.transform(scores), correct) <= 1
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=4, max_size=60),
-       st.sampled_from(["isotonic", "temperature"]))
-def test_every_fitted_calibration_is_a_monotone_map_into_probabilities(pairs, method):
-    scores, correct = map(np.array, zip(*pairs))
-    cal = fit_calibration(scores, correct, method)
-    grid = cal.transform(np.linspace(0, 1, 201))
-    assert ((grid >= 0) & (grid <= 1)).all() and (np.diff(grid) >= -1e-9).all()
-    assert 0 <= expected_calibration_error(cal.transform(scores), correct) <= 1

@@ -147,17 +147,3 @@ def test_sticky_only_raises_tiers_and_inherits_a_recent_decision(turns, window, 
     for i, (o, a) in enumerate(zip(out, own)):
         assert TIERS.index(o.tier) >= TIERS.index(a.tier)
         assert o == a or any((o.category, o.tier) == (p.category, p.tier) for p in out[max(0, i - window):i])
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["casual", "simple_lookup", "analysis", "creative", "coding", "reasoning"]),
-                          st.floats(0, 1)), min_size=1, max_size=8), st.integers(1, 4), st.floats(0, 1))
-def test_sticky_only_raises_tiers_and_inherits_a_recent_decision(turns, window, release):
-    tier_of = {"casual": "cheap", "simple_lookup": "cheap", "analysis": "medium", "creative": "medium",
-               "coding": "strong", "reasoning": "strong"}
-    own = [d(c, tier_of[c], conf) for c, conf in turns]
-    out = sticky_decisions(own, TIERS, ConversationPolicy("sticky", turns=window, release_confidence=release))
-    assert out[0] == own[0] and len(out) == len(own)
-    for i, (o, a) in enumerate(zip(out, own)):
-        assert TIERS.index(o.tier) >= TIERS.index(a.tier)
-        assert o == a or any((o.category, o.tier) == (p.category, p.tier) for p in out[max(0, i - window):i])
