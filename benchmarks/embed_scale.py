@@ -68,9 +68,11 @@ def run(log, out, backend, engine, workers, rows_per_shard):
     s = embed_logs([log], out, backend=backend, engine=engine, workers=workers, rows_per_shard=rows_per_shard,
                    on_progress=lambda p: marks.append((time.perf_counter(), p.rows_done)))
     total = time.perf_counter() - start
-    # embedding rate: from the first shard done to the last (excludes model loading and Ray's start)
+    # embedding rate: from the first shard done to the last (excludes model loading and Ray's start); with
+    # fewer than three shards per worker the first and last land together and the figure means nothing
     (t0, r0), (t1, r1) = marks[0], marks[-1]
-    steady = (r1 - r0) / (t1 - t0) if t1 > t0 else float("nan")
+    enough = len(marks) >= 3 * (workers or 1) and t1 > t0
+    steady = (r1 - r0) / (t1 - t0) if enough else float("nan")
     return {"engine": engine, "workers": workers, "rows": s["rows"], "seconds": total,
             "rows_per_s_end_to_end": s["rows"] / total, "rows_per_s": steady}
 
