@@ -43,8 +43,10 @@ def main():
     from workbench.decisions.export import export_pool
 
     names = args.backend.split("+")
-    parts = [get_embedder(p) for p in names]
-    composite = CompositeEmbedder(parts)
+    composite = get_embedder(args.backend)  # the registered composite, with the part settings it ships with
+    if not isinstance(composite, CompositeEmbedder):
+        raise SystemExit(f"{args.backend} is not a composite backend")
+    parts = list(composite.parts)
     tmp = Path(tempfile.mkdtemp())
     routers = {}
     for name, embedder in ((names[0], parts[0]), (args.backend, composite)):

@@ -307,7 +307,10 @@ class E5SmallUSE(CompositeEmbedder):
     name = "e5-small+use-multilingual"
 
     def __init__(self, *, threads=None):
-        super().__init__((E5Small(threads=threads), USEMultilingual(threads=threads)))
+        # USE on one thread: its thread pool spins after each call and, on a small machine, takes the cores
+        # E5's OpenMP threads need next (one message cost 3-4x e5-small alone; on one thread about 1.1x, and
+        # USE is a tenth of the work; benchmarks/ensemble_latency.py)
+        super().__init__((E5Small(threads=threads), USEMultilingual(threads=1)))
 
 
 #: Backend spec -> class; ``st:<model>`` specs are handled by :class:`SentenceTransformerEmbedder`, and
