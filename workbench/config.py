@@ -37,7 +37,7 @@ CONVERSATIONS_DIR = DATA_DIR / "conversations"
 # -- embedding ----------------------------------------------------------------------------------
 
 #: The ensemble of the two bundled encoders: it beat e5-small alone in-pool (leave-one-out and folds) and on the
-#: public benchmark prompts, at about 1.1x e5-small's route latency (benchmarks/generalisation.py, ensemble_latency.py).
+#: public benchmark prompts, at about 1.2x e5-small's route latency (benchmarks/generalisation.py, ensemble_latency.py).
 DEFAULT_BACKEND = "e5-small+use-multilingual"
 #: Backend whose cosines DUP_THRESHOLD is measured in for the data checks (the datasheet's diversity figures, the
 #: data writers' checker): near-duplicate figures stay comparable when the routing backend changes.
