@@ -43,7 +43,10 @@ def main():
         """One encoder instance per backend part, reused by every router."""
         if name not in encoders:
             parts = name.split("+")
-            encoders[name] = get_embedder(name) if len(parts) == 1 else CompositeEmbedder([shared(p) for p in parts])
+            # USE on one thread, as the registered ensemble runs it: its spinning thread pool would otherwise take
+            # the cores of the E5 call timed next (see benchmarks/ensemble_latency.py)
+            encoders[name] = (get_embedder(name, threads=1 if name == "use-multilingual" else None) if len(parts) == 1
+                              else CompositeEmbedder([shared(p) for p in parts]))
         return encoders[name]
 
     for backend in args.backends:

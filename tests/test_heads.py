@@ -81,3 +81,22 @@ def test_blend_head_round_trips_as_plain_arrays_and_mixes_both_parts():
         load_head("blend", {k: v for k, v in arrays.items() if k != "head_blend_weight"}, 7, 16)
     with pytest.raises(ArtifactError, match="blend weight"):
         BlendHead(coef, icpt, 1.5)
+
+
+def test_leave_one_out_folds_match_the_vote_and_refit_the_head_without_its_message(taxonomy):
+    """``n_splits="loo"``: the k-NN head equals leave-one-out voting; the linear head never sees its own message."""
+    from workbench.analysis.evaluate import loo_predict
+    from workbench.analysis.heads import cv_folds, fit_logreg_head, out_of_fold_shares
+    from workbench.core.heads import LinearHead
+
+    rng = np.random.default_rng(0)
+    x, labels = linear_pool(taxonomy, rng, n=60, d=16)
+    folds = cv_folds(labels, n_splits="loo")
+    assert len(folds) == 60 and all(list(test) == [i] and i not in train for i, (train, test) in enumerate(folds))
+    shares = out_of_fold_shares(x, labels, taxonomy, CONFIG, heads=("knn", "logreg"), n_splits="loo")
+    np.testing.assert_allclose(shares["knn"], loo_predict(x, labels, taxonomy, CONFIG).shares)
+    keep = np.arange(60) != 7
+    alone = LinearHead(*fit_logreg_head(x[keep], labels[keep], len(taxonomy.categories))).shares(x[7:8], None)
+    np.testing.assert_allclose(shares["logreg"][7], alone[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(Exception, match="'loo'"):
+        cv_folds(labels, n_splits="leave-one-out")

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench.errors import ConfigError
 from workbench.core.knn import decide
@@ -89,3 +91,38 @@ def test_fit_for_a_mix_without_strong_traffic_needs_no_abstention():
 def test_mix_with_an_unknown_tier_is_refused():
     with pytest.raises(ConfigError, match="unknown tier"):
         mix_weights(np.array([0, 1]), {"premium": 1.0}, TIERS)
+
+
+def _objective(policy, shares, labels):
+    """Per message: routed to the right tier or abstained (the categorizer handles it)."""
+    routed, abstain, _ = policy.apply(shares, RANK)
+    return abstain | (routed == RANK[labels])
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), budget=st.sampled_from([0.0, 0.05, 0.10]))
+def test_any_keeps_plain_voting_unless_a_cost_rule_beats_it_by_more_than_noise(seed, budget):
+    """The one-standard-error rule across decision rules: vote, then cost by increasing downgrade weight."""
+    shares, labels = _synthetic(seed, n=300)
+    weights = (0.25, 0.5, 1.0, 2.0)
+    op = fit_operating_point(shares, labels, RANK, COST, policy="any", max_abstain=budget, downgrade_weights=weights)
+    rules = [fit_operating_point(shares, labels, RANK, COST, policy="vote", max_abstain=budget)] + \
+        [fit_operating_point(shares, labels, RANK, COST, policy="cost", max_abstain=budget, downgrade_weights=(w,))
+         for w in weights]
+    best = max(rules, key=lambda r: r.tier_accuracy)
+    best_msgs = _objective(best.policy, shares, labels)
+    within = [r for r in rules if best.tier_accuracy - r.tier_accuracy
+              <= np.sqrt(np.sum(_objective(r.policy, shares, labels) != best_msgs)) / len(labels) + 1e-12]
+    first = within[0]
+    assert (op.policy.name, op.downgrade_weight) == (first.policy.name, first.downgrade_weight)
+    assert op.tier_accuracy == pytest.approx(first.tier_accuracy) and op.met
+
+
+def test_any_takes_the_cost_rule_when_it_clearly_routes_more_right():
+    """Split medium votes (analysis + research_lookup outweigh a casual plurality): the tier-level rule is right."""
+    split = np.array([0.34, 0.0, 0.33, 0.33, 0.0, 0.0, 0.0])
+    clear = np.eye(7)[np.arange(150) % 7] * 0.9 + 0.1 / 7
+    shares = np.vstack([np.tile(split, (150, 1)), clear])
+    labels = np.concatenate([np.full(150, 2), np.arange(150) % 7])
+    op = fit_operating_point(shares, labels, RANK, COST, policy="any", max_abstain=0.0)
+    assert op.policy.name == "cost" and op.tier_accuracy == 1.0

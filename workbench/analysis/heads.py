@@ -10,7 +10,7 @@ import logging
 import numpy as np
 
 from .. import config as _config
-from ..errors import require
+from ..errors import ConfigError, require
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +18,18 @@ __all__ = ["cv_folds", "logreg_model", "fit_logreg_head", "fit_head", "out_of_fo
 
 
 def cv_folds(labels, *, n_splits=_config.N_SPLITS, seed=_config.SEED):
-    """Stratified folds with a fixed seed: a list of ``(train_idx, test_idx)``."""
+    """Stratified folds with a fixed seed: a list of ``(train_idx, test_idx)``.
+
+    ``n_splits="loo"`` gives leave-one-out folds (one per message): exact
+    leave-one-out for a trained head, at one fit per message.
+    """
     model_selection = require("sklearn.model_selection", purpose="cross-validation folds")
 
     labels = np.asarray(labels)
+    if isinstance(n_splits, str):
+        if n_splits != "loo":
+            raise ConfigError(f"n_splits must be an integer >= 2 or 'loo'; got {n_splits!r}")
+        return list(model_selection.LeaveOneOut().split(np.zeros(len(labels))))
     smallest = int(np.bincount(np.unique(labels, return_inverse=True)[1]).min()) if len(labels) else 0
     if smallest < n_splits:  # a tiny pool: every fold must still see every category in training
         log.warning("only %d messages in the smallest category: using %d folds instead of %d",
@@ -88,6 +96,8 @@ def out_of_fold_shares(x, labels, taxonomy, config, *, heads=_config.HEAD_CANDID
     Each fold centres with its training mean when ``config.center`` (no head
     sees its test rows), routes the test rows against the training rows with
     ``config``, and fits the linear part once for the heads that share it.
+    ``n_splits="loo"`` is exact leave-one-out (one fit per message: minutes
+    on a few thousand messages; ``benchmarks/head_loo.py``).
 
     Returns
     -------

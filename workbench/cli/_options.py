@@ -153,7 +153,8 @@ def add_policy_options(p):
                         "vote, a logistic-regression head, or their blend")
     g.add_argument("--policy", choices=POLICIES + ("any",), default=_config.DECISION_POLICY,
                    help="tier decision: vote (winning category's tier) or cost (least expected cost under the "
-                        "taxonomy's cost matrix); 'any' lets the fit choose (plain voting when there is nothing to fit)")
+                        "taxonomy's cost matrix); 'any' lets the fit choose (plain voting unless the cost rule "
+                        "routes more right by more than one standard error)")
     g.add_argument("--criterion", choices=CRITERIA, default=_config.ABSTAIN_CRITERION,
                    help="score compared with the abstain threshold")
     g.add_argument("--abstain-threshold", type=fraction, metavar="T",

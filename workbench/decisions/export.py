@@ -177,8 +177,8 @@ def export_pool(pool, path, config, *, head=_config.HEAD, policy=_config.DECISIO
        same folds, see :func:`~workbench.decisions.head_choice.choose_head`);
     2. the decision policy and its abstain threshold are fitted on the head's
        out-of-sample predictions for the targets (abstain on at most
-       ``max_abstain`` of traffic; ``policy="any"`` lets plain voting compete
-       with the cost-aware tier);
+       ``max_abstain`` of traffic; ``policy="any"`` keeps plain voting unless
+       the cost-aware tier beats it by more than one paired standard error);
     3. the tier confidence is calibrated when that lowers the expected
        calibration error (``calibration="auto"``), and the threshold is fitted
        on the calibrated probability, so it means the same in every pool.
