@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import ROOT, run_cli, unit_rows
-from workbench.core.conversation import ConversationPolicy, more_confident, sticky_decisions, with_previous
+from workbench.core.conversation import ConversationPolicy, lifted, more_confident, sticky_decisions, with_previous
 from workbench.core.router import RouteDecision
 from workbench.errors import ConfigError, DataError
 
@@ -27,6 +27,32 @@ def test_more_confident_keeps_the_surer_reading_and_the_first_turn_alone():
     alone = [d("coding", "strong", 0.99), d("casual", "cheap", 0.55), d("simple_lookup", "cheap", 0.97)]
     ctx = [d("casual", "cheap", 1.0), d("coding", "strong", 0.93), d("coding", "strong", 0.6)]
     assert [x.tier for x in more_confident(alone, ctx)] == ["strong", "strong", "cheap"]
+
+
+def test_lift_takes_the_context_only_when_it_is_surer_and_raises_the_tier():
+    alone = [d("casual", "cheap", 0.5), d("casual", "cheap", 0.55), d("coding", "strong", 0.6),
+             d("simple_lookup", "cheap", 0.7)]
+    ctx = [d("coding", "strong", 1.0), d("coding", "strong", 0.93), d("creative", "medium", 0.99),
+           d("analysis", "medium", 0.6)]
+    assert [x.tier for x in lifted(alone, ctx, TIERS)] == ["cheap", "strong", "strong", "cheap"]
+
+
+_CAT_TIER = {"casual": "cheap", "simple_lookup": "cheap", "analysis": "medium", "creative": "medium",
+             "coding": "strong", "reasoning": "strong"}
+_readings = st.lists(st.tuples(st.sampled_from(sorted(_CAT_TIER)), st.floats(0, 1)), min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_readings, _readings)
+def test_lift_never_routes_a_turn_below_its_message_alone(alone, ctx):
+    """The class behind "no more fresh-turn downgrades": whatever the readings, lift only ever raises a tier."""
+    a = [d(c, _CAT_TIER[c], conf) for c, conf in alone]
+    p = [d(c, _CAT_TIER[c], conf) for c, conf in (ctx * len(alone))[:len(alone)]]
+    out = lifted(a, p, TIERS)
+    assert out[0] == a[0] and len(out) == len(a)
+    for o, x, y in zip(out, a, p):
+        assert o in (x, y) and TIERS.index(o.tier) >= TIERS.index(x.tier)
+        assert o == x or y.confidence > x.confidence
 
 
 def test_sticky_continues_the_task_unless_a_turn_is_clearly_casual():
@@ -129,9 +155,11 @@ def test_every_policy_is_compared_on_the_same_turns(small_npz, taxonomy, cache_d
     turns = read_conversations(ROOT / "data" / "conversations" / "conversations_a.jsonl", taxonomy)
     turns = turns[turns["conversation_id"].isin(turns["conversation_id"].unique()[:8])].reset_index(drop=True)
     table = compare_conversation_policies(Router.load(small_npz), turns, cache_dir=cache_dir)
-    assert list(table.index) == ["alone", "previous", "confident", "sticky"]
+    assert list(table.index) == ["alone", "previous", "confident", "lift", "sticky"]
     assert (table["all_n"] == len(turns)).all()
-    assert table.loc["sticky", "fresh_downgrade_rate"] <= table.loc["alone", "fresh_downgrade_rate"]
+    for policy in ("lift", "sticky"):  # they only raise tiers: never more downgrades than the message alone
+        assert table.loc[policy, "fresh_downgrade_rate"] <= table.loc["alone", "fresh_downgrade_rate"]
+        assert table.loc[policy, "follow_up_downgrade_rate"] <= table.loc["alone", "follow_up_downgrade_rate"]
     assert choose_conversation_policy(table)["policy"] in table.index
 
 

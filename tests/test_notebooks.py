@@ -111,7 +111,7 @@ def test_metrics_hold_every_section(report):
     assert m["export"]["n"] == 143 and m["run"]["status"] == "ok"
     assert m["export"]["head"] in ("knn", "logreg", "blend") and 0 <= m["export"]["ece"] <= 1
     assert m["generalisation"]["n"] == 2 * (EVAL_ROWS - 2) and m["generalisation"]["sources"] == 2
-    assert m["conversations"]["shipped_policy"] == "confident" and 0 <= m["conversations"]["follow_up_tier_accuracy"] <= 1
+    assert m["conversations"]["shipped_policy"] == "lift" and 0 <= m["conversations"]["follow_up_tier_accuracy"] <= 1
     assert sorted(p.name for p in (run / "figures").glob("*.js"))[:2] == ["02_cluster_map.js",
                                                                          "02_template_vs_written.js"]
 

@@ -146,8 +146,10 @@ CALIBRATION_BINS = 10
 # -- conversations --------------------------------------------------------------------------------
 
 #: How a turn is routed in a conversation: "alone", "previous" (with the previous user turn), "confident"
-#: (whichever of the two readings is more confident) or "sticky" (see workbench.core.conversation).
-CONVERSATION_POLICY = "confident"
+#: (whichever of the two readings is more confident), "lift" (the same, but the context may only raise a turn's tier,
+#: so it never adds a downgrade) or "sticky" (see workbench.core.conversation). "lift" is the one of these that beats
+#: the message alone on follow-ups without more downgrades on fresh turns, on data/conversations (08_generalisation).
+CONVERSATION_POLICY = "lift"
 #: Sticky tier: a turn is not routed below the tiers of the previous STICKY_TURNS turns ...
 STICKY_TURNS = 2
 #: ... unless it is routed to this category with at least this confidence (a clearly fresh casual turn).

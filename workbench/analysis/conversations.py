@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import config as _config
-from ..core.conversation import CONVERSATION_POLICIES, ConversationPolicy, more_confident, sticky_decisions, with_previous
+from ..core.conversation import (CONVERSATION_POLICIES, ConversationPolicy, lifted, more_confident, sticky_decisions,
+                                 with_previous)
 from ..errors import ConfigError, DataError
 
 __all__ = ["KINDS", "read_conversations", "route_policies", "compare_conversation_policies", "choose_conversation_policy"]
@@ -87,12 +88,14 @@ def route_policies(router, frame, policies, *, cache_dir=None):
     for label, policy in policies.items():
         if policy.name == "alone":
             out[label] = alone
-        elif policy.name in ("previous", "confident"):
+        elif policy.name in ("previous", "confident", "lift"):
             if previous is None:
                 ctx = [t for g in groups for t in with_previous([texts[i] for i in g])]
                 previous = router.route_vectors(embed_texts(ctx, router.embedder, cache_dir=cache_dir))
-            out[label] = previous if policy.name == "previous" else \
-                [d for g in groups for d in more_confident([alone[i] for i in g], [previous[i] for i in g])]
+            combine = {"confident": more_confident,
+                       "lift": lambda a, p: lifted(a, p, router.tiers)}.get(policy.name)
+            out[label] = previous if combine is None else \
+                [d for g in groups for d in combine([alone[i] for i in g], [previous[i] for i in g])]
         else:
             out[label] = [d for g in groups for d in sticky_decisions([alone[i] for i in g], router.tiers, policy)]
     return out

@@ -11,6 +11,12 @@ oldest first):
   confident (the pool's calibrated probability that its tier is right;
   the message alone on a tie). A fresh question reads confidently alone; a
   follow-up reads confidently only with the turn it continues. No parameter;
+- ``lift``: as ``confident``, but the reading with the previous turn may only
+  raise a turn's tier, never lower it. A follow-up is short and reads as
+  little alone ("also handle empty input" looks casual), so the task it
+  continues lifts it; a fresh question that happens to read more
+  confidently with the previous turn keeps at least its own tier, so the
+  context never adds a downgrade to what the message alone decides;
 - ``sticky``: the message by itself, but never below the tier of the
   decisions of the previous ``turns`` turns: a turn that would drop below
   that floor continues the task that set it (its category and tier), unless
@@ -29,9 +35,10 @@ from dataclasses import dataclass, replace
 from .. import config as _config
 from ..errors import ConfigError
 
-__all__ = ["CONVERSATION_POLICIES", "ConversationPolicy", "with_previous", "more_confident", "sticky_decisions"]
+__all__ = ["CONVERSATION_POLICIES", "ConversationPolicy", "with_previous", "more_confident", "lifted",
+           "sticky_decisions"]
 
-CONVERSATION_POLICIES = ("alone", "previous", "confident", "sticky")
+CONVERSATION_POLICIES = ("alone", "previous", "confident", "lift", "sticky")
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class ConversationPolicy:
 
     Parameters
     ----------
-    name : {"alone", "previous", "confident", "sticky"}
+    name : {"alone", "previous", "confident", "lift", "sticky"}
     turns : int
         Sticky window: the floor is the highest tier decided in the previous ``turns`` turns.
     release_category : str
@@ -72,6 +79,17 @@ def with_previous(texts, *, separator="\n"):
 def more_confident(alone, previous):
     """Per turn, the more confident of the two readings (the message alone on a tie, and always for the first turn)."""
     return [a if i == 0 or a.confidence >= p.confidence else p for i, (a, p) in enumerate(zip(alone, previous))]
+
+
+def lifted(alone, previous, tiers):
+    """Per turn, the reading with the previous turn when it is more confident *and* routes to a higher tier.
+
+    Otherwise the message alone (always for the first turn): no turn is ever
+    routed below the tier its message alone gets.
+    """
+    rank = {t: i for i, t in enumerate(tiers)}
+    return [p if i > 0 and p.confidence > a.confidence and rank[p.tier] > rank[a.tier] else a
+            for i, (a, p) in enumerate(zip(alone, previous))]
 
 
 def sticky_decisions(decisions, tiers, policy):

@@ -13,7 +13,7 @@ from ..errors import ArtifactError, ConfigError
 from .ann import restore_index
 from .artifact import load_pool_npz
 from .calibration import Calibration
-from .conversation import ConversationPolicy, more_confident, sticky_decisions, with_previous
+from .conversation import ConversationPolicy, lifted, more_confident, sticky_decisions, with_previous
 from .heads import load_head
 from .knn import center, decide, predict, predict_from_neighbors
 from .policy import DecisionPolicy
@@ -175,8 +175,10 @@ class Router:
         texts = [t["text"] if isinstance(t, dict) else t for t in turns]
         if policy.name == "previous":
             return self.route_batch(with_previous(texts))
-        if policy.name == "confident":
+        if policy.name in ("confident", "lift"):
             both = self.route_batch(texts + with_previous(texts)[1:])
-            return more_confident(both[:len(texts)], both[:1] + both[len(texts):])
+            alone, previous = both[:len(texts)], both[:1] + both[len(texts):]
+            return more_confident(alone, previous) if policy.name == "confident" else \
+                lifted(alone, previous, self.tiers)
         decisions = self.route_batch(texts)
         return sticky_decisions(decisions, self.tiers, policy) if policy.name == "sticky" else decisions
