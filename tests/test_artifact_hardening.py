@@ -11,8 +11,11 @@ import zipfile
 import numpy as np
 import pytest
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.helpers import HashEmbedder, synthetic_pool
-from workbench.core.artifact import load_pool_npz, write_pool_npz
+from workbench.core.artifact import dequantize, load_pool_npz, quantize, write_pool_npz
 from workbench.core.knn import KNNConfig
 from workbench.core.policy import DecisionPolicy
 from workbench.core.router import Router
@@ -72,7 +75,8 @@ def test_an_edited_metadata_field_is_refused(npz, tmp_path, edit):
     assert one_line(e) and "edited.npz" in str(e.value)
 
 
-@pytest.mark.parametrize("name", ["labels", "center", "head_coef", "head_intercept", "ids"])
+@pytest.mark.parametrize("name", ["labels", "center", "head_coef", "head_intercept", "ids", "embeddings",
+                                  "embeddings_scale"])
 def test_an_edited_array_is_refused(npz, tmp_path, name):
     arrays = arrays_of(npz)
     a = arrays[name].copy()
@@ -120,7 +124,7 @@ BAD_METADATA = [
     ("head", "mlp", "head must be one of"),
     ("backend", 5, "backend must be a non-empty string"),
     ("sha256", "abc", "sha256 must be 64 lowercase hex"),
-    ("dtype", "float64", "dtype must be float16 or float32"),
+    ("dtype", "float64", "dtype must be one of int8, float16, float32"),
 ]
 
 
@@ -289,3 +293,57 @@ def test_a_pool_naming_a_backend_outside_the_allow_list_is_refused(tmp_path, tax
         Router.load(path)
     with pytest.raises(ConfigError, match="not allowed"):
         Router.load(path, allowed_backends=["st:intfloat/*"])
+
+
+# -- int8 storage: the scale goes with the int8 vectors, and the vectors come back as cosines ------------------
+
+
+@pytest.mark.parametrize("case, message", [
+    ("int8 without its scale", "embeddings_scale goes with int8 embeddings"),
+    ("float16 with a scale", "embeddings_scale goes with int8 embeddings"),
+    ("a negative scale", "embeddings_scale must hold 16 finite positive numbers"),
+    ("a scale of the wrong length", "embeddings_scale must hold 16 finite positive numbers"),
+])
+def test_int8_vectors_and_their_scale_must_come_together_even_with_a_valid_hash(npz, tmp_path, case, message):
+    arrays = arrays_of(npz)
+    meta = json.loads(str(arrays["metadata"]))
+    assert meta["dtype"] == "int8" and arrays["embeddings"].dtype == np.int8
+    if case == "int8 without its scale":
+        del arrays["embeddings_scale"]
+    elif case == "float16 with a scale":
+        arrays["embeddings"] = arrays["embeddings"].astype(np.float16) / 127
+        meta["dtype"] = "float16"
+    elif case == "a negative scale":
+        arrays["embeddings_scale"] = -arrays["embeddings_scale"]
+    else:
+        arrays["embeddings_scale"] = arrays["embeddings_scale"][:-1]
+    with pytest.raises(ArtifactError, match=message) as e:
+        load_pool_npz(save(tmp_path / "scaled.npz", arrays, meta, rehash=True))
+    assert one_line(e)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 60), dim=st.sampled_from([2, 16, 384, 896]))
+def test_int8_storage_keeps_every_cosine_within_a_hundredth(seed, n, dim):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim)).astype(np.float32) * rng.uniform(0.01, 3, size=dim).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q, scale = quantize(x)
+    assert q.dtype == np.int8 and scale.shape == (dim,) and (scale > 0).all()
+    y = dequantize(q, scale)
+    np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-5)
+    assert np.abs(y @ y.T - x @ x.T).max() < 0.01
+
+
+def test_an_int8_pool_routes_as_its_float32_twin(tmp_path, taxonomy):
+    x, labels, ids = synthetic_pool(np.random.default_rng(3), taxonomy, per_class=20, dim=64)
+    routers = {}
+    for dtype in ("int8", "float32"):
+        path = write_pool_npz(tmp_path / f"{dtype}.npz", x, labels, ids, taxonomy=taxonomy, dtype=dtype,
+                              embedder_spec=HashEmbedder(64).spec, config=KNNConfig(k=5)) and tmp_path / f"{dtype}.npz"
+        routers[dtype] = Router.load(path, embedder=HashEmbedder(64))
+    q = x[::3] + 0.05 * np.random.default_rng(4).normal(size=x[::3].shape).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    a, b = (routers[d].route_vectors(q) for d in ("int8", "float32"))
+    assert [d.category for d in a] == [d.category for d in b]
+    assert (tmp_path / "int8.npz").stat().st_size < (tmp_path / "float32.npz").stat().st_size / 2

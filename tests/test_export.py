@@ -11,7 +11,7 @@ def test_pool_npz_loads_without_pickle_and_carries_metadata(small_npz, small_poo
     with np.load(small_npz, allow_pickle=False) as z:
         assert {"embeddings", "labels", "ids", "center", "metadata"} <= set(z.files)
         meta = json.loads(str(z["metadata"]))
-        assert z["embeddings"].dtype == np.float16
+        assert z["embeddings"].dtype == np.int8 and z["embeddings_scale"].shape == (384,)
         assert z["embeddings"].shape == (len(small_pool.frame), 384)
     assert meta["backend"] == "e5-small" and meta["dim"] == 384 and meta["prefix"] == "query: "
     assert meta["k"] == 5 and meta["vote"] == "distance" and meta["center"] is True
@@ -41,13 +41,19 @@ def test_a_corrupted_embedding_is_caught_by_the_hash(small_npz, tmp_path):
 def test_nan_and_constant_rows_are_refused(small_npz, tmp_path):
     from workbench.core.artifact import content_digest
 
+    from workbench.core.artifact import dequantize
+
     with np.load(small_npz) as z:
         arrays, meta = {k: z[k] for k in z.files}, json.loads(str(z["metadata"]))
+    # the same vectors stored as float32, where a NaN can be written
+    arrays["embeddings"] = dequantize(arrays["embeddings"], arrays.pop("embeddings_scale"))
+    meta["dtype"] = "float32"
     for value, message in ((np.nan, "NaN"), (0.0, "constant")):
         e = arrays["embeddings"].copy()
         e[1] = value
         meta["sha256"] = content_digest(dict(arrays, embeddings=e), meta)  # a consistent hash: the checks still hold
-        bad = _rewrite(small_npz, tmp_path / "bad.npz", embeddings=e, metadata=np.array(json.dumps(meta)))
+        bad = tmp_path / "bad.npz"
+        np.savez(bad, **dict(arrays, embeddings=e, metadata=np.array(json.dumps(meta))))
         with pytest.raises(ArtifactError, match=message):
             load_pool_npz(bad)
 

@@ -252,6 +252,8 @@ def cmd_datasheet(args):
 
 def register(sub):
     """Add the pool commands to the ``workbench`` parser."""
+    from ..core.artifact_schema import EMBEDDING_DTYPES
+
     p = sub.add_parser("evaluate", help="leave-one-out metrics of the pool, as a table", formatter_class=opt.Formatter)
     opt.add_pool_options(p)
     opt.add_knn_options(p)
@@ -265,7 +267,7 @@ def register(sub):
     opt.add_pool_options(p)
     opt.add_knn_options(p)
     p.add_argument("--out", required=True, metavar="PATH", help="where to write pool.npz")
-    p.add_argument("--dtype", choices=("float16", "float32"), default=_config.EXPORT_DTYPE, help="embedding storage")
+    p.add_argument("--dtype", choices=EMBEDDING_DTYPES, default=_config.EXPORT_DTYPE, help="embedding storage")
     p.add_argument("--ann", action=opt.argparse.BooleanOptionalAction, default=None,
                    help=f"store an HNSW index for approximate search (needs faiss; default: from "
                         f"{_config.ANN_THRESHOLD} rows)")

@@ -26,8 +26,8 @@ from .heads import HEADS
 from .knn import VOTE_RULES
 from .policy import DecisionPolicy
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_METADATA", "Member", "MEMBERS", "CORE_MEMBERS", "member_spec",
-           "content_digest", "validate_metadata"]
+__all__ = ["SCHEMA_VERSION", "REQUIRED_METADATA", "Member", "MEMBERS", "CORE_MEMBERS", "EMBEDDING_DTYPES",
+           "member_spec", "content_digest", "validate_metadata"]
 
 #: Version 2: the hash covers every array and the metadata (version 1 hashed the embeddings only).
 SCHEMA_VERSION = 2
@@ -59,7 +59,9 @@ def _family_budget(n, dim, c):
 #: Adding an array to the artifact means adding it here: the loader refuses any other name.
 MEMBERS = {
     "metadata": Member("U", (0,), lambda n, dim, c: _config.ARTIFACT_MAX_METADATA_BYTES),
-    "embeddings": Member("f", (2,), lambda n, dim, c: n * dim * 4),
+    "embeddings": Member("fi", (2,), lambda n, dim, c: n * dim * 4),
+    # per-dimension scale of int8 embeddings (only with dtype "int8")
+    "embeddings_scale": Member("f", (1,), lambda n, dim, c: dim * 8),
     "labels": Member("iu", (1,), lambda n, dim, c: n * 8),
     "ids": Member("U", (1,), lambda n, dim, c: n * 4 * _config.ARTIFACT_MAX_ID_CHARS),
     "center": Member("f", (1,), lambda n, dim, c: dim * 8),
@@ -69,6 +71,8 @@ MEMBERS = {
     "ann_index": Member("u", (1,), lambda n, dim, c: 2 * n * dim * 4 + n * 1024 + 2**20),
 }
 CORE_MEMBERS = ("embeddings", "labels", "ids", "center", "metadata")
+#: How the embeddings may be stored: int8 with a per-dimension scale (a quarter of float32), float16 or float32.
+EMBEDDING_DTYPES = ("int8", "float16", "float32")
 
 
 def member_spec(name):
@@ -212,8 +216,8 @@ def validate_metadata(meta):
     for key, top in (("dim", _config.ARTIFACT_MAX_DIM), ("n", _config.ARTIFACT_MAX_ROWS)):
         if not _is_int(meta[key]) or not 1 <= meta[key] <= top:
             raise ArtifactError(f"metadata {key} must be an integer between 1 and {top}; got {_short(meta[key])}")
-    if meta["dtype"] not in ("float16", "float32"):
-        raise ArtifactError(f"metadata dtype must be float16 or float32; got {_short(meta['dtype'])}")
+    if meta["dtype"] not in EMBEDDING_DTYPES:
+        raise ArtifactError(f"metadata dtype must be one of {', '.join(EMBEDDING_DTYPES)}; got {_short(meta['dtype'])}")
     if not isinstance(meta["sha256"], str) or not _HEX64.fullmatch(meta["sha256"]):
         raise ArtifactError(f"metadata sha256 must be 64 lowercase hex digits; got {_short(meta['sha256'])}")
     _check_config(meta)

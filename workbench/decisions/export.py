@@ -199,7 +199,7 @@ def export_pool(pool, path, config, *, head=_config.HEAD, policy=_config.DECISIO
     downgrade_weights, traffic_mix, C, blend_weight, seed
         See :func:`policy_exports` and :func:`~workbench.decisions.head_choice.choose_head`.
     calibration : {"auto", "none", "temperature", "isotonic"}
-    dtype : {"float16", "float32"}
+    dtype : {"int8", "float16", "float32"}
     ann : bool, optional
         Store an HNSW index (faiss) for approximate search; default: when the pool has at least
         :data:`workbench.config.ANN_THRESHOLD` rows.
