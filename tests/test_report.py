@@ -27,7 +27,7 @@ def test_record_metrics_turns_numpy_and_nan_into_json(tmp_path):
 
 def test_headline_rows_show_change_and_judge_direction():
     rows = {r[0]: r for r in headline_rows(NEW, OLD)}
-    label, value, previous, change, judgement = rows["Tier accuracy (leave-one-out)"]
+    label, value, previous, change, judgement = rows["Tier accuracy (leave-one-out, k-NN vote)"]
     assert (value, previous, change, judgement) == ("85.0%", "80.0%", "+5.0 pts", "better")
     assert rows["Downgrade rate"][3:] == ("+2.0 pts", "worse")
     assert rows["Pool size (messages)"][3:] == ("+90", "neutral")

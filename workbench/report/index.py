@@ -29,8 +29,8 @@ __all__ = ["HEADLINES", "flatten_metrics", "is_report_folder", "find_previous", 
 #: (section, key, label, format, better): format "pct" (a share, change in points), "int" or "float";
 #: better "up", "down" or None (no judgement).
 HEADLINES = (
-    ("evaluate", "tier_accuracy", "Tier accuracy (leave-one-out)", "pct", "up"),
-    ("evaluate", "category_accuracy", "Category accuracy (leave-one-out)", "pct", "up"),
+    ("evaluate", "tier_accuracy", "Tier accuracy (leave-one-out, k-NN vote)", "pct", "up"),
+    ("evaluate", "category_accuracy", "Category accuracy (leave-one-out, k-NN vote)", "pct", "up"),
     ("evaluate", "downgrade_rate", "Downgrade rate", "pct", "down"),
     ("evaluate", "upgrade_rate", "Upgrade rate", "pct", "down"),
     ("evaluate", "ldgo_tier_accuracy", "Tier accuracy (leave-duplicate-group-out)", "pct", "up"),
@@ -42,7 +42,7 @@ HEADLINES = (
     ("generalisation", "min_source_tier_accuracy", "Worst source's tier accuracy out of distribution", "pct", "up"),
     ("generalisation", "downgrade_rate", "Downgrade rate out of distribution", "pct", "down"),
     ("generalisation", "abstain_rate", "Abstain rate out of distribution", "pct", None),
-    ("export", "head_oof_tier_accuracy", "Exported head: out-of-fold tier accuracy", "pct", "up"),
+    ("export", "head_oof_tier_accuracy", "Exported head (what ships): out-of-fold tier accuracy", "pct", "up"),
     ("export", "ece", "Expected calibration error of tier confidence (exported pool)", "pct", "down"),
     ("conversations", "all_tier_accuracy", "Conversations: tier accuracy over all turns (shipped policy)", "pct", "up"),
     ("conversations", "follow_up_tier_accuracy", "Conversations: follow-up turns (shipped policy)", "pct", "up"),
