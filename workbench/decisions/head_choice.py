@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import config as _config
 from ..analysis.heads import out_of_fold_shares
+from .operating_point import paired_standard_error
 from .out_of_sample import apply_policy, fit_default_point, from_shares
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,6 @@ def _correct_at_point(oos, labels, taxonomy, point):
         return rank[oos.pred] == true
     routed, abstain = apply_policy(oos, taxonomy, point.policy)
     return abstain | (routed == true)
-
-
-def paired_standard_error(a, b):
-    """``sqrt(#(a right, b wrong) + #(a wrong, b right)) / n``: the standard error of a paired accuracy difference."""
-    a, b = np.asarray(a, bool), np.asarray(b, bool)
-    return float(np.sqrt(np.sum(a != b)) / max(len(a), 1))
 
 
 def _row(head, oos, labels, taxonomy, point):

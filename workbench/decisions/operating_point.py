@@ -17,7 +17,7 @@ from ..core.policy import POLICIES, DecisionPolicy, abstain_scores, weighted_cos
 from ..errors import ConfigError
 from .savings import normalize_mix
 
-__all__ = ["OperatingPoint", "mix_weights", "abstain_curve", "fit_operating_point"]
+__all__ = ["OperatingPoint", "mix_weights", "abstain_curve", "paired_standard_error", "fit_operating_point"]
 
 
 @dataclass
@@ -51,6 +51,18 @@ def mix_weights(true_rank, traffic_mix, tiers):
     if ((mix > 0) & (counts == 0)).any():
         raise ConfigError("traffic_mix gives a share to a tier that has no message")
     return (mix / np.where(counts > 0, counts, 1.0))[t]
+
+
+def paired_standard_error(a, b, weights=None):
+    """Standard error of the difference of two paired accuracies (``a``, ``b``: right or wrong per message).
+
+    ``sqrt(#(a right, b wrong) + #(a wrong, b right)) / n`` (McNemar's
+    discordant pairs); with ``weights`` (per message, any scale) the
+    discordant messages count by their normalised weights.
+    """
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    w = np.full(len(a), 1.0 / max(len(a), 1)) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+    return float(np.sqrt(np.sum(w ** 2 * (a != b))))
 
 
 def abstain_curve(scores, true_rank, routed_rank, *, weights=None):
@@ -154,8 +166,6 @@ def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, policy="c
         pred, confidence, margin = decide(shares, rank)
     options = ([("vote", 1.0)] if policy in ("vote", "any") else []) + \
               ([("cost", float(w)) for w in downgrade_weights] if policy in ("cost", "any") else [])
-    w_msg = np.full(len(true_rank), 1.0 / max(len(true_rank), 1)) if weights is None else \
-        np.asarray(weights, np.float64) / np.sum(weights)
     per_rule = []  # per decision rule: (key, (name, w, base, curve, i, met), per-message objective)
     for name, w in options:
         base = DecisionPolicy(name, weighted_cost(cost, w).tolist() if name == "cost" else None, criterion)
@@ -179,8 +189,7 @@ def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, policy="c
     best_key, best, best_msgs = max(per_rule, key=lambda r: r[0])
     if best_key[0]:  # targets met: the simplest rule within one paired standard error of the best
         for key, rule, msgs in per_rule:
-            se = float(np.sqrt(np.sum(w_msg ** 2 * (msgs != best_msgs))))
-            if key[0] and best_key[1] - key[1] <= se + 1e-12:
+            if key[0] and best_key[1] - key[1] <= paired_standard_error(msgs, best_msgs, weights) + 1e-12:
                 best = rule
                 break
     name, w, base, curve, i, met = best
