@@ -130,7 +130,6 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
     vectors = center(x, mean) if cfg["center"] else x
     # checked here as well as by the loader: int8 storage would turn a NaN or a constant row into plausible numbers
     _check_vectors(path, x, mean, "; nothing written")
-    _check_vectors(path, vectors, mean, "; nothing written")
     scaled = {}
     if str(dtype) == "int8":
         stored, scaled["embeddings_scale"] = quantize(vectors)
