@@ -29,6 +29,7 @@ from workbench.core.policy import DecisionPolicy, abstain_scores  # noqa: E402
 from workbench.dataset.embeddings import load_embedded_pool  # noqa: E402
 from workbench.decisions.operating_point import abstain_curve, fit_operating_point  # noqa: E402
 from workbench.decisions.out_of_sample import fit_default_point, out_of_sample  # noqa: E402
+from workbench.decisions.targets import Targets  # noqa: E402
 from workbench.decisions.savings import normalize_mix, pool_mix, routing_cost, savings_table  # noqa: E402
 
 # example prices per million tokens (cheap / medium / strong models); a parameter, not a claim about a vendor
@@ -74,8 +75,9 @@ def main(argv=None):
         r, _, _ = pol.apply(knn.shares, rank, **kw)
         print(f"  {name:<40} tier acc {pct((r == true_rank).mean())}  down {pct((r < true_rank).mean())}  "
               f"up {pct((r > true_rank).mean())}  differs from vote on {(r != vote_rank).sum()} messages")
-    point = fit_operating_point(knn.shares, labels, rank, cost, policy="cost", criterion="tier_confidence",
-                                max_downgrade=MAX_DOWNGRADE, max_abstain=MAX_ABSTAIN, **kw)
+    vote = (knn.pred, knn.confidence, knn.margin)
+    point = fit_operating_point(knn.shares, labels, rank, cost, targets=Targets(
+        policy="cost", criterion="tier_confidence", max_downgrade=MAX_DOWNGRADE, max_abstain=MAX_ABSTAIN), vote=vote)
     print(f"\n== default operating point (targets: downgrades <= {MAX_DOWNGRADE:.0%}, abstain <= {MAX_ABSTAIN:.0%}) ==")
     print(f"  policy {point.policy.name}, downgrade weight {point.downgrade_weight:g}, abstain when "
           f"{point.policy.criterion} < {point.policy.threshold}")
@@ -85,9 +87,10 @@ def main(argv=None):
     out["default_point"] = point.to_dict()
     vote_points = {}
     for target in (0.05, 0.10, 0.20):
-        p = fit_operating_point(knn.shares, labels, rank, policy="vote", max_abstain=target, **kw)
+        p = fit_operating_point(knn.shares, labels, rank, targets=Targets(policy="vote", max_abstain=target), vote=vote)
         vote_points[f"k-NN vote, abstain <= {target:.0%}"] = p
-    vp = fit_operating_point(knn.shares, labels, rank, policy="vote", max_downgrade=MAX_DOWNGRADE, **kw)
+    vp = fit_operating_point(knn.shares, labels, rank, vote=vote,
+                             targets=Targets(policy="vote", max_downgrade=MAX_DOWNGRADE, max_abstain=None))
     vote_points[f"k-NN vote, downgrades <= {MAX_DOWNGRADE:.0%}"] = vp
     print("\n  other operating points (vote policy, tier_confidence):")
     for name, p in vote_points.items():
@@ -103,8 +106,8 @@ def main(argv=None):
 
     # the logistic-regression head's out-of-fold probabilities (stratified 10-fold, seed 0)
     lr = out_of_sample(pool.vectors, labels, tax, config, head="logreg")
-    lr_point = fit_operating_point(lr.shares, labels, rank, cost, policy="cost", max_downgrade=MAX_DOWNGRADE,
-                                   max_abstain=MAX_ABSTAIN, pred=lr.pred, confidence=lr.confidence, margin=lr.margin)
+    lr_point = fit_operating_point(lr.shares, labels, rank, cost, vote=(lr.pred, lr.confidence, lr.margin),
+                                   targets=Targets(policy="cost", max_downgrade=MAX_DOWNGRADE, max_abstain=MAX_ABSTAIN))
     lr_line = (f"  logreg head, same targets (out-of-fold): tier acc {pct(lr_point.tier_accuracy)}  down "
                f"{pct(lr_point.downgrade_rate)}  up {pct(lr_point.upgrade_rate)}  abstain {pct(lr_point.abstain_rate)}  "
                f"({lr_point.policy.name}, weight {lr_point.downgrade_weight:g}, met {lr_point.met})")
@@ -119,8 +122,8 @@ def main(argv=None):
     points["logreg head, default targets"] = (r, a)
     # the same targets fitted on the user's mix (rates reweighted per true tier) rather than the pool's
     for head, o in (("k-NN", knn), ("logreg head", lr)):
-        p = fit_default_point(o, labels, tax, policy="any", max_downgrade=MAX_DOWNGRADE, max_abstain=MAX_ABSTAIN,
-                              traffic_mix=USER_MIX)
+        p = fit_default_point(o, labels, tax, Targets(policy="any", max_downgrade=MAX_DOWNGRADE,
+                                                      max_abstain=MAX_ABSTAIN, traffic_mix=USER_MIX))
         print(f"  {head}, targets fitted on the 85/6/9 mix: {p.policy.name} (weight {p.downgrade_weight:g}), "
               f"on that mix: tier acc {pct(p.tier_accuracy)}  down {pct(p.downgrade_rate)}  up {pct(p.upgrade_rate)}"
               f"  abstain {pct(p.abstain_rate)}  met {p.met}")

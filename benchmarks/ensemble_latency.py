@@ -41,6 +41,7 @@ def main():
     from workbench.core.router import Router
     from workbench.dataset.embeddings import load_embedded_pool
     from workbench.decisions.export import export_pool
+    from workbench.decisions.targets import Targets
 
     names = args.backend.split("+")
     composite = get_embedder(args.backend)  # the registered composite, with the part settings it ships with
@@ -52,7 +53,8 @@ def main():
     for name, embedder in ((names[0], parts[0]), (args.backend, composite)):
         pool = load_embedded_pool(backend=embedder)
         path = tmp / f"{name}.npz"
-        export_pool(pool, path, choose_config(pool)[0], head="knn", max_abstain=None, calibration="none")
+        export_pool(pool, path, choose_config(pool)[0], head="knn",
+                    targets=Targets(max_abstain=None, calibration="none"))
         routers[name] = Router.load(path, embedder=embedder)
     texts = pool.frame["text"].sample(args.n, random_state=0).tolist()
     fns = {f"route {k}": r.route for k, r in routers.items()}

@@ -20,7 +20,7 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "Taxonomy": "core.taxonomy", "load_taxonomy": "core.taxonomy",
     "KNNConfig": "core.knn", "predict": "core.knn",
-    "DecisionPolicy": "core.policy",
+    "DecisionPolicy": "core.policy", "POLICIES": "core.policy",
     "write_pool_npz": "core.artifact", "load_pool_npz": "core.artifact",
     "get_embedder": "core.embed",
     "Router": "core.router", "RouteDecision": "core.router",
@@ -33,6 +33,7 @@ _EXPORTS = {
     "best_config": "analysis.evaluate", "choose_config": "analysis.evaluate",
     "compute_metrics": "analysis.metrics", "format_metrics": "analysis.metrics",
     "export_pool": "decisions.export", "choose_head": "decisions.head_choice",
+    "Targets": "decisions.targets", "HeadParams": "decisions.targets",
     "score_dir": "analysis.generalisation", "ConversationPolicy": "core.conversation",
     "WorkbenchError": "errors", "DataError": "errors", "ArtifactError": "errors", "ConfigError": "errors",
 }

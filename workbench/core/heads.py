@@ -96,6 +96,8 @@ class BlendHead(LinearHead):
     def from_arrays(cls, arrays, n_classes, dim):
         if "head_blend_weight" not in arrays:
             raise ArtifactError("pool metadata says head='blend' but head_blend_weight is missing")
+        if np.shape(arrays["head_blend_weight"]) != (1,):
+            raise ArtifactError(f"head_blend_weight must have shape (1,); got {np.shape(arrays['head_blend_weight'])}")
         linear = LinearHead.from_arrays(arrays, n_classes, dim)
         return cls(linear.coef, linear.intercept, arrays["head_blend_weight"])
 

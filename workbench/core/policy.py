@@ -97,7 +97,10 @@ class TierPolicy:
         if cost is None and self.needs_cost:
             raise ConfigError(f"policy {self.name!r} needs a cost matrix")
         if cost is not None:
-            matrix = np.asarray(cost, np.float64)
+            try:
+                matrix = np.asarray(cost, np.float64)
+            except (TypeError, ValueError):
+                matrix = np.zeros(0)  # refused below with the value given
             if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not np.isfinite(matrix).all():
                 raise ConfigError(f"cost must be a finite square matrix; got {cost!r}")
             cost = tuple(tuple(float(v) for v in row) for row in matrix)
