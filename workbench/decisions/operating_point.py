@@ -47,12 +47,12 @@ def mix_weights(true_rank, traffic_mix, tiers):
 
     ``traffic_mix`` maps tier name -> share (any positive scale).
     """
-    t = np.asarray(true_rank)
+    true_rank = np.asarray(true_rank)
     mix = normalize_mix(traffic_mix, tiers)
-    counts = np.bincount(t, minlength=len(tiers)).astype(np.float64)
+    counts = np.bincount(true_rank, minlength=len(tiers)).astype(np.float64)
     if ((mix > 0) & (counts == 0)).any():
         raise ConfigError("traffic_mix gives a share to a tier that has no message")
-    return (mix / np.where(counts > 0, counts, 1.0))[t]
+    return (mix / np.where(counts > 0, counts, 1.0))[true_rank]
 
 
 def paired_standard_error(a, b, weights=None):
@@ -63,8 +63,9 @@ def paired_standard_error(a, b, weights=None):
     discordant messages count by their normalised weights.
     """
     a, b = np.asarray(a, bool), np.asarray(b, bool)
-    w = np.full(len(a), 1.0 / max(len(a), 1)) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
-    return float(np.sqrt(np.sum(w ** 2 * (a != b))))
+    weight = np.full(len(a), 1.0 / max(len(a), 1)) if weights is None else \
+        np.asarray(weights, np.float64) / np.sum(weights)
+    return float(np.sqrt(np.sum(weight ** 2 * (a != b))))
 
 
 def abstain_curve(scores, true_rank, routed_rank, *, weights=None):

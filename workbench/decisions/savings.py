@@ -92,33 +92,31 @@ def routing_cost(true_rank, routed_rank, abstain, tiers, prices, *, traffic_mix=
     not a saving), ``categorizer_cost``, ``abstain_rate``, ``downgrade_rate``,
     ``upgrade_rate``, ``tier_accuracy``, all weighted by the mix.
     """
-    t, r = np.asarray(true_rank), np.asarray(routed_rank)
-    a = np.zeros(len(t), bool) if abstain is None else np.asarray(abstain, bool)
-    n_t = len(tiers)
+    true_rank, routed_rank = np.asarray(true_rank), np.asarray(routed_rank)
+    abstain = np.zeros(len(true_rank), bool) if abstain is None else np.asarray(abstain, bool)
     price = _price_array(prices, tiers) * tokens_per_message / 1e6 * 1000  # per 1,000 messages
-    cat = price[0] * categorizer_tokens / tokens_per_message
-    mix = normalize_mix(traffic_mix or pool_mix(t, tiers), tiers)
-    r_eff = np.where(a, t, r)
+    categorizer_price = price[0] * categorizer_tokens / tokens_per_message
+    mix = normalize_mix(traffic_mix or pool_mix(true_rank, tiers), tiers)
+    served_rank = np.where(abstain, true_rank, routed_rank)  # abstained messages go to the right tier
     out = dict.fromkeys(("cost", "upgrade_cost", "downgrade_saving", "abstain_rate", "downgrade_rate",
                          "upgrade_rate", "tier_accuracy"), 0.0)
-    for i in range(n_t):
-        rows = t == i
+    for tier in range(len(tiers)):
+        rows = true_rank == tier
         if not rows.any():
-            if mix[i] > 0:
-                raise ConfigError(f"traffic_mix gives tier {tiers[i]!r} a share but the pool has no message of it")
+            if mix[tier] > 0:
+                raise ConfigError(f"traffic_mix gives tier {tiers[tier]!r} a share but the pool has no message of it")
             continue
-        ri, ai = r_eff[rows], a[rows]
-        share = mix[i]
-        routed_price = price[ri]
-        out["cost"] += share * (routed_price.mean() + cat * ai.mean())
-        out["upgrade_cost"] += share * np.where(ri > i, routed_price - price[i], 0.0).mean()
-        out["downgrade_saving"] += share * np.where(ri < i, price[i] - routed_price, 0.0).mean()
-        out["abstain_rate"] += share * ai.mean()
-        out["downgrade_rate"] += share * (ri < i).mean()
-        out["upgrade_rate"] += share * (ri > i).mean()
-        out["tier_accuracy"] += share * (ri == i).mean()
+        served, abstained, share = served_rank[rows], abstain[rows], mix[tier]
+        served_price = price[served]
+        out["cost"] += share * (served_price.mean() + categorizer_price * abstained.mean())
+        out["upgrade_cost"] += share * np.where(served > tier, served_price - price[tier], 0.0).mean()
+        out["downgrade_saving"] += share * np.where(served < tier, price[tier] - served_price, 0.0).mean()
+        out["abstain_rate"] += share * abstained.mean()
+        out["downgrade_rate"] += share * (served < tier).mean()
+        out["upgrade_rate"] += share * (served > tier).mean()
+        out["tier_accuracy"] += share * (served == tier).mean()
     out["perfect_cost"] = float(mix @ price)
-    out["categorizer_cost"] = float(cat * out["abstain_rate"])
+    out["categorizer_cost"] = float(categorizer_price * out["abstain_rate"])
     return {k: float(v) for k, v in out.items()}
 
 
@@ -178,15 +176,15 @@ def savings_curve(true_rank, routed_rank, scores, tiers, prices, *, thresholds=N
     """
     import pandas as pd
 
-    s = np.asarray(scores, np.float64)
-    t = np.asarray(true_rank)
+    scores = np.asarray(scores, np.float64)
+    true_rank = np.asarray(true_rank)
     if thresholds is None:
-        thresholds = np.unique(np.concatenate([[0.0], np.quantile(s, np.linspace(0, 1, 21))]))
-    strong = routing_cost(t, np.full_like(t, len(tiers) - 1), None, tiers, prices, **kw)["cost"]
+        thresholds = np.unique(np.concatenate([[0.0], np.quantile(scores, np.linspace(0, 1, 21))]))
+    strong = routing_cost(true_rank, np.full_like(true_rank, len(tiers) - 1), None, tiers, prices, **kw)["cost"]
     rows = []
-    for thr in thresholds:
-        c = routing_cost(t, routed_rank, s < thr, tiers, prices, **kw)
-        rows.append({"threshold": float(thr), "abstain_rate": c["abstain_rate"], "cost_per_1k": c["cost"],
+    for threshold in thresholds:
+        c = routing_cost(true_rank, routed_rank, scores < threshold, tiers, prices, **kw)
+        rows.append({"threshold": float(threshold), "abstain_rate": c["abstain_rate"], "cost_per_1k": c["cost"],
                      "saved_vs_strong": 1.0 - c["cost"] / strong if strong > 0 else np.nan,
                      "tier_accuracy": c["tier_accuracy"], "downgrade_rate": c["downgrade_rate"],
                      "upgrade_rate": c["upgrade_rate"]})
