@@ -16,6 +16,10 @@ ask the LLM categorizer for just those messages.
 (and a downgrade weight) for a target such as "at most 2% downgrades" or
 "abstain on at most 10% of traffic" on leave-one-out predictions.
 
+Each decision policy is one :class:`TierPolicy` subclass registered in
+:data:`POLICIES` (like the heads' ``HEADS``); :class:`DecisionPolicy` is
+what a pool stores: a registered policy, its criterion and threshold.
+
 The router imports this module: it must stay numpy-only.
 """
 from __future__ import annotations
