@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from .. import config as _config
 from ..errors import require
 from .batching import RouterWorker
+from .gateway import gateway_routes
 from .metrics import Metrics
 from .pools import PoolWatcher, load_served_pool
 from .payloads import RequestError, parse_conversation_request, parse_route_request
@@ -50,7 +51,7 @@ async def _read_body(request, limit):
     return bytes(body)
 
 
-_PATHS = ("/route", "/route/conversation", "/healthz", "/metrics")
+_PATHS = ("/route", "/route/conversation", "/healthz", "/metrics", "/v1/chat/completions", "/v1/models")
 
 
 class _Timing:
@@ -79,7 +80,7 @@ class _Timing:
 def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_config.SERVE_BATCH_WINDOW_MS,
                max_messages=_config.SERVE_MAX_MESSAGES, max_chars=_config.SERVE_MAX_TEXT_CHARS,
                max_body=_config.SERVE_MAX_BODY_BYTES, poll_s=_config.SERVE_RELOAD_POLL_S, threads=None, allowed_backends=None,
-               loaded=None):
+               loaded=None, gateway=None):
     """The ASGI app serving ``pool_path``.
 
     Parameters
@@ -98,6 +99,9 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
         Backend specs (shell patterns) a pool may name; default: the bundled backends.
     loaded : ServedPool, optional
         ``pool_path`` already loaded (by :func:`~.pools.load_served_pool`); default: loaded at startup.
+    gateway : dict, optional
+        Settings of :class:`~.gateway.Gateway` (``upstreams`` and the rest): adds ``/v1/chat/completions``
+        and ``/v1/models``.
     """
     starlette = require("starlette.applications", purpose="workbench serve")
     from starlette.routing import Route
@@ -118,6 +122,11 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
         watcher = PoolWatcher(pool_path, lambda: state["pool"], swapped, on_result=metrics.reload, poll_s=poll_s,
                               threads=threads, allowed_backends=allowed_backends).start()
         state.update(pool=pool, worker=worker, watcher=watcher)
+        if gateway is not None:
+            from .gateway import Gateway
+
+            app.state.gateway = Gateway(**gateway, tiers=pool.router.tiers, metrics=metrics, max_chars=max_chars)
+            await app.state.gateway.start()
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, lambda *_: watcher.trigger())
         log.info("serving %s: %d rows, backend %s, sha256 %s", pool_path, pool.rows, pool.backend, pool.sha256[:12])
@@ -126,6 +135,8 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
         finally:
             watcher.stop()
             await asyncio.to_thread(worker.stop)  # in-flight batches finish first
+            if gateway is not None:
+                await app.state.gateway.stop()
 
     async def route(request):
         try:
@@ -169,11 +180,12 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
                       "pool_loaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pool.loaded))})
 
     async def metrics_text(request):
-        from starlette.responses import PlainTextResponse
+        from starlette.responses import Response
 
         pool = state["pool"]
-        return PlainTextResponse(metrics.render(rows=pool.rows, backend=pool.backend),
-                                 media_type="text/plain; version=0.0.4")
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.render(rows=pool.rows, backend=pool.backend), media_type=CONTENT_TYPE_LATEST)
 
     async def http_error(request, exc):
         return _error(exc.status_code, exc.detail)
@@ -188,7 +200,7 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
         routes=[Route("/route", route, methods=["POST"]),
                 Route("/route/conversation", route_conversation, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"]),
-                Route("/metrics", metrics_text, methods=["GET"])],
+                Route("/metrics", metrics_text, methods=["GET"])] + (gateway_routes() if gateway is not None else []),
         lifespan=lifespan, exception_handlers={HTTPException: http_error, Exception: internal_error})
     app.state.service = state
     return _Timing(app, metrics)
