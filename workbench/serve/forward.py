@@ -47,6 +47,7 @@ class Answer:
     body: bytes = b""
     response: object = None          # httpx.Response of a stream, open until the relay closes it
     first_chunk: bytes = b""
+    chunks: object = None            # the rest of a stream: the async iterator the first chunk came from
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -138,8 +139,9 @@ class Forwarder:
             raise UpstreamFailure("redirect", f"status {status}")
         content_type = response.headers.get("content-type", "application/json")
         if stream and status < 300:
-            first = await self._first_chunk(response, upstream)
-            return Answer(status, content_type, response=response, first_chunk=first, started=started)
+            chunks = response.aiter_raw()
+            first = await self._first_chunk(chunks, upstream)
+            return Answer(status, content_type, response=response, first_chunk=first, chunks=chunks, started=started)
         body = await self._read_body(response, upstream)
         await response.aclose()
         if status < 300:
@@ -149,11 +151,11 @@ class Forwarder:
                 raise UpstreamFailure("invalid") from None
         return Answer(status, content_type, body=body, started=started)
 
-    async def _first_chunk(self, response, upstream):
+    async def _first_chunk(self, chunks, upstream):
         httpx = require("httpx", purpose="the gateway")
         try:
             async with asyncio.timeout(upstream.timeout_s):
-                async for chunk in response.aiter_raw():
+                async for chunk in chunks:
                     if chunk:
                         return chunk
         except (httpx.HTTPError, TimeoutError) as e:

@@ -63,7 +63,7 @@ async def relay_stream(gw, answer, upstream, rec, finish):
     scanner.feed(answer.first_chunk)
     try:
         yield answer.first_chunk
-        async for chunk in answer.response.aiter_raw():
+        async for chunk in answer.chunks:
             size += len(chunk)
             if size > upstream.max_response_bytes:
                 raise UpstreamFailure("too_large")
