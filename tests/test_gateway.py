@@ -132,6 +132,16 @@ def served_pool(small_npz, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def other_npz(small_pool, tmp_path_factory):
+    from workbench.core.knn import KNNConfig
+    from workbench.decisions.export import export_pool
+
+    path = tmp_path_factory.mktemp("npz") / "other.npz"
+    export_pool(small_pool.subset(np.arange(0, len(small_pool.vectors), 2)), path, KNNConfig(k=3))
+    return path
+
+
+@pytest.fixture(scope="module")
 def gateway(served_pool, ups, tmp_path_factory):
     g = Gateway(served_pool, tmp_path_factory.mktemp("gw"), upstreams_yaml(ups))
     yield g
@@ -278,3 +288,164 @@ def test_a_client_disconnect_mid_stream_cancels_the_upstream_request(gateway, up
         time.sleep(0.05)
     assert ups["cheap"].cancelled == 1 and ups["cheap"].completed == 0
     assert gateway.record(rid)["status"] == "client_disconnected"
+
+
+def test_a_hot_pool_reload_under_gateway_traffic_fails_no_request(gateway, served_pool, other_npz, small_npz):
+    import hashlib
+
+    old_sha, new_sha = (hashlib.sha256(p.read_bytes()).hexdigest() for p in (small_npz, other_npz))
+    seen, failures, stop = set(), [], threading.Event()
+
+    def traffic(i):
+        client = gateway.client()
+        while not stop.is_set():
+            try:
+                raw = chat(client, f"{STRONG_TEXT} ({i})", stream=False)
+                seen.add(raw.headers["x-workbench-pool-sha256"])
+            except Exception as e:  # noqa: BLE001 - every failure is the finding
+                failures.append(repr(e))
+
+    threads = [threading.Thread(target=traffic, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while old_sha not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tmp = served_pool.with_suffix(".tmp")
+        tmp.write_bytes(other_npz.read_bytes())
+        os.replace(tmp, served_pool)
+        deadline = time.monotonic() + 60
+        while new_sha not in seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        tmp.write_bytes(small_npz.read_bytes())  # the later tests route with the first pool again
+        os.replace(tmp, served_pool)
+    assert failures == [] and {old_sha, new_sha} <= seen
+    deadline = time.monotonic() + 60
+    while gateway.metric("workbench_pool_reloads_total", result="ok") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert chat(gateway.client(), STRONG_TEXT).headers["x-workbench-pool-sha256"] == old_sha
+
+
+def _one(gateway, i):
+    """One request of the load test: its answer text and headers (streamed every other time)."""
+    client = gateway.client()
+    if i % 2:
+        with client.chat.completions.with_streaming_response.create(
+                model="auto", messages=[{"role": "user", "content": CHEAP_TEXT}], stream=True) as resp:
+            text = "".join(c.delta.content or "" for chunk in resp.parse() for c in chunk.choices)
+            return text.split("-")[0], dict(resp.headers)
+    raw = chat(client, CHEAP_TEXT)
+    return raw.parse().choices[0].message.content.split()[-1], dict(raw.headers)
+
+
+def test_stopping_the_cheap_upstream_under_64_clients_fails_no_request_and_marks_every_fallback(gateway, ups, tmp_path):
+    before = gateway.metric("workbench_fallbacks_total", **{"from": "cheap"})
+    done = []
+
+    def client_run(c):
+        out = []
+        for j in range(4):
+            out.append(_one(gateway, c * 4 + j))
+            done.append(1)
+        return out
+
+    with ThreadPoolExecutor(64) as ex:
+        futures = [ex.submit(client_run, c) for c in range(64)]
+        deadline = time.monotonic() + 60
+        while len(done) < 64 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ups["cheap"].stop()
+        try:
+            results = [r for f in futures for r in f.result(timeout=120)]  # raises if any request failed
+        finally:
+            ups["cheap"].start()
+    assert len(results) == 256
+    fell_back = [h for who, h in results if who == "medium"]
+    assert len(fell_back) > 0 and {who for who, _ in results} == {"cheap", "medium"}
+    for who, h in results:  # answered by medium <=> marked as a fallback, in the headers ...
+        assert h["x-workbench-tier"] == "cheap"
+        assert (who == "medium") == h["x-workbench-fallback"].startswith("cheap->medium:"), (who, h)
+    # ... in the decision records ...
+    records = {r["request_id"]: r for r in gateway.records()}
+    for who, h in results:
+        rec = records.get(h["x-request-id"]) or gateway.record(h["x-request-id"])
+        assert rec["upstream_tier"] == who and bool(rec["fallback_reason"]) == (who == "medium") and rec["status"] == 200
+    # ... and in the metrics
+    assert gateway.metric("workbench_fallbacks_total", **{"from": "cheap"}) - before == len(fell_back)
+
+
+def test_the_decision_log_parses_and_workbench_import_reads_it(gateway, tmp_path):
+    files = sorted(gateway.decisions.glob("decisions-*.jsonl"))
+    assert files and all(re.fullmatch(r"decisions-\d{4}-\d{2}-\d{2}\.jsonl", f.name) for f in files)
+    from workbench.serve.records import FIELDS
+
+    lines = [line for f in files for line in f.read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(line) for line in lines]
+    assert len(records) > 256 and all(set(r) == set(FIELDS) for r in records)
+    res = subprocess.run([sys.executable, "-m", "workbench", "import", *map(str, files), "--out",
+                          str(tmp_path / "candidates.jsonl"), "--no-pool", "--no-near-duplicates", "--json",
+                          str(tmp_path / "summary.json")],
+                         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["read"] == len(records) and summary["kept"] >= 2
+    kept = {json.loads(line)["text"] for line in (tmp_path / "candidates.jsonl").read_text().splitlines()}
+    assert CHEAP_TEXT in kept and STRONG_TEXT in kept
+
+
+@pytest.fixture(scope="module")
+def abstaining_gateway(small_pool, ups, tmp_path_factory):
+    """A second gateway: a pool that abstains below 0.99 confidence, ``fail`` mode, no text in the log."""
+    from workbench.core.knn import KNNConfig
+    from workbench.decisions.export import export_pool
+
+    folder = tmp_path_factory.mktemp("gw-fail")
+    export_pool(small_pool, folder / "abstain.npz", KNNConfig(k=5, vote="distance", center=True), head="knn",
+                calibration="none", max_abstain=None, max_downgrade=None, threshold=0.99, criterion="confidence",
+                policy="vote")
+    g = Gateway(folder / "abstain.npz", folder, upstreams_yaml(ups, mode="fail"), "--log-text", "none")
+    yield g
+    g.stop()
+
+
+def test_an_abstained_decision_goes_to_the_abstain_tier(abstaining_gateway, ups):
+    g = abstaining_gateway
+    before = g.metric("workbench_gateway_abstains_total", tier="medium")
+    raw = chat(g.client(), CHEAP_TEXT)
+    assert raw.headers["x-workbench-abstain"] == "true" and raw.headers["x-workbench-tier"] == "medium"
+    assert raw.parse().choices[0].message.content == "answer from medium" and not ups["cheap"].requests
+    assert g.metric("workbench_gateway_abstains_total", tier="medium") == before + 1
+    rec = g.record(raw.headers["x-request-id"])
+    assert rec["abstain"] is True and rec["decided_tier"] == "cheap" and rec["tier"] == "medium"
+    assert "text" not in rec and len(rec["text_sha256"]) == 64  # --log-text none
+
+
+def test_fail_mode_answers_503_naming_the_tier(abstaining_gateway, ups):
+    g = abstaining_gateway
+    ups["medium"].mode = "500"
+    with pytest.raises(openai.InternalServerError) as err:
+        chat(g.client(), CHEAP_TEXT)
+    resp = err.value.response
+    assert resp.status_code == 503 and "\n" not in resp.text.strip()
+    assert resp.json() == {"error": "the upstream of tier 'medium' failed (5xx)", "status": 503}
+    assert not ups["strong"].requests and g.metric("workbench_upstream_failures_total", tier="medium") >= 1
+    assert g.record(resp.headers["x-request-id"])["status"] == 503
+
+
+def test_no_log_or_decision_file_holds_a_key(gateway, abstaining_gateway):
+    gateway.stop()  # flushes the decision log and ends the log
+    abstaining_gateway.stop()
+    secrets = [*KEYS.values(), TOKEN, OTHER_TOKEN]
+    files = [p for g in (gateway, abstaining_gateway) for p in g.folder.rglob("*") if p.is_file()
+             and p.name not in ("clients.txt", "upstreams.yaml")]
+    assert any(p.name.startswith("decisions-") for p in files) and any(p.name == "gateway.log" for p in files)
+    assert "fell back" in gateway.log_path.read_text() or "falling back" in gateway.log_path.read_text()
+    for p in files:
+        text = p.read_bytes().decode("utf-8", "replace")
+        assert not [s for s in secrets if s in text], p
