@@ -449,3 +449,20 @@ def test_no_log_or_decision_file_holds_a_key(gateway, abstaining_gateway):
     for p in files:
         text = p.read_bytes().decode("utf-8", "replace")
         assert not [s for s in secrets if s in text], p
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--upstreams", "{folder}/missing.yaml"], "missing.yaml: cannot read the upstreams file"),
+    (["--upstreams", "{folder}/up.yaml"], "tiers.cheap: the environment variable WB_UNSET_KEY (api_key_env) is not set"),
+    (["--upstreams", "{folder}/ok.yaml", "--host", "0.0.0.0"], "--host 0.0.0.0: the gateway holds upstream keys"),
+])
+def test_the_cli_refuses_a_bad_gateway_setup_in_one_line_with_exit_2(small_npz, tmp_path, extra, message):
+    (tmp_path / "up.yaml").write_text("tiers:\n" + "".join(
+        f"  {t}: {{base_url: 'http://127.0.0.1:9/v1', model: m{t}, api_key_env: WB_UNSET_KEY}}\n" for t in MODELS))
+    (tmp_path / "ok.yaml").write_text("tiers:\n" + "".join(
+        f"  {t}: {{base_url: 'http://127.0.0.1:9/v1', model: m{t}}}\n" for t in MODELS))
+    res = subprocess.run([sys.executable, "-m", "workbench", "serve", "--pool", str(small_npz), "--port",
+                          str(free_port()), *[e.format(folder=tmp_path) for e in extra]], cwd=ROOT,
+                         env={k: v for k, v in dict(os.environ, PYTHONPATH=str(ROOT)).items() if k != "WB_UNSET_KEY"},
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

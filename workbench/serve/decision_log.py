@@ -84,29 +84,32 @@ class DecisionLog:
                 return
 
     def _lines(self, records):
-        out = bytearray()
+        out, count = bytearray(), 0
         for record in records:
             try:
                 record = self.prepare(record) if self.prepare is not None else record
                 out += (json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
                         + "\n").encode("utf-8", "surrogatepass")
+                count += 1
             except Exception as e:  # a record that cannot be written must not stop the writer
                 self._failed("encode a record", e)
-        return bytes(out)
+        return bytes(out), count
 
     def _write(self, records):
-        data = self._lines(records)
+        data, count = self._lines(records)
+        if not count:
+            return
         try:
             fd = self._file(log_file_name(time.time()))
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
         except OSError as e:
-            self._failed("write", e, lost=len(records))
+            self._failed("write", e, lost=count)
             self._close_file()  # reopened with the next records
             return
         if self.on_written is not None:
-            self.on_written(len(records))
+            self.on_written(count)
 
     def _file(self, name):
         if name != self._name or self._fd is None:
