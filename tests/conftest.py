@@ -13,10 +13,11 @@ import pytest
 
 from tests import browser
 from tests.helpers import ROOT, XSS_ROWS, write_jsonl
+from workbench.decisions.targets import Targets
 
 PER_CATEGORY = 20
 #: Export options of a plain pool (the k-NN vote, never abstains, raw confidence), not what ships by default.
-PLAIN = {"head": "knn", "max_abstain": None, "calibration": "none"}
+PLAIN = {"head": "knn", "targets": Targets(max_abstain=None, calibration="none")}
 TEMPLATES_PER_CATEGORY = 10
 #: Evaluation rows per source and conversations in the nightly fixture.
 EVAL_ROWS, CONVERSATIONS = 12, 6

@@ -404,11 +404,12 @@ def abstaining_gateway(small_pool, ups, tmp_path_factory):
     """A second gateway: a pool that abstains below 0.99 confidence, ``fail`` mode, no text in the log."""
     from workbench.core.knn import KNNConfig
     from workbench.decisions.export import export_pool
+    from workbench.decisions.targets import Targets
 
     folder = tmp_path_factory.mktemp("gw-fail")
+    targets = Targets(policy="vote", criterion="confidence", threshold=0.99, max_downgrade=None, calibration="none")
     export_pool(small_pool, folder / "abstain.npz", KNNConfig(k=5, vote="distance", center=True), head="knn",
-                calibration="none", max_abstain=None, max_downgrade=None, threshold=0.99, criterion="confidence",
-                policy="vote")
+                targets=targets)
     g = Gateway(folder / "abstain.npz", folder, upstreams_yaml(ups, mode="fail"), "--log-text", "none")
     yield g
     g.stop()

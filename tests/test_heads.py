@@ -6,6 +6,7 @@ from tests.helpers import unit_rows
 from workbench.core.heads import HEADS, BlendHead, load_head
 from workbench.core.knn import KNNConfig
 from workbench.decisions.head_choice import choose_head, paired_standard_error
+from workbench.decisions.targets import HeadParams, Targets
 from workbench.errors import ArtifactError
 
 CONFIG = KNNConfig(k=7, vote="distance", center=False)
@@ -34,7 +35,8 @@ def xor_pool(taxonomy, rng, per_cluster=40, d=8):
 
 def test_a_linear_boundary_in_noise_is_won_by_the_logistic_head(taxonomy):
     x, y = linear_pool(taxonomy, np.random.default_rng(0))
-    choice = choose_head(x, y, taxonomy, CONFIG, candidates=("knn", "logreg"), max_abstain=None, n_splits=5, C=0.1)
+    choice = choose_head(x, y, taxonomy, CONFIG, candidates=("knn", "logreg"), targets=Targets(max_abstain=None),
+                         params=HeadParams(n_splits=5, C=0.1))
     t = choice.table.set_index("head")
     assert choice.best == "logreg"
     assert t.loc["logreg", "tier_accuracy"] > t.loc["knn", "tier_accuracy"] + 0.2
@@ -43,15 +45,16 @@ def test_a_linear_boundary_in_noise_is_won_by_the_logistic_head(taxonomy):
 
 def test_clusters_no_line_separates_are_won_by_the_neighbours(taxonomy):
     x, y = xor_pool(taxonomy, np.random.default_rng(1))
-    choice = choose_head(x, y, taxonomy, CONFIG, candidates=("logreg", "knn"), max_abstain=None, n_splits=5)
+    choice = choose_head(x, y, taxonomy, CONFIG, candidates=("logreg", "knn"), targets=Targets(max_abstain=None),
+                         params=HeadParams(n_splits=5))
     t = choice.table.set_index("head")
     assert choice.best == "knn" and t.loc["knn", "tier_accuracy"] > 0.95 > t.loc["logreg", "tier_accuracy"]
 
 
 def test_heads_are_judged_at_the_operating_point_of_the_targets(taxonomy):
     x, y = linear_pool(taxonomy, np.random.default_rng(2))
-    choice = choose_head(x, y, taxonomy, CONFIG, candidates=("knn", "logreg", "blend"), max_abstain=0.1, n_splits=5,
-                         C=0.1)
+    choice = choose_head(x, y, taxonomy, CONFIG, candidates=("knn", "logreg", "blend"), targets=Targets(max_abstain=0.1),
+                         params=HeadParams(n_splits=5, C=0.1))
     t = choice.table.set_index("head")
     assert set(t.index) == {"knn", "logreg", "blend"}
     assert (t["point_abstain_rate"] <= 0.1 + 1e-9).all() and (t["point_tier_accuracy"] >= t["tier_accuracy"]).all()

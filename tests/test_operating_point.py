@@ -7,10 +7,17 @@ from workbench.errors import ConfigError
 from workbench.core.knn import decide
 from workbench.decisions.operating_point import abstain_curve, fit_operating_point, mix_weights
 from workbench.core.policy import tier_probabilities
+from workbench.decisions.targets import Targets
 
 RANK = np.array([0, 0, 1, 1, 1, 2, 2])
 COST = np.array([[0.0, 1.0, 2.0], [4.0, 0.0, 1.0], [8.0, 4.0, 0.0]])
 TIERS = ("cheap", "medium", "strong")
+
+
+def fit(shares, labels, cost, *, weights=None, **targets):
+    """fit_operating_point with targets given by keyword: cost policy and no abstain budget unless said."""
+    targets = {"policy": "cost", "max_abstain": None, **targets}
+    return fit_operating_point(shares, labels, RANK, cost, targets=Targets(**targets), weights=weights)
 
 
 def test_abstain_curve_runs_from_never_to_always():
@@ -33,17 +40,17 @@ def _synthetic(seed=0, n=600):
 
 def test_fit_meets_a_downgrade_target():
     shares, labels = _synthetic()
-    op = fit_operating_point(shares, labels, RANK, COST, max_downgrade=0.02)
+    op = fit(shares, labels, COST, max_downgrade=0.02)
     assert op.met and op.downgrade_rate <= 0.02
-    looser = fit_operating_point(shares, labels, RANK, COST, max_downgrade=0.10)
+    looser = fit(shares, labels, COST, max_downgrade=0.10)
     # a looser target never routes less traffic correctly by the router itself
     assert looser.tier_accuracy - looser.abstain_rate >= op.tier_accuracy - op.abstain_rate
 
 
 def test_fit_with_one_policy_abstains_as_little_as_the_target_allows():
     shares, labels = _synthetic()
-    strict = fit_operating_point(shares, labels, RANK, policy="vote", max_downgrade=0.02)
-    loose = fit_operating_point(shares, labels, RANK, policy="vote", max_downgrade=0.05)
+    strict = fit(shares, labels, None, policy="vote", max_downgrade=0.02)
+    loose = fit(shares, labels, None, policy="vote", max_downgrade=0.05)
     assert strict.met and loose.met and loose.abstain_rate < strict.abstain_rate
     # the next smaller threshold (one message less abstention) would break the target
     routed = RANK[decide(shares, RANK)[0]]
@@ -55,7 +62,7 @@ def test_fit_with_one_policy_abstains_as_little_as_the_target_allows():
 
 def test_fit_respects_an_abstain_budget():
     shares, labels = _synthetic(1)
-    op = fit_operating_point(shares, labels, RANK, COST, policy="vote", max_abstain=0.10)
+    op = fit(shares, labels, COST, policy="vote", max_abstain=0.10)
     assert op.met and op.abstain_rate <= 0.10 and op.policy.threshold is not None
     routed, abstain, _ = op.policy.apply(shares, RANK)
     assert abstain.mean() == pytest.approx(op.abstain_rate)
@@ -63,14 +70,14 @@ def test_fit_respects_an_abstain_budget():
 
 def test_fit_says_when_targets_cannot_be_met():
     shares, labels = _synthetic(2)
-    op = fit_operating_point(shares, labels, RANK, COST, policy="vote", max_downgrade=0.0, max_abstain=0.0)
+    op = fit(shares, labels, COST, policy="vote", max_downgrade=0.0, max_abstain=0.0)
     assert not op.met and op.abstain_rate == 0.0
 
 
 def test_fit_needs_a_target():
     shares, labels = _synthetic(3, n=20)
     with pytest.raises(ConfigError, match="needs a target"):
-        fit_operating_point(shares, labels, RANK, COST)
+        fit(shares, labels, COST)
 
 
 def test_mix_weights_reweight_the_rates_to_a_traffic_mix():
@@ -84,7 +91,7 @@ def test_mix_weights_reweight_the_rates_to_a_traffic_mix():
 def test_fit_for_a_mix_without_strong_traffic_needs_no_abstention():
     shares, labels = _synthetic(4)
     w = mix_weights(RANK[labels], {"cheap": 1.0}, TIERS)
-    op = fit_operating_point(shares, labels, RANK, policy="vote", max_downgrade=0.0, weights=w)
+    op = fit(shares, labels, None, policy="vote", max_downgrade=0.0, weights=w)
     assert op.met and op.downgrade_rate == 0 and op.policy.threshold == 0.0
 
 
@@ -105,9 +112,9 @@ def test_any_keeps_plain_voting_unless_a_cost_rule_beats_it_by_more_than_noise(s
     """The one-standard-error rule across decision rules: vote, then cost by increasing downgrade weight."""
     shares, labels = _synthetic(seed, n=300)
     weights = (0.25, 0.5, 1.0, 2.0)
-    op = fit_operating_point(shares, labels, RANK, COST, policy="any", max_abstain=budget, downgrade_weights=weights)
-    rules = [fit_operating_point(shares, labels, RANK, COST, policy="vote", max_abstain=budget)] + \
-        [fit_operating_point(shares, labels, RANK, COST, policy="cost", max_abstain=budget, downgrade_weights=(w,))
+    op = fit(shares, labels, COST, policy="any", max_abstain=budget, downgrade_weights=weights)
+    rules = [fit(shares, labels, COST, policy="vote", max_abstain=budget)] + \
+        [fit(shares, labels, COST, policy="cost", max_abstain=budget, downgrade_weights=(w,))
          for w in weights]
     best = max(rules, key=lambda r: r.tier_accuracy)
     best_msgs = _objective(best.policy, shares, labels)
@@ -124,5 +131,5 @@ def test_any_takes_the_cost_rule_when_it_clearly_routes_more_right():
     clear = np.eye(7)[np.arange(150) % 7] * 0.9 + 0.1 / 7
     shares = np.vstack([np.tile(split, (150, 1)), clear])
     labels = np.concatenate([np.full(150, 2), np.arange(150) % 7])
-    op = fit_operating_point(shares, labels, RANK, COST, policy="any", max_abstain=0.0)
+    op = fit(shares, labels, COST, policy="any", max_abstain=0.0)
     assert op.policy.name == "cost" and op.tier_accuracy == 1.0

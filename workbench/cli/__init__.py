@@ -39,7 +39,7 @@ def main(argv=None):
     handler.setFormatter(SafeLogFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     try:
-        args.func(args)
+        code = args.func(args)  # a command returns an exit code only when it has one to give (datasheet --check)
     except WorkbenchError as e:
         print(f"workbench {args.command}: error: {printable(e, one_line=True)}", file=sys.stderr)
         return EXIT_ERROR
@@ -53,7 +53,7 @@ def main(argv=None):
         print(f"workbench {args.command}: error: {printable(where + (e.strerror or str(e)), one_line=True)}",
               file=sys.stderr)
         return EXIT_ERROR
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -12,10 +12,12 @@ import logging
 import re
 import sys
 
-__all__ = ["Parser", "echo", "printable", "json_line", "SafeLogFormatter", "EXIT_ERROR"]
+__all__ = ["Parser", "echo", "printable", "json_line", "SafeLogFormatter", "EXIT_ERROR", "EXIT_OUT_OF_DATE"]
 
 #: Exit code of a command that failed on bad input or bad state (one line on stderr says why).
 EXIT_ERROR = 2
+#: `workbench datasheet --check`: the tables are out of date (a result, not an error).
+EXIT_OUT_OF_DATE = 1
 #: C0 controls (tab and newline are kept where a text may span lines), DEL, C1, bidirectional overrides.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _UNSAFE_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")

@@ -17,11 +17,13 @@ from ..errors import ConfigError
 from ..core.heads import HEADS
 from ..core.knn import VOTE_RULES
 from ..core.policy import CRITERIA, POLICIES
+from ..decisions.targets import ANY_POLICY
 
 __all__ = ["Formatter", "backend_spec", "positive_int", "non_negative_int", "fraction", "positive_float",
            "non_negative_float", "seed", "add_force", "check_outputs", "add_router_options", "load_router",
-           "add_pool_options", "add_knn_options", "add_dup_threshold", "add_json", "add_policy_options",
-           "policy_from_args", "load_pool_from_args", "config_from_args"]
+           "add_pool_options", "add_pool_dir", "add_taxonomy", "add_backend", "add_cache_dir", "add_knn_options",
+           "add_dup_threshold", "add_json", "add_chat_client_options", "chat_client_from_args", "add_policy_options", "targets_from_args",
+           "load_pool_from_args", "config_from_args"]
 
 
 class Formatter(argparse.HelpFormatter):
@@ -108,18 +110,33 @@ def load_router(args):
                        (list(BACKENDS) + args.allow_backend))
 
 
+def add_pool_dir(p, *, multiple=True, help=None):
+    """``--pool-dir``: the pool's JSONL files or folders (repeatable unless ``multiple=False``)."""
+    text = help or ("pool JSONL file or folder" + (", repeatable" if multiple else ""))
+    p.add_argument("--pool-dir", action="append" if multiple else "store", metavar="PATH", default=None,
+                   help=f"{text} (default: {_config.POOL_DIR})")
+
+
+def add_taxonomy(p, *, help="taxonomy file"):
+    p.add_argument("--taxonomy", metavar="FILE", default=_config.TAXONOMY_PATH, help=help)
+
+
+def add_backend(p, *, help="embedding backend"):
+    p.add_argument("--backend", metavar="B", type=backend_spec, default=_config.DEFAULT_BACKEND,
+                   help=f"{help}: {', '.join(BACKENDS)} or st:<model id or path>")
+
+
+def add_cache_dir(p):
+    p.add_argument("--cache-dir", metavar="DIR", default=_config.CACHE_DIR, help="embedding cache")
+
+
 def add_pool_options(p, *, multiple=True):
     """Where the pool comes from and how it is embedded."""
     g = p.add_argument_group("pool")
-    if multiple:
-        g.add_argument("--pool-dir", action="append", metavar="PATH", default=None,
-                       help=f"pool JSONL file or folder, repeatable (default: {_config.POOL_DIR})")
-    else:
-        g.add_argument("--pool-dir", metavar="PATH", default=None, help=f"pool JSONL file or folder (default: {_config.POOL_DIR})")
-    g.add_argument("--taxonomy", metavar="FILE", default=_config.TAXONOMY_PATH, help="taxonomy file")
-    g.add_argument("--backend", metavar="B", type=backend_spec, default=_config.DEFAULT_BACKEND,
-                   help=f"embedding backend: {', '.join(BACKENDS)} or st:<model id or path>")
-    g.add_argument("--cache-dir", metavar="DIR", default=_config.CACHE_DIR, help="embedding cache")
+    add_pool_dir(g, multiple=multiple)
+    add_taxonomy(g)
+    add_backend(g)
+    add_cache_dir(g)
     return g
 
 
@@ -143,6 +160,37 @@ def add_json(p, what="the results"):
     p.add_argument("--json", metavar="FILE", help=f"also write {what} as JSON")
 
 
+def add_chat_client_options(p):
+    """The LLM categorizer's endpoint, model, key variable, timeouts and retries; defaults are :class:`ChatClient`'s."""
+    import inspect
+
+    from ..traffic.chat_client import ChatClient
+
+    default = {name: par.default for name, par in inspect.signature(ChatClient).parameters.items()}
+    p.add_argument("--base-url", default=default["base_url"], help="chat-completions base URL")
+    p.add_argument("--model", default=default["model"], help="model name, recorded as label_source")
+    p.add_argument("--api-key-env", default=default["api_key_env"], metavar="NAME",
+                   help="environment variable holding the API key")
+    p.add_argument("--timeout", type=positive_float, default=default["timeout"],
+                   help="seconds one request may take in all (connect, send, the whole answer)")
+    p.add_argument("--max-response-bytes", type=positive_int, default=default["max_response_bytes"],
+                   help="longest answer read")
+    p.add_argument("--max-retries", type=non_negative_int, default=default["max_retries"], help="retries per message")
+    p.add_argument("--backoff", type=non_negative_float, default=default["backoff"],
+                   help="first retry delay in seconds, doubled each time")
+    p.add_argument("--max-backoff", type=non_negative_float, default=default["max_backoff"],
+                   help="longest wait, Retry-After included")
+
+
+def chat_client_from_args(args, **kw):
+    """The :class:`ChatClient` the chat-client options describe (``kw``: further settings such as ``seed``)."""
+    from ..traffic.chat_client import ChatClient
+
+    return ChatClient(args.base_url, args.model, api_key_env=args.api_key_env, timeout=args.timeout,
+                      max_retries=args.max_retries, backoff=args.backoff, max_backoff=args.max_backoff,
+                      max_response_bytes=args.max_response_bytes, **kw)
+
+
 def add_policy_options(p):
     """Head, decision policy and calibration stored in pool.npz; the defaults are what ships (workbench.config)."""
     from ..core.calibration import CALIBRATIONS
@@ -151,10 +199,10 @@ def add_policy_options(p):
     g.add_argument("--head", choices=("auto",) + tuple(HEADS), default=_config.HEAD,
                    help="class probabilities: auto (the best of the candidates on the same folds), the neighbours' "
                         "vote, a logistic-regression head, or their blend")
-    g.add_argument("--policy", choices=POLICIES + ("any",), default=_config.DECISION_POLICY,
-                   help="tier decision: vote (winning category's tier) or cost (least expected cost under the "
-                        "taxonomy's cost matrix); 'any' lets the fit choose (plain voting unless the cost rule "
-                        "routes more right by more than one standard error)")
+    g.add_argument("--policy", choices=tuple(POLICIES) + (ANY_POLICY,), default=_config.DECISION_POLICY,
+                   help="tier decision: " + "; ".join(f"{name}: {cls.__doc__.splitlines()[0].rstrip('.')}"
+                                                      for name, cls in POLICIES.items())
+                        + f"; {ANY_POLICY!r} lets the fit choose (the simplest within one standard error of the best)")
     g.add_argument("--criterion", choices=CRITERIA, default=_config.ABSTAIN_CRITERION,
                    help="score compared with the abstain threshold")
     g.add_argument("--abstain-threshold", type=fraction, metavar="T",
@@ -171,17 +219,15 @@ def add_policy_options(p):
     return g
 
 
-def policy_from_args(args):
-    """Keyword arguments of :func:`workbench.decisions.export.export_pool` from the policy options."""
-    threshold, max_abstain, max_downgrade = args.abstain_threshold, args.max_abstain, args.max_downgrade
-    if threshold is not None and max_downgrade is not None:
-        raise ConfigError("give either --abstain-threshold or --max-downgrade, not both")
-    if args.never_abstain:
-        if threshold is not None or max_downgrade is not None:
-            raise ConfigError("--never-abstain cannot be combined with --abstain-threshold or --max-downgrade")
-        max_abstain = None
-    return dict(head=args.head, policy=args.policy, criterion=args.criterion, threshold=threshold,
-                max_downgrade=max_downgrade, max_abstain=max_abstain, calibration=args.calibration)
+def targets_from_args(args):
+    """The :class:`~workbench.decisions.targets.Targets` the policy options describe (validated there)."""
+    from ..decisions.targets import Targets
+
+    if args.never_abstain and (args.abstain_threshold is not None or args.max_downgrade is not None):
+        raise ConfigError("--never-abstain cannot be combined with --abstain-threshold or --max-downgrade")
+    return Targets(policy=args.policy, criterion=args.criterion, threshold=args.abstain_threshold,
+                   max_downgrade=args.max_downgrade, max_abstain=None if args.never_abstain else args.max_abstain,
+                   calibration=args.calibration)
 
 
 def load_pool_from_args(args):

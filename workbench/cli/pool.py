@@ -14,7 +14,7 @@ from .. import config as _config
 from ..errors import DataError
 from ..io import write_json_atomic
 from . import _options as opt
-from ._console import echo
+from ._console import EXIT_OUT_OF_DATE, echo
 
 __all__ = ["register"]
 
@@ -56,10 +56,10 @@ def cmd_export(args):
     from ..decisions.export import export_pool
 
     opt.check_outputs(args, {"--out": args.out}, pool_dirs=args.pool_dir)
-    policy = opt.policy_from_args(args)
+    targets = opt.targets_from_args(args)
     pool = opt.load_pool_from_args(args)
     config, _ = opt.config_from_args(args, pool)
-    result = export_pool(pool, args.out, config, dtype=args.dtype, ann=args.ann, **policy)
+    result = export_pool(pool, args.out, config, head=args.head, targets=targets, dtype=args.dtype, ann=args.ann)
     if result.head_choice is not None:
         echo(result.head_choice.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         echo(result.head_choice.summary())
@@ -67,18 +67,6 @@ def cmd_export(args):
     echo(f"content digest (pin it with --pool-sha256): {result.metadata['sha256']}")
     if result.point is not None:
         echo(result.point_summary())
-
-
-def _read_messages(path, *, labelled=False, taxonomy=None):
-    """Rows of a JSONL message file (stdin when ``path`` is None), validated with file:line errors."""
-    from ._stream import parse_message
-
-    name, fh = ("<stdin>", sys.stdin.buffer) if path is None else (path, _open_input(path))
-    with fh if path is not None else contextlib.nullcontext():
-        for n, raw in enumerate(fh, 1):
-            obj = parse_message(raw, name, n, labelled=labelled, taxonomy=taxonomy)
-            if obj is not None:
-                yield n, obj
 
 
 def _open_input(path):
@@ -234,7 +222,7 @@ def cmd_score_dir(args):
 
 
 def cmd_datasheet(args):
-    """Regenerate (or check) the count tables of the datasheet."""
+    """Regenerate (or check) the count tables of the datasheet; with ``--check``, exit code 1 when they are out of date."""
     from ..dataset.datasheet import datasheet_tables, update_datasheet
     from ..dataset.embeddings import load_embedded_pool
 
@@ -244,8 +232,7 @@ def cmd_datasheet(args):
     changed = update_datasheet(args.out, tables, check=args.check)
     if args.check:
         echo(f"{args.out}: tables are {'OUT OF DATE (run: workbench datasheet)' if changed else 'current'}")
-        if changed:
-            sys.exit(1)
+        return EXIT_OUT_OF_DATE if changed else 0
     else:
         echo(f"{args.out}: tables {'updated' if changed else 'already current'}")
 

@@ -57,7 +57,7 @@ def cmd_label(args):
     """Label candidates with the LLM categorizer; resumable through the label cache."""
     from ..errors import DataError
     from ..io import read_jsonl, write_text_atomic
-    from ..traffic.label import ChatClient, label_messages
+    from ..traffic.label import label_messages
 
     from ..traffic.label import LabelError
     from ._stream import message_problem
@@ -76,9 +76,7 @@ def cmd_label(args):
             if problem:
                 raise DataError(args.input, n, problem)
             rows.append(obj)
-    client = ChatClient(args.base_url, args.model, api_key_env=args.api_key_env, timeout=args.timeout,
-                        max_retries=args.max_retries, backoff=args.backoff, max_backoff=args.max_backoff,
-                        seed=args.seed, max_response_bytes=args.max_response_bytes)
+    client = opt.chat_client_from_args(args, seed=args.seed)
     cache = args.cache
     labelled, s = label_messages(rows, taxonomy, client, cache, concurrency=args.concurrency,
                                  retry_failed=args.retry_failed, progress=sys.stderr.isatty(), limit=args.limit)
@@ -148,7 +146,6 @@ def cmd_shadow(args):
 
 def register(subparsers):
     """Add ``import``, ``label``, ``merge`` and ``shadow`` to the ``workbench`` parser."""
-    from ..traffic.chat_client import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MODEL
     from ..traffic.transcripts import FORMATS
 
     p = subparsers.add_parser("import", formatter_class=opt.Formatter, help="chat exports -> filtered, unlabelled candidate messages")
@@ -162,18 +159,17 @@ def register(subparsers):
     p.add_argument("--scrub", action=argparse.BooleanOptionalAction, default=True,
                    help="replace e-mail addresses, phone numbers and long digit runs, and hash conversation ids and "
                         "origins that hold one (--no-scrub keeps the raw text, which then goes to the label API)")
-    p.add_argument("--pool-dir", action="append", metavar="PATH", help="pool to de-duplicate against (default data/pool)")
+    opt.add_pool_dir(p, help="pool to de-duplicate against, repeatable")
     p.add_argument("--no-pool", action="store_true", help="do not compare with the pool")
     p.add_argument("--no-near-duplicates", action="store_true", help="skip the embedding near-duplicate filters")
     opt.add_dup_threshold(p)
     p.add_argument("--id-prefix", default="real", help="candidate id prefix")
-    p.add_argument("--taxonomy", metavar="FILE")
-    p.add_argument("--backend", metavar="B", type=opt.backend_spec, default=_config.DEFAULT_BACKEND,
-                   help="the pool's embedding backend")
-    p.add_argument("--cache-dir", metavar="DIR", default=_config.CACHE_DIR, help="embedding cache")
+    opt.add_taxonomy(p)
+    opt.add_backend(p, help="the pool's embedding backend")
+    opt.add_cache_dir(p)
     p.add_argument("--shards", action="append", metavar="DIR", help="shards of 'workbench embed' holding the "
                    "messages' vectors (repeatable): what they hold is not embedded again")
-    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    opt.add_json(p, "the summary")
     opt.add_force(p)
     p.set_defaults(func=cmd_import)
 
@@ -181,35 +177,23 @@ def register(subparsers):
     p.add_argument("--input", required=True, metavar="FILE", help="candidates JSONL (id, text), or a shard folder "
                    "or .parquet shard of 'workbench embed'")
     p.add_argument("--out", required=True, metavar="FILE", help="labelled JSONL (written at the end)")
-    p.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"chat-completions base URL")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name, recorded as label_source")
-    p.add_argument("--api-key-env", default=DEFAULT_KEY_ENV, metavar="NAME",
-                   help=f"environment variable holding the API key")
+    opt.add_chat_client_options(p)
     p.add_argument("--cache", metavar="FILE", default=_config.LABEL_CACHE_PATH, help="label cache JSONL")
     p.add_argument("--concurrency", type=opt.positive_int, default=4, help="requests in flight")
-    p.add_argument("--timeout", type=opt.positive_float, default=30.0,
-                   help="seconds one request may take in all (connect, send, the whole answer)")
-    p.add_argument("--max-response-bytes", type=opt.positive_int, default=_config.LABEL_MAX_RESPONSE_BYTES,
-                   help="longest answer read")
-    p.add_argument("--max-retries", type=opt.non_negative_int, default=5, help="retries per message")
-    p.add_argument("--backoff", type=opt.non_negative_float, default=1.0,
-                   help="first retry delay in seconds, doubled each time")
-    p.add_argument("--max-backoff", type=opt.non_negative_float, default=60.0,
-                   help="longest wait, Retry-After included")
     p.add_argument("--retry-failed", action="store_true", help="ask again where the cached answer was invalid")
     p.add_argument("--limit", type=opt.non_negative_int, help="send at most this many requests, retries included")
     p.add_argument("--seed", type=opt.seed, default=_config.SEED, help="seed of the backoff jitter")
-    p.add_argument("--taxonomy", metavar="FILE")
-    p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    opt.add_taxonomy(p)
+    opt.add_json(p, "the summary")
     opt.add_force(p)
     p.set_defaults(func=cmd_label)
 
     p = subparsers.add_parser("merge", formatter_class=opt.Formatter, help="labelled candidates -> a new pool file (source 'real')")
     p.add_argument("--input", required=True, metavar="FILE", help="labelled JSONL from 'workbench label'")
     p.add_argument("--out", metavar="FILE", help="new pool file (default data/pool/real-<date>.jsonl)")
-    p.add_argument("--pool-dir", action="append", metavar="PATH", help="existing pool (default data/pool)")
+    opt.add_pool_dir(p, help="existing pool, repeatable")
     p.add_argument("--label-source", metavar="MODEL", help="override the rows' label_source")
-    p.add_argument("--taxonomy", metavar="FILE")
+    opt.add_taxonomy(p)
     p.set_defaults(func=cmd_merge)
 
     p = subparsers.add_parser("shadow", formatter_class=opt.Formatter, help="router vs label source on a shadow log, outage comparison, audit")
@@ -217,8 +201,8 @@ def register(subparsers):
     opt.add_router_options(p, required=False)
     p.add_argument("--audit", metavar="FILE", help="generated prompts JSONL (text, intended_category, category)")
     p.add_argument("--default-tier", default=_config.OUTAGE_TIER, help="static fallback tier of the outage comparison")
-    p.add_argument("--taxonomy", metavar="FILE", help="taxonomy when no --pool is given")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    opt.add_taxonomy(p, help="taxonomy when no --pool is given")
+    opt.add_json(p, "the report")
     opt.add_force(p)
     p.set_defaults(func=cmd_shadow)
     return subparsers

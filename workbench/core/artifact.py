@@ -37,6 +37,7 @@ import hashlib
 import json
 import time
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,59 @@ def _ann_index(stored, build):
     return {"ann_index": array}, {"ann": ann_metadata(array, index, n=len(stored))}
 
 
+def _check_written(path, tmp):
+    """Refuse a written temporary file the loader would refuse, naming ``path`` (where it was to go)."""
+    try:
+        load_pool_npz(tmp)
+    except ArtifactError as e:
+        raise ArtifactError(str(e).replace(str(tmp), str(path)) + "; nothing written") from None
+
+
+def _check_shapes(x, labels, ids, embedder_spec, dtype):
+    if x.ndim != 2 or len(x) != len(labels) or len(x) != len(ids):
+        raise ArtifactError(f"embeddings {x.shape}, labels {labels.shape} and ids {ids.shape} do not match")
+    if x.shape[1] != int(embedder_spec["dim"]):
+        raise ArtifactError(f"embeddings have dimension {x.shape[1]}, backend says {embedder_spec['dim']}")
+    if str(dtype) not in EMBEDDING_DTYPES:
+        raise ArtifactError(f"dtype must be one of {', '.join(EMBEDDING_DTYPES)}; got {dtype!r}")
+
+
+def _stored_vectors(vectors, dtype):
+    """``(stored, scale arrays, what the router will read back)`` of the vectors in ``dtype``."""
+    scaled = {}
+    if str(dtype) == "int8":
+        stored, scaled["embeddings_scale"] = quantize(vectors)
+        return stored, scaled, dequantize(stored, scaled["embeddings_scale"])
+    stored = vectors.astype(dtype)
+    return stored, scaled, stored.astype(np.float32)
+
+
+def _metadata(taxonomy, embedder_spec, cfg, stored, labels):
+    """The metadata every pool.npz carries: schema, backend, taxonomy, k-NN configuration, counts, time."""
+    cats = list(taxonomy.categories)
+    return dict(
+        schema_version=SCHEMA_VERSION, **embedder_spec, categories=cats, tier_map=dict(taxonomy.tier_map),
+        tiers=list(taxonomy.tiers), cost=taxonomy.cost_matrix().tolist(),
+        k=int(cfg["k"]), vote=cfg["vote"], temperature=float(cfg["temperature"]), center=bool(cfg["center"]),
+        dtype=str(stored.dtype), n=int(len(stored)),
+        counts={c: int((labels == i).sum()) for i, c in enumerate(cats)},
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+
+
+def _checked_extra_arrays(extra_arrays):
+    """The extra arrays, each a plain numeric array under a name :data:`MEMBERS` allows."""
+    out = {}
+    for name, a in extra_arrays.items():
+        a = np.asarray(a)
+        if name in CORE_MEMBERS or name == "embeddings_scale" or member_spec(name) is None:
+            raise ArtifactError(f"array name {name!r} is not one pool.npz may hold (known: {', '.join(MEMBERS)})")
+        if a.dtype.kind not in member_spec(name).kinds:
+            raise ArtifactError(f"array {name!r} has dtype {a.dtype}; pool.npz holds plain numeric arrays only")
+        out[name] = a
+    return out
+
+
 def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, config, dtype=_config.EXPORT_DTYPE,
                    extra_arrays=None, extra_metadata=None, ann=False):
     """Write pool.npz atomically; the file takes ``path``'s place only once :func:`load_pool_npz` accepts it.
@@ -120,56 +174,23 @@ def write_pool_npz(path, embeddings, labels, ids, *, taxonomy, embedder_spec, co
     labels = np.asarray(labels, np.int16)
     ids = np.asarray([str(i) for i in ids])
     cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    if x.ndim != 2 or len(x) != len(labels) or len(x) != len(ids):
-        raise ArtifactError(f"embeddings {x.shape}, labels {labels.shape} and ids {ids.shape} do not match")
-    if x.shape[1] != int(embedder_spec["dim"]):
-        raise ArtifactError(f"embeddings have dimension {x.shape[1]}, backend says {embedder_spec['dim']}")
-    if str(dtype) not in EMBEDDING_DTYPES:
-        raise ArtifactError(f"dtype must be one of {', '.join(EMBEDDING_DTYPES)}; got {dtype!r}")
+    _check_shapes(x, labels, ids, embedder_spec, dtype)
     mean = x.mean(axis=0) if cfg["center"] else np.zeros(x.shape[1], np.float32)
-    vectors = center(x, mean) if cfg["center"] else x
     # checked here as well as by the loader: int8 storage would turn a NaN or a constant row into plausible numbers
     _check_vectors(path, x, mean, "; nothing written")
-    scaled = {}
-    if str(dtype) == "int8":
-        stored, scaled["embeddings_scale"] = quantize(vectors)
-        restored = dequantize(stored, scaled["embeddings_scale"])
-    else:
-        stored = vectors.astype(dtype)
-        restored = stored.astype(np.float32)
-    cats = list(taxonomy.categories)
-    meta = dict(
-        schema_version=SCHEMA_VERSION, **embedder_spec, categories=cats, tier_map=dict(taxonomy.tier_map),
-        tiers=list(taxonomy.tiers), cost=taxonomy.cost_matrix().tolist(),
-        k=int(cfg["k"]), vote=cfg["vote"], temperature=float(cfg["temperature"]), center=bool(cfg["center"]),
-        dtype=str(stored.dtype), n=int(len(stored)),
-        counts={c: int((labels == i).sum()) for i, c in enumerate(cats)},
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    )
+    stored, scaled, restored = _stored_vectors(center(x, mean) if cfg["center"] else x, dtype)
+    meta = _metadata(taxonomy, embedder_spec, cfg, stored, labels)
     meta.update(extra_metadata or {})
     ann_arrays, ann_meta = _ann_index(restored, ann)
     meta.update(ann_meta)
     arrays = dict(embeddings=stored, labels=labels, ids=ids, center=mean.astype(np.float32), **scaled, **ann_arrays)
-    for name, a in (extra_arrays or {}).items():
-        a = np.asarray(a)
-        if name in CORE_MEMBERS or name == "embeddings_scale" or member_spec(name) is None:
-            raise ArtifactError(f"array name {name!r} is not one pool.npz may hold (known: {', '.join(MEMBERS)})")
-        if a.dtype.kind not in member_spec(name).kinds:
-            raise ArtifactError(f"array {name!r} has dtype {a.dtype}; pool.npz holds plain numeric arrays only")
-        arrays[name] = a
+    arrays.update(_checked_extra_arrays(extra_arrays or {}))
     try:
         meta["sha256"] = content_digest(arrays, meta)
     except ValueError as e:  # NaN or infinity in the metadata: JSON cannot say it
         raise ArtifactError(f"metadata is not valid JSON ({e})") from None
     arrays["metadata"] = np.array(json.dumps(meta, ensure_ascii=False, allow_nan=False))
-
-    def check(tmp):
-        try:
-            load_pool_npz(tmp)
-        except ArtifactError as e:
-            raise ArtifactError(str(e).replace(str(tmp), str(path)) + "; nothing written") from None
-
-    with atomic_file(path, check=check) as fh:
+    with atomic_file(path, check=partial(_check_written, path)) as fh:
         np.savez_compressed(fh, **arrays)  # ids (UTF-32) and metadata shrink ~30x, vectors ~8%
     return meta
 

@@ -27,10 +27,9 @@ import numpy as np
 from ..errors import ConfigError
 from .knn import decide
 
-__all__ = ["POLICIES", "CRITERIA", "DecisionPolicy", "tier_probabilities", "expected_costs", "cost_aware_tiers",
-           "weighted_cost", "abstain_scores"]
+__all__ = ["POLICIES", "CRITERIA", "TierPolicy", "VotePolicy", "CostPolicy", "DecisionPolicy", "tier_probabilities",
+           "expected_costs", "cost_aware_tiers", "weighted_cost", "abstain_scores"]
 
-POLICIES = ("vote", "cost")
 CRITERIA = ("tier_confidence", "confidence", "margin")
 
 
@@ -77,6 +76,71 @@ def weighted_cost(cost, downgrade_weight=1.0):
     return c
 
 
+class TierPolicy:
+    """A decision policy: how tier probabilities become a tier, and the variants an operating-point fit tries.
+
+    To add a policy: a subclass with a ``name`` and :meth:`route` (and
+    :meth:`variants` if the fit should try several settings of it),
+    registered in :data:`POLICIES`. Its only stored parameter is the cost
+    matrix (``needs_cost``), kept in pool.npz by :class:`DecisionPolicy`.
+
+    Parameters
+    ----------
+    cost : (n_tiers, n_tiers) array-like, optional
+        ``C[true tier rank][routed tier rank]``; required when ``needs_cost``.
+    """
+
+    name = ""
+    needs_cost = False
+
+    def __init__(self, cost=None):
+        if cost is None and self.needs_cost:
+            raise ConfigError(f"policy {self.name!r} needs a cost matrix")
+        if cost is not None:
+            matrix = np.asarray(cost, np.float64)
+            if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or not np.isfinite(matrix).all():
+                raise ConfigError(f"cost must be a finite square matrix; got {cost!r}")
+            cost = tuple(tuple(float(v) for v in row) for row in matrix)
+        self.cost = cost
+
+    def route(self, tier_probs, vote_rank):
+        """Routed tier rank per row of ``tier_probs`` (``vote_rank``: the winning category's tier rank)."""
+        raise NotImplementedError
+
+    @classmethod
+    def variants(cls, cost, downgrade_weights):
+        """``(downgrade weight, policy)`` pairs an operating-point fit tries, simplest first (default: one)."""
+        return [(1.0, cls(cost if cls.needs_cost else None))]
+
+
+class VotePolicy(TierPolicy):
+    """The winning category's tier (plain voting)."""
+
+    name = "vote"
+
+    def route(self, tier_probs, vote_rank):
+        return np.asarray(vote_rank, np.int64)
+
+
+class CostPolicy(TierPolicy):
+    """The tier of least expected cost under the cost matrix; the fit tries each downgrade weight."""
+
+    name = "cost"
+    needs_cost = True
+
+    def route(self, tier_probs, vote_rank):
+        return cost_aware_tiers(tier_probs, self.cost)
+
+    @classmethod
+    def variants(cls, cost, downgrade_weights):
+        return [(float(w), cls(weighted_cost(cost, w).tolist())) for w in downgrade_weights]
+
+
+#: Policy name -> class, simplest first: ``policy="any"`` fits try them in this order, and the simplest within one
+#: paired standard error of the best wins.
+POLICIES = {VotePolicy.name: VotePolicy, CostPolicy.name: CostPolicy}
+
+
 def abstain_scores(criterion, tier_probs, routed_rank, confidence, margin, *, calibrate=None):
     """The score an abstain threshold is compared with (abstain when score < threshold).
 
@@ -95,15 +159,15 @@ def abstain_scores(criterion, tier_probs, routed_rank, confidence, margin, *, ca
 
 @dataclass(frozen=True)
 class DecisionPolicy:
-    """How a router turns vote shares into a tier, and when it abstains.
+    """How a router turns vote shares into a tier, and when it abstains: a registered policy, a criterion, a threshold.
 
     Parameters
     ----------
-    name : {"vote", "cost"}
-        ``vote``: the winning category's tier. ``cost``: the tier of least
-        expected cost under ``cost``.
+    name : str
+        A key of :data:`POLICIES`: ``vote`` (the winning category's tier),
+        ``cost`` (the tier of least expected cost under ``cost``), ...
     cost : list of lists, optional
-        ``C[true tier rank][routed tier rank]``; required for ``cost``.
+        ``C[true tier rank][routed tier rank]``; required by a policy that ``needs_cost``.
     criterion : {"tier_confidence", "confidence", "margin"}
         Score compared with ``threshold``.
     threshold : float, optional
@@ -117,18 +181,19 @@ class DecisionPolicy:
 
     def __post_init__(self):
         if self.name not in POLICIES:
-            raise ConfigError(f"policy must be one of {POLICIES}; got {self.name!r}")
+            raise ConfigError(f"policy must be one of {tuple(POLICIES)}; got {self.name!r}")
         if self.criterion not in CRITERIA:
             raise ConfigError(f"criterion must be one of {CRITERIA}; got {self.criterion!r}")
-        if self.name == "cost" and self.cost is None:
-            raise ConfigError("policy 'cost' needs a cost matrix")
-        if self.cost is not None:
-            c = np.asarray(self.cost, np.float64)
-            if c.ndim != 2 or c.shape[0] != c.shape[1] or not np.isfinite(c).all():
-                raise ConfigError(f"cost must be a finite square matrix; got {self.cost!r}")
-            object.__setattr__(self, "cost", tuple(tuple(float(v) for v in row) for row in c))
+        rule = POLICIES[self.name](self.cost)
+        object.__setattr__(self, "cost", rule.cost)
+        object.__setattr__(self, "_rule", rule)  # not a field: equality and the metadata stay name/cost/criterion/threshold
         if self.threshold is not None and not 0.0 <= float(self.threshold) <= 1.0:
             raise ConfigError(f"abstain threshold must be in [0, 1]; got {self.threshold!r}")
+
+    @property
+    def rule(self) -> TierPolicy:
+        """The registered policy object that routes the tier probabilities."""
+        return self._rule
 
     @property
     def abstains(self) -> bool:
@@ -158,7 +223,7 @@ class DecisionPolicy:
         if pred is None or confidence is None or margin is None:
             pred, confidence, margin = decide(shares, rank)
         probs = tier_probabilities(shares, rank, n_tiers)
-        routed = cost_aware_tiers(probs, self.cost) if self.name == "cost" else rank[np.asarray(pred)]
+        routed = self.rule.route(probs, rank[np.asarray(pred)])
         if self.threshold is None:
             abstain = np.zeros(len(routed), bool)
         else:

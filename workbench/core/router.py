@@ -120,27 +120,37 @@ class Router:
 
     def route_vectors(self, vectors):
         """Decisions for already-embedded (L2-normalised) messages."""
-        q = np.asarray(vectors, np.float32)
+        queries = np.asarray(vectors, np.float32)
         if self.config.center:
-            q = center(q, self.artifact.center)
+            queries = center(queries, self.artifact.center)
         if self.index is None:
-            knn = predict(q, self.artifact.embeddings, self.artifact.labels, self.config, self._class_rank)
+            knn = predict(queries, self.artifact.embeddings, self.artifact.labels, self.config, self._class_rank)
         else:
-            idx, sim = self.index.search(q, self.config.k)
-            knn = predict_from_neighbors(idx, sim, self.artifact.labels, self.config, self._class_rank)
-        shares = self.head.shares(q, knn.shares)
-        pred, conf, margin = (knn.pred, knn.confidence, knn.margin) if shares is knn.shares else \
+            neigh_ind, neigh_sim = self.index.search(queries, self.config.k)
+            knn = predict_from_neighbors(neigh_ind, neigh_sim, self.artifact.labels, self.config, self._class_rank)
+        shares = self.head.shares(queries, knn.shares)
+        pred, category_conf, margin = (knn.pred, knn.confidence, knn.margin) if shares is knn.shares else \
             decide(shares, self._class_rank)
-        routed, abstain, probs = self.policy.apply(shares, self._class_rank, len(self.tiers), pred=pred,
-                                                   confidence=conf, margin=margin, calibrate=self.calibration)
-        tier_conf = self.calibration(probs[np.arange(len(routed)), routed])
-        ids, labels, cats = self.artifact.ids, self.artifact.labels, self.categories
-        tier_map = self.metadata["tier_map"]
-        return [RouteDecision(cats[p], self.tiers[r], float(tc), float(g), [str(ids[j]) for j in row],
-                              [float(s) for s in srow], bool(a), tier_map[cats[p]],
-                              dict(zip(self.tiers, map(float, pr))), [cats[labels[j]] for j in row], float(c))
-                for p, r, a, pr, tc, c, g, row, srow in zip(pred, routed, abstain, probs, tier_conf, conf, margin,
-                                                            knn.neighbors, knn.similarities)]
+        routed, abstain, tier_probs = self.policy.apply(shares, self._class_rank, len(self.tiers), pred=pred,
+                                                        confidence=category_conf, margin=margin,
+                                                        calibrate=self.calibration)
+        tier_conf = self.calibration(tier_probs[np.arange(len(routed)), routed])
+        return [self._decision(category=int(pred[row]), routed=int(routed[row]), abstain=bool(abstain[row]),
+                               tier_probs=tier_probs[row], tier_conf=float(tier_conf[row]),
+                               category_conf=float(category_conf[row]), margin=float(margin[row]),
+                               neighbors=knn.neighbors[row], similarities=knn.similarities[row])
+                for row in range(len(routed))]
+
+    def _decision(self, *, category, routed, abstain, tier_probs, tier_conf, category_conf, margin, neighbors,
+                  similarities):
+        """One :class:`RouteDecision`, every field by name."""
+        ids, labels, categories = self.artifact.ids, self.artifact.labels, self.categories
+        return RouteDecision(
+            category=categories[category], tier=self.tiers[routed], confidence=tier_conf, margin=margin,
+            neighbors=[str(ids[j]) for j in neighbors], similarities=[float(s) for s in similarities],
+            abstain=abstain, vote_tier=self.metadata["tier_map"][categories[category]],
+            tier_probabilities=dict(zip(self.tiers, map(float, tier_probs))),
+            neighbor_categories=[categories[labels[j]] for j in neighbors], category_confidence=category_conf)
 
     def route_batch(self, texts):
         """Route many messages; decisions come back in input order.

@@ -17,13 +17,14 @@ from ..analysis.heads import fit_head
 from ..core.artifact import write_pool_npz
 from ..core.heads import HEADS
 from ..core.knn import center
-from ..core.policy import DecisionPolicy
+from ..core.policy import POLICIES, DecisionPolicy, abstain_scores
 from ..errors import ConfigError
 from .out_of_sample import fit_default_point, out_of_sample
+from .targets import HeadParams, Targets
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExportResult", "policy_exports", "export_pool"]
+__all__ = ["ExportResult", "decision_policy", "head_arrays", "export_pool"]
 
 
 @dataclass
@@ -82,91 +83,90 @@ class ExportResult:
                 + ("" if p.met else " (targets NOT met)"))
 
 
-def policy_exports(x, labels, taxonomy, config, *, policy="vote", criterion=_config.ABSTAIN_CRITERION,
-                   threshold=None, max_downgrade=None, max_abstain=None, downgrade_weights=_config.DOWNGRADE_WEIGHTS,
-                   head="knn", cost=None, traffic_mix=None, C=_config.LOGREG_C, seed=_config.SEED,
-                   blend_weight=_config.BLEND_WEIGHT, oos=None, calibrate=None):
-    """What :func:`~workbench.core.artifact.write_pool_npz` needs to store a decision policy (and head).
+def decision_policy(oos, labels, taxonomy, targets, *, calibrate=None):
+    """The decision policy a pool stores, and its operating point when ``targets`` has a target to fit.
 
-    With a target (``max_downgrade`` / ``max_abstain``) the threshold and
-    downgrade weight are fitted on the head's out-of-sample predictions;
-    otherwise ``threshold`` is used as given (``None``: never abstain).
+    With a target (``max_downgrade`` / ``max_abstain``) the threshold (and
+    policy, downgrade weight) is fitted on the head's out-of-sample predictions
+    ``oos``; otherwise ``targets.threshold`` is used as given (``None``: never abstain).
 
     Parameters
     ----------
-    x, labels, taxonomy, config
-        The pool's vectors, category indices, taxonomy and k-NN config.
-    policy : {"vote", "cost", "any"}
-        ``any`` (fitting only) lets plain voting compete with the cost-aware policy.
-    criterion : {"tier_confidence", "confidence", "margin"}
-    threshold, max_downgrade, max_abstain : float, optional
-    downgrade_weights : sequence of float
-    head : {"knn", "logreg", "blend"}
-    cost : (n_tiers, n_tiers) array, optional
-        Default: ``taxonomy.cost_matrix()``.
-    traffic_mix : dict tier -> share, optional
-        Fit the targets on this mix instead of the pool's own.
-    C, seed, blend_weight
-        Head parameters.
-    oos : OutOfSample, optional
-        The head's out-of-sample predictions, when already computed.
+    oos : OutOfSample
+    labels : (n,) category indices
+    taxonomy : Taxonomy
+    targets : Targets
     calibrate : Calibration, optional
         Fit the threshold on the calibrated tier confidence.
 
     Returns
     -------
-    extra_metadata : dict
-    extra_arrays : dict
+    policy : DecisionPolicy
     point : OperatingPoint or None (when fitted)
     """
-    if head not in HEADS:
-        raise ConfigError(f"head must be one of {tuple(HEADS)}; got {head!r}")
-    if threshold is not None and (max_downgrade is not None or max_abstain is not None):
-        raise ConfigError("give either an abstain threshold or a target (max_downgrade / max_abstain), not both")
-    cost = taxonomy.cost_matrix() if cost is None else np.asarray(cost, np.float64)
-    point = None
-    if max_downgrade is not None or max_abstain is not None:
-        if oos is None:
-            oos = out_of_sample(x, labels, taxonomy, config, head=head, seed=seed, C=C, blend_weight=blend_weight)
-        point = fit_default_point(oos, labels, taxonomy, policy=policy, criterion=criterion,
-                                  max_downgrade=max_downgrade, max_abstain=max_abstain,
-                                  downgrade_weights=downgrade_weights, cost=cost, traffic_mix=traffic_mix,
-                                  calibrate=calibrate)
-        chosen = point.policy
-        if not point.met:
-            log.warning("no operating point meets the targets; using the one with the fewest downgrades")
-    else:
-        if policy == "any":
-            raise ConfigError("policy 'any' needs a target to choose by (max_downgrade / max_abstain)")
-        chosen = DecisionPolicy(policy, cost.tolist() if policy == "cost" else None, criterion, threshold)
-    meta = {"policy": chosen.to_metadata(), "head": head}
-    if point is not None:
-        meta["operating_point"] = {k: v for k, v in point.to_dict().items() if k != "policy"}
-    xr = center(x) if config.center else np.asarray(x, np.float32)
-    arrays = fit_head(head, xr, labels, len(taxonomy.categories), C=C, seed=seed, blend_weight=blend_weight).arrays()
-    return meta, arrays, point
+    cost = taxonomy.cost_matrix()
+    if not targets.fits:
+        name = targets.policy
+        return DecisionPolicy(name, cost.tolist() if POLICIES[name].needs_cost else None, targets.criterion,
+                              targets.threshold), None
+    point = fit_default_point(oos, labels, taxonomy, targets, cost=cost, calibrate=calibrate)
+    if not point.met:
+        log.warning("no operating point meets the targets; using the one with the fewest downgrades")
+    return point.policy, point
+
+
+def head_arrays(pool, config, head, params):
+    """The arrays of ``head`` trained on the whole pool (on the vectors the router compares)."""
+    x = center(pool.vectors) if config.center else np.asarray(pool.vectors, np.float32)
+    return fit_head(head, x, pool.labels, len(pool.taxonomy.categories), **params.fit_kwargs()).arrays()
 
 
 def _calibrate(oos, labels, taxonomy, policy, method, *, seed):
     """The calibration of ``policy``'s tier confidence on out-of-sample predictions (``auto``: lowest cross-fitted ECE)."""
     from ..analysis.calibration import choose_calibration
-    from ..core.policy import abstain_scores
 
     rank = taxonomy.category_tier_rank
     base = DecisionPolicy(policy.name, policy.cost, "tier_confidence")
-    routed, _, probs = base.apply(oos.shares, rank, len(taxonomy.tiers), pred=oos.pred, confidence=oos.confidence,
-                                  margin=oos.margin)
-    scores = abstain_scores("tier_confidence", probs, routed, oos.confidence, oos.margin)
+    routed, _, tier_probs = base.apply(oos.shares, rank, len(taxonomy.tiers), pred=oos.pred,
+                                       confidence=oos.confidence, margin=oos.margin)
+    scores = abstain_scores("tier_confidence", tier_probs, routed, oos.confidence, oos.margin)
     correct = routed == rank[np.asarray(labels)]
     methods = _config.CALIBRATION_METHODS if method == "auto" else ("none", method)
     return choose_calibration(scores, correct, methods=methods, seed=seed)
 
 
-def export_pool(pool, path, config, *, head=_config.HEAD, policy=_config.DECISION_POLICY,
-                criterion=_config.ABSTAIN_CRITERION, threshold=None, max_downgrade=_config.MAX_DOWNGRADE,
-                max_abstain=_config.MAX_ABSTAIN, downgrade_weights=_config.DOWNGRADE_WEIGHTS,
-                calibration=_config.CALIBRATION, traffic_mix=None, dtype=_config.EXPORT_DTYPE, C=_config.LOGREG_C,
-                blend_weight=_config.BLEND_WEIGHT, seed=_config.SEED, ann=None) -> ExportResult:
+def _head(pool, config, head, targets, params):
+    """``(head name, HeadChoice or None, the head's out-of-sample predictions)``."""
+    from .head_choice import choose_head
+
+    if head == "auto":
+        choice = choose_head(pool.vectors, pool.labels, pool.taxonomy, config, targets=targets, params=params)
+        log.info("%s", choice.summary())
+        if choice.best != "knn":
+            return choice.best, choice, choice.oos[choice.best]
+        head = "knn"  # its leave-one-out predictions, not the folds'
+    elif head not in HEADS:
+        raise ConfigError(f"head must be 'auto' or one of {tuple(HEADS)}; got {head!r}")
+    else:
+        choice = None
+    return head, choice, out_of_sample(pool.vectors, pool.labels, pool.taxonomy, config, head=head, params=params)
+
+
+def _decision_metadata(policy, point, head, calibration, choice):
+    """The metadata an export adds to pool.npz: policy, head, operating point, calibration, head choice."""
+    meta = {"policy": policy.to_metadata(), "head": head}
+    if point is not None:
+        meta["operating_point"] = {k: v for k, v in point.to_dict().items() if k != "policy"}
+    meta["calibration"] = calibration.calibration.method
+    meta["calibration_ece"] = {"before": calibration.ece_before, "after": calibration.ece_after}
+    if choice is not None:
+        meta["head_choice"] = {"chosen_by": "out-of-fold tier accuracy at the default operating point",
+                               "folds": choice.folds, "table": choice.table.to_dict(orient="records")}
+    return meta
+
+
+def export_pool(pool, path, config, *, head=_config.HEAD, targets=None, params=None, dtype=_config.EXPORT_DTYPE,
+                ann=None) -> ExportResult:
     """Write ``pool.npz`` for an embedded pool: the one export path of the CLI and the notebooks.
 
     The defaults are the project's (:mod:`workbench.config`), and they are
@@ -178,7 +178,7 @@ def export_pool(pool, path, config, *, head=_config.HEAD, policy=_config.DECISIO
     2. the decision policy and its abstain threshold are fitted on the head's
        out-of-sample predictions for the targets (abstain on at most
        ``max_abstain`` of traffic; ``policy="any"`` keeps plain voting unless
-       the cost-aware tier beats it by more than one paired standard error);
+       another registered policy beats it by more than one paired standard error);
     3. the tier confidence is calibrated when that lowers the expected
        calibration error (``calibration="auto"``), and the threshold is fitted
        on the calibrated probability, so it means the same in every pool.
@@ -189,16 +189,11 @@ def export_pool(pool, path, config, *, head=_config.HEAD, policy=_config.DECISIO
     path : path
     config : KNNConfig
     head : {"auto", "knn", "logreg", "blend"}
-    policy : {"vote", "cost", "any"}
-        Without a target or threshold there is nothing to fit: ``any`` routes by plain voting.
-    criterion : {"tier_confidence", "confidence", "margin"}
-    threshold : float, optional
-        A fixed abstain threshold; it replaces the targets.
-    max_downgrade, max_abstain : float or None
-        Targets (shares of traffic); both None with no threshold: the pool never abstains.
-    downgrade_weights, traffic_mix, C, blend_weight, seed
-        See :func:`policy_exports` and :func:`~workbench.decisions.head_choice.choose_head`.
-    calibration : {"auto", "none", "temperature", "isotonic"}
+    targets : Targets, optional
+        Decision policy, criterion, threshold or targets, downgrade weights, traffic mix, calibration
+        (default: the project's).
+    params : HeadParams, optional
+        Folds, seed and head parameters (default: the project's).
     dtype : {"int8", "float16", "float32"}
     ann : bool, optional
         Store an HNSW index (faiss) for approximate search; default: when the pool has at least
@@ -208,46 +203,20 @@ def export_pool(pool, path, config, *, head=_config.HEAD, policy=_config.DECISIO
     -------
     ExportResult
     """
-    from .head_choice import choose_head
-
-    if threshold is not None:
-        max_downgrade = max_abstain = None
-    targets = max_downgrade is not None or max_abstain is not None
-    if policy == "any" and not targets:
-        policy = "vote"
-    if calibration != "auto" and calibration not in _config.CALIBRATION_METHODS:
-        raise ConfigError(f"calibration must be 'auto' or one of {_config.CALIBRATION_METHODS}; got {calibration!r}")
-    x, labels, taxonomy = pool.vectors, pool.labels, pool.taxonomy
-    choice = None
-    if head == "auto":
-        choice = choose_head(x, labels, taxonomy, config, policy=policy, criterion=criterion,
-                             max_downgrade=max_downgrade, max_abstain=max_abstain,
-                             downgrade_weights=downgrade_weights, seed=seed, C=C, blend_weight=blend_weight)
-        head = choice.best
-        log.info("%s", choice.summary())
-    elif head not in HEADS:
-        raise ConfigError(f"head must be 'auto' or one of {tuple(HEADS)}; got {head!r}")
-    kw = dict(policy=policy, criterion=criterion, threshold=threshold, max_downgrade=max_downgrade,
-              max_abstain=max_abstain, downgrade_weights=downgrade_weights, head=head, traffic_mix=traffic_mix, C=C,
-              seed=seed, blend_weight=blend_weight)
-    # out-of-sample predictions of the head: they fit the policy and the calibration, and measure the ECE
-    oos = choice.oos[head] if choice is not None and head != "knn" else \
-        out_of_sample(x, labels, taxonomy, config, head=head, seed=seed, C=C, blend_weight=blend_weight)
-    meta_x, arrays, point = policy_exports(x, labels, taxonomy, config, oos=oos, **kw)
-    chosen = DecisionPolicy.from_metadata(meta_x["policy"])
-    cal = _calibrate(oos, labels, taxonomy, chosen, calibration, seed=seed)
+    targets = Targets() if targets is None else targets
+    params = HeadParams() if params is None else params
+    head, choice, oos = _head(pool, config, head, targets, params)
+    labels, taxonomy = pool.labels, pool.taxonomy
+    policy, point = decision_policy(oos, labels, taxonomy, targets)
+    cal = _calibrate(oos, labels, taxonomy, policy, targets.calibration, seed=params.seed)
+    arrays = head_arrays(pool, config, head, params)
     if cal.calibration.method != "none":
-        if targets and criterion == "tier_confidence":  # refit the threshold on calibrated probabilities
-            meta_x, arrays, point = policy_exports(
-                x, labels, taxonomy, config, oos=oos, calibrate=cal.calibration,
-                **dict(kw, policy=chosen.name, downgrade_weights=(point.downgrade_weight,)))
+        if targets.fits and targets.criterion == "tier_confidence":  # refit the threshold on calibrated probabilities
+            refit = targets.with_(policy=policy.name, downgrade_weights=(point.downgrade_weight,))
+            policy, point = decision_policy(oos, labels, taxonomy, refit, calibrate=cal.calibration)
         arrays.update(cal.calibration.arrays())
-    meta_x["calibration"] = cal.calibration.method
-    meta_x["calibration_ece"] = {"before": cal.ece_before, "after": cal.ece_after}
-    if choice is not None:
-        meta_x["head_choice"] = {"chosen_by": "out-of-fold tier accuracy at the default operating point",
-                                 "folds": choice.folds, "table": choice.table.to_dict(orient="records")}
-    meta = write_pool_npz(path, x, labels, pool.ids, taxonomy=taxonomy, embedder_spec=pool.embedder.spec,
-                          config=config, dtype=dtype, extra_arrays=arrays, extra_metadata=meta_x,
-                          ann=_config.ANN_THRESHOLD <= len(x) if ann is None else ann)
+    meta = write_pool_npz(path, pool.vectors, labels, pool.ids, taxonomy=taxonomy, embedder_spec=pool.embedder.spec,
+                          config=config, dtype=dtype, extra_arrays=arrays,
+                          extra_metadata=_decision_metadata(policy, point, head, cal, choice),
+                          ann=_config.ANN_THRESHOLD <= len(pool.vectors) if ann is None else ann)
     return ExportResult(Path(path), meta, point, choice, cal)

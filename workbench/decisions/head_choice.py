@@ -26,6 +26,7 @@ from .. import config as _config
 from ..analysis.heads import out_of_fold_shares
 from .operating_point import paired_standard_error
 from .out_of_sample import apply_policy, fit_default_point, from_shares
+from .targets import HeadParams, Targets
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,8 @@ def _row(head, oos, labels, taxonomy, point):
     return row
 
 
-def choose_head(x, labels, taxonomy, config, *, candidates=_config.HEAD_CANDIDATES, policy=_config.DECISION_POLICY,
-                criterion=_config.ABSTAIN_CRITERION, max_downgrade=_config.MAX_DOWNGRADE,
-                max_abstain=_config.MAX_ABSTAIN, downgrade_weights=_config.DOWNGRADE_WEIGHTS,
-                n_splits=_config.N_SPLITS, seed=_config.SEED, C=_config.LOGREG_C,
-                blend_weight=_config.BLEND_WEIGHT) -> HeadChoice:
+def choose_head(x, labels, taxonomy, config, *, candidates=_config.HEAD_CANDIDATES, targets=None,
+                params=None) -> HeadChoice:
     """Compare ``candidates`` on the same folds and pick the best at the operating point of the targets.
 
     Parameters
@@ -98,12 +96,12 @@ def choose_head(x, labels, taxonomy, config, *, candidates=_config.HEAD_CANDIDAT
     x, labels, taxonomy, config
         The pool's vectors, category indices, taxonomy and k-NN configuration.
     candidates : sequence of head names
-    policy, criterion, max_downgrade, max_abstain, downgrade_weights
+    targets : Targets, optional
         The operating point each head is judged at (see
-        :func:`~workbench.decisions.out_of_sample.fit_default_point`); with no
+        :func:`~workbench.decisions.out_of_sample.fit_default_point`; default: the project's); with no
         target, heads are judged by plain voting.
-    n_splits, seed, C, blend_weight
-        Folds and head parameters.
+    params : HeadParams, optional
+        Folds and head parameters (default: the project's).
 
     Returns
     -------
@@ -111,25 +109,32 @@ def choose_head(x, labels, taxonomy, config, *, candidates=_config.HEAD_CANDIDAT
     """
     import pandas as pd
 
-    shares = out_of_fold_shares(x, labels, taxonomy, config, heads=tuple(candidates), n_splits=n_splits, seed=seed,
-                                C=C, blend_weight=blend_weight)
-    targets = max_downgrade is not None or max_abstain is not None
+    targets = Targets() if targets is None else targets
+    params = HeadParams() if params is None else params
+    shares = out_of_fold_shares(x, labels, taxonomy, config, heads=tuple(candidates), n_splits=params.n_splits,
+                                **params.fit_kwargs())
     oos, points, rows = {}, {}, []
     for head in candidates:
         oos[head] = from_shares(head, shares[head], taxonomy)
-        points[head] = fit_default_point(oos[head], labels, taxonomy, policy=policy, criterion=criterion,
-                                         max_downgrade=max_downgrade, max_abstain=max_abstain,
-                                         downgrade_weights=downgrade_weights) if targets else None
+        # judged on the pool's own mix: the head choice does not take a traffic mix
+        points[head] = fit_default_point(oos[head], labels, taxonomy, targets.with_(traffic_mix=None)) \
+            if targets.fits else None
         rows.append(_row(head, oos[head], labels, taxonomy, points[head]))
         log.info("head %s: out-of-fold tier accuracy %.4f", head, rows[-1]["point_tier_accuracy"])
-    table = pd.DataFrame(rows)
-    correct = {h: _correct_at_point(oos[h], labels, taxonomy, points[h]) for h in candidates}
+    table = _ranked(pd.DataFrame(rows), {h: _correct_at_point(oos[h], labels, taxonomy, points[h]) for h in candidates})
+    return HeadChoice(str(table.loc[0, "head"]), table, oos, points,
+                      f"stratified {params.n_splits}-fold, seed {params.seed}")
+
+
+def _ranked(table, correct):
+    """``table`` with each head's lead standard error and tie flag, best first.
+
+    Tied heads first, fewer downgrades first among them; then the rest by accuracy; candidate order last.
+    """
     top = table.loc[table["point_tier_accuracy"].idxmax(), "head"]
     table["lead_se"] = [paired_standard_error(correct[top], correct[h]) for h in table["head"]]
     table["tied_with_best"] = (table["point_tier_accuracy"].max() - table["point_tier_accuracy"]) <= table["lead_se"] + 1e-12
-    # tied heads first, fewer downgrades first among them; then the rest by accuracy; candidate order last
     order = sorted(range(len(table)), key=lambda i: (
         (0, table.loc[i, "point_downgrade_rate"]) if table.loc[i, "tied_with_best"]
         else (1, -table.loc[i, "point_tier_accuracy"]), i))
-    table = table.iloc[order].reset_index(drop=True)
-    return HeadChoice(str(table.loc[0, "head"]), table, oos, points, f"stratified {n_splits}-fold, seed {seed}")
+    return table.iloc[order].reset_index(drop=True)

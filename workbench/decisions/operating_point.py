@@ -8,16 +8,18 @@ count as routed correctly and never as a downgrade or upgrade.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from .. import config as _config
 from ..core.knn import decide
-from ..core.policy import POLICIES, DecisionPolicy, abstain_scores, weighted_cost
+from ..core.policy import POLICIES, DecisionPolicy, abstain_scores
 from ..errors import ConfigError
 from .savings import normalize_mix
+from .targets import ANY_POLICY
 
-__all__ = ["OperatingPoint", "mix_weights", "abstain_curve", "paired_standard_error", "fit_operating_point"]
+__all__ = ["OperatingPoint", "Candidate", "mix_weights", "abstain_curve", "paired_standard_error", "rule_options",
+           "fit_operating_point"]
 
 
 @dataclass
@@ -79,53 +81,121 @@ def abstain_curve(scores, true_rank, routed_rank, *, weights=None):
     ``abstain_rate``, ``tier_accuracy``, ``answered_tier_accuracy``,
     ``downgrade_rate``, ``upgrade_rate``.
     """
-    s = np.asarray(scores, np.float64)
-    t, r = np.asarray(true_rank), np.asarray(routed_rank)
-    n = len(s)
+    scores = np.asarray(scores, np.float64)
+    true_rank, routed_rank = np.asarray(true_rank), np.asarray(routed_rank)
+    n = len(scores)
     if n == 0:
         raise ConfigError("abstain_curve needs at least one prediction")
-    w_all = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
-    order = np.argsort(s, kind="stable")
-    s_sorted, wt = s[order], w_all[order]
-    wrong, down, up = (r != t)[order] * wt, (r < t)[order] * wt, (r > t)[order] * wt
-    # threshold s_sorted[i] abstains on every row with a smaller score
-    thresholds = np.unique(np.concatenate([[0.0], s_sorted, [np.nextafter(s_sorted[-1], np.inf)]]))
-    n_abst = np.searchsorted(s_sorted, thresholds, side="left")
-    cum = lambda a: np.concatenate([[0], np.cumsum(a)])  # noqa: E731
-    w, d, u, m = cum(wrong), cum(down), cum(up), cum(wt)
-    wrong_kept, down_kept, up_kept = w[-1] - w[n_abst], d[-1] - d[n_abst], u[-1] - u[n_abst]
-    abstained = m[n_abst]
-    answered = m[-1] - abstained
+    weight = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+    order = np.argsort(scores, kind="stable")
+    sorted_scores, sorted_weight = scores[order], weight[order]
+    # threshold sorted_scores[i] abstains on every row with a smaller score
+    thresholds = np.unique(np.concatenate([[0.0], sorted_scores, [np.nextafter(sorted_scores[-1], np.inf)]]))
+    n_abstained = np.searchsorted(sorted_scores, thresholds, side="left")
+
+    def kept(per_message):
+        """Weighted total of ``per_message`` over the rows each threshold keeps (answers itself)."""
+        cumulative = np.concatenate([[0], np.cumsum(per_message[order] * sorted_weight)])
+        return cumulative[-1] - cumulative[n_abstained]
+
+    wrong_kept = kept(routed_rank != true_rank)
+    down_kept, up_kept = kept(routed_rank < true_rank), kept(routed_rank > true_rank)
+    answered = kept(np.ones(n))
+    abstained = np.concatenate([[0], np.cumsum(sorted_weight)])[n_abstained]
     with np.errstate(invalid="ignore", divide="ignore"):
-        ans_acc = np.where(answered > 1e-15, 1.0 - wrong_kept / np.maximum(answered, 1e-15), np.nan)
+        answered_accuracy = np.where(answered > 1e-15, 1.0 - wrong_kept / np.maximum(answered, 1e-15), np.nan)
     return {"threshold": thresholds, "abstain_rate": abstained, "tier_accuracy": 1.0 - wrong_kept,
-            "answered_tier_accuracy": ans_acc, "downgrade_rate": down_kept, "upgrade_rate": up_kept}
+            "answered_tier_accuracy": answered_accuracy, "downgrade_rate": down_kept, "upgrade_rate": up_kept}
 
 
-def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, policy="cost",
-                        criterion=_config.ABSTAIN_CRITERION, max_downgrade=None, max_abstain=None,
-                        downgrade_weights=_config.DOWNGRADE_WEIGHTS,
-                        weights=None, confidence=None, margin=None, pred=None, calibrate=None):
-    """Choose the abstain threshold (and downgrade weight) for a target on out-of-sample predictions.
+class Candidate(NamedTuple):
+    """One decision rule's best point on its abstain curve, as the operating-point fit compares them."""
 
-    Every (downgrade weight, threshold) pair meeting the targets is a
-    candidate. With a ``max_downgrade`` target the winner routes the largest
-    share of traffic correctly *by itself* (``tier_accuracy - abstain_rate``:
-    abstaining and upgrading are the prices paid for fewer downgrades); with
-    only ``max_abstain`` it has the highest tier accuracy counting abstained
-    messages as handled correctly by the categorizer. Ties go to fewer
-    downgrades, then less abstention. When nothing meets the targets, the
-    point with the fewest downgrades within the abstain budget is returned
-    with ``met=False``.
+    key: tuple                 # (met, objective, -downgrades, -abstain, -upgrades): larger is better
+    policy: DecisionPolicy     # the rule (name, cost, criterion), threshold not yet set
+    downgrade_weight: float
+    curve: dict                # abstain_curve of the rule
+    index: int                 # the point on the curve
+    handled: np.ndarray        # per message: what the objective counts (answered right, or right or abstained)
 
-    Across decision rules (plain voting, then the cost-aware tier by
-    increasing downgrade weight) the *simplest* rule whose best point is
-    within one paired standard error of the overall best wins (the
-    one-standard-error rule): a cost-aware rule must earn its departure from
-    plain voting by more than fold noise. It is also the rule whose effect
-    the folds understate: on messages unlike the pool's, votes are less
-    confident, so a cost-aware rule moves many more of them up a tier than
-    it does in the folds (``benchmarks/generalisation.py``).
+    @property
+    def met(self) -> bool:
+        return self.key[0]
+
+    def point(self) -> "OperatingPoint":
+        """The candidate as an operating point, its threshold set."""
+        at = {name: float(values[self.index]) for name, values in self.curve.items()}
+        # a fitted policy keeps its threshold even at 0 (never abstains): the pool still says it was fitted to abstain
+        policy = DecisionPolicy(self.policy.name, self.policy.cost, self.policy.criterion, at["threshold"])
+        return OperatingPoint(policy, self.downgrade_weight, abstain_rate=at["abstain_rate"],
+                              downgrade_rate=at["downgrade_rate"], upgrade_rate=at["upgrade_rate"],
+                              tier_accuracy=at["tier_accuracy"], answered_tier_accuracy=at["answered_tier_accuracy"],
+                              met=self.met)
+
+
+def rule_options(targets, cost):
+    """``(downgrade weight, DecisionPolicy without threshold)`` for every rule the fit tries, simplest first."""
+    names = tuple(POLICIES) if targets.policy == ANY_POLICY else (targets.policy,)
+    return [(weight, DecisionPolicy(name, rule.cost, targets.criterion))
+            for name in names for weight, rule in POLICIES[name].variants(cost, targets.downgrade_weights)]
+
+
+def _best_on_curve(policy, downgrade_weight, scores, routed, true_rank, *, targets, weights):
+    """The rule's best threshold for ``targets`` (see :func:`fit_operating_point` for the order)."""
+    curve = abstain_curve(scores, true_rank, routed, weights=weights)
+    abstain_rate, downgrade_rate = curve["abstain_rate"], curve["downgrade_rate"]
+    upgrade_rate, accuracy = curve["upgrade_rate"], curve["tier_accuracy"]
+    within_abstain = np.ones(len(abstain_rate), bool) if targets.max_abstain is None else \
+        abstain_rate <= targets.max_abstain + 1e-12
+    meets = within_abstain & (True if targets.max_downgrade is None else downgrade_rate <= targets.max_downgrade + 1e-12)
+    met = bool(meets.any())
+    objective = accuracy - abstain_rate if targets.max_downgrade is not None else accuracy
+    # rounded: abstaining on a wrong message leaves the objective unchanged, so plateaus are common
+    keys = [(met, round(float(objective[i] if met else -downgrade_rate[i]), 9), -downgrade_rate[i],
+             -abstain_rate[i], -upgrade_rate[i], int(i)) for i in np.flatnonzero(meets if met else within_abstain)]
+    best = max(keys, key=lambda key: (key[:-1], -key[-1]))  # the first index among equal keys
+    index = best[-1]
+    abstained = np.asarray(scores) < curve["threshold"][index]
+    right = routed == true_rank
+    handled = (~abstained & right) if targets.max_downgrade is not None else (abstained | right)
+    return Candidate(best[:-1], policy, downgrade_weight, curve, index, handled)
+
+
+def _simplest_within_one_se(candidates, weights):
+    """The best candidate; when targets are met, the simplest within one paired standard error of it."""
+    best = max(candidates, key=lambda c: c.key)
+    if best.met:
+        for candidate in candidates:
+            if candidate.met and best.key[1] - candidate.key[1] <= \
+                    paired_standard_error(candidate.handled, best.handled, weights) + 1e-12:
+                return candidate
+    return best
+
+
+def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, targets, weights=None, vote=None,
+                        calibrate=None):
+    """Choose the abstain threshold (and decision rule) for ``targets`` on out-of-sample predictions.
+
+    Every (decision rule, threshold) pair meeting the targets is a
+    candidate; the rules are the registered policies' variants
+    (:meth:`~workbench.core.policy.TierPolicy.variants`: the cost-aware
+    policy once per downgrade weight). With a ``max_downgrade`` target the
+    winner routes the largest share of traffic correctly *by itself*
+    (``tier_accuracy - abstain_rate``: abstaining and upgrading are the
+    prices paid for fewer downgrades); with only ``max_abstain`` it has the
+    highest tier accuracy counting abstained messages as handled correctly by
+    the categorizer. Ties go to fewer downgrades, then less abstention. When
+    nothing meets the targets, the point with the fewest downgrades within the
+    abstain budget is returned with ``met=False``.
+
+    Across decision rules (in :data:`~workbench.core.policy.POLICIES` order,
+    plain voting first, then the cost-aware tier by increasing downgrade
+    weight) the *simplest* rule whose best point is within one paired standard
+    error of the overall best wins (the one-standard-error rule): a cost-aware
+    rule must earn its departure from plain voting by more than fold noise. It
+    is also the rule whose effect the folds understate: on messages unlike the
+    pool's, votes are less confident, so a cost-aware rule moves many more of
+    them up a tier than it does in the folds (``benchmarks/generalisation.py``).
 
     Parameters
     ----------
@@ -133,19 +203,14 @@ def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, policy="c
     labels : (n,) true category indices
     class_tier_rank : (n_categories,) tier rank per category
     cost : (n_tiers, n_tiers) array, optional
-        Required unless ``policy="vote"``.
-    policy : {"cost", "vote", "any"}
-        ``any`` tries plain voting as well as the cost-aware policy.
-    criterion : {"tier_confidence", "confidence", "margin"}
-    max_downgrade, max_abstain : float, optional
-        Targets as shares of all messages; at least one is required.
-    downgrade_weights : sequence of float
-        Multipliers of the downgrade costs to try (cost-aware policy only).
+        Required by a policy that uses the cost matrix.
+    targets : Targets
+        Policy (or ``any``), criterion, ``max_downgrade`` / ``max_abstain`` (at least one), downgrade weights.
     weights : (n,) array, optional
         Per-message weights, e.g. :func:`mix_weights` to fit for a user's
         traffic mix instead of the pool's own; rates are then on that mix.
-    confidence, margin, pred : arrays, optional
-        The category vote's winner, share and margin (computed when not given).
+    vote : (pred, confidence, margin), optional
+        The category vote's winner, share and margin (:func:`~workbench.core.knn.decide`; computed when not given).
     calibrate : Calibration, optional
         Maps the ``tier_confidence`` score first, so the threshold is a calibrated probability.
 
@@ -153,49 +218,15 @@ def fit_operating_point(shares, labels, class_tier_rank, cost=None, *, policy="c
     -------
     OperatingPoint
     """
-    if max_downgrade is None and max_abstain is None:
+    if not targets.fits:
         raise ConfigError("fit_operating_point needs a target: max_downgrade and/or max_abstain")
-    for name, v in (("max_downgrade", max_downgrade), ("max_abstain", max_abstain)):
-        if v is not None and not 0.0 <= v <= 1.0:
-            raise ConfigError(f"{name} must be in [0, 1]; got {v!r}")
-    if policy not in POLICIES + ("any",):
-        raise ConfigError(f"policy must be one of {POLICIES + ('any',)}; got {policy!r}")
     rank = np.asarray(class_tier_rank, np.int64)
     true_rank = rank[np.asarray(labels)]
-    if pred is None or confidence is None or margin is None:
-        pred, confidence, margin = decide(shares, rank)
-    options = ([("vote", 1.0)] if policy in ("vote", "any") else []) + \
-              ([("cost", float(w)) for w in downgrade_weights] if policy in ("cost", "any") else [])
-    per_rule = []  # per decision rule: (key, (name, w, base, curve, i, met), per-message objective)
-    for name, w in options:
-        base = DecisionPolicy(name, weighted_cost(cost, w).tolist() if name == "cost" else None, criterion)
-        routed, _, probs = base.apply(shares, rank, pred=pred, confidence=confidence, margin=margin)
-        scores = abstain_scores(criterion, probs, routed, confidence, margin, calibrate=calibrate)
-        curve = abstain_curve(scores, true_rank, routed, weights=weights)
-        a, d, u, acc = curve["abstain_rate"], curve["downgrade_rate"], curve["upgrade_rate"], curve["tier_accuracy"]
-        ok_a = np.ones(len(a), bool) if max_abstain is None else a <= max_abstain + 1e-12
-        ok = ok_a & (True if max_downgrade is None else d <= max_downgrade + 1e-12)
-        objective = acc - a if max_downgrade is not None else acc
-        rule_key, rule = None, None
-        for i in np.flatnonzero(ok if ok.any() else ok_a):
-            met = bool(ok.any())
-            # rounded: abstaining on a wrong message leaves the objective unchanged, so plateaus are common
-            key = (met, round(float(objective[i] if met else -d[i]), 9), -d[i], -a[i], -u[i])
-            if rule_key is None or key > rule_key:
-                rule_key, rule = key, (name, w, base, curve, int(i), met)
-        abstained = np.asarray(scores) < curve["threshold"][rule[4]]
-        right = routed == true_rank
-        per_rule.append((rule_key, rule, (~abstained & right) if max_downgrade is not None else (abstained | right)))
-    best_key, best, best_msgs = max(per_rule, key=lambda r: r[0])
-    if best_key[0]:  # targets met: the simplest rule within one paired standard error of the best
-        for key, rule, msgs in per_rule:
-            if key[0] and best_key[1] - key[1] <= paired_standard_error(msgs, best_msgs, weights) + 1e-12:
-                best = rule
-                break
-    name, w, base, curve, i, met = best
-    thr = float(curve["threshold"][i])
-    # a fitted policy keeps its threshold even at 0 (never abstains): the pool still says it was fitted to abstain
-    pol = DecisionPolicy(base.name, base.cost, criterion, thr)
-    return OperatingPoint(pol, w, float(curve["abstain_rate"][i]), float(curve["downgrade_rate"][i]),
-                          float(curve["upgrade_rate"][i]), float(curve["tier_accuracy"][i]),
-                          float(curve["answered_tier_accuracy"][i]), met)
+    pred, confidence, margin = decide(shares, rank) if vote is None else vote
+    candidates = []
+    for downgrade_weight, policy in rule_options(targets, cost):
+        routed, _, tier_probs = policy.apply(shares, rank, pred=pred, confidence=confidence, margin=margin)
+        scores = abstain_scores(targets.criterion, tier_probs, routed, confidence, margin, calibrate=calibrate)
+        candidates.append(_best_on_curve(policy, downgrade_weight, scores, routed, true_rank, targets=targets,
+                                         weights=weights))
+    return _simplest_within_one_se(candidates, weights).point()

@@ -20,7 +20,8 @@ from ..core.knn import decide
 from ..core.policy import DecisionPolicy, abstain_scores, tier_probabilities
 from ..errors import ConfigError
 from .operating_point import abstain_curve, fit_operating_point, mix_weights
-from .savings import savings_curve, savings_table
+from .savings import Pricing, savings_curve, savings_table
+from .targets import HeadParams, Targets
 
 __all__ = ["OutOfSample", "out_of_sample", "from_shares", "apply_policy", "policy_curve", "fit_default_point", "policy_points",
            "SavingsReport", "savings_report"]
@@ -44,8 +45,7 @@ def from_shares(head, shares, taxonomy):
     return OutOfSample(head, np.asarray(shares), pred, conf, margin)
 
 
-def out_of_sample(x, labels, taxonomy, config, *, head="knn", n_splits=_config.N_SPLITS, seed=_config.SEED,
-                  C=_config.LOGREG_C, blend_weight=_config.BLEND_WEIGHT):
+def out_of_sample(x, labels, taxonomy, config, *, head="knn", params=None):
     """Out-of-sample class probabilities of the pool under ``head``.
 
     Parameters
@@ -54,19 +54,21 @@ def out_of_sample(x, labels, taxonomy, config, *, head="knn", n_splits=_config.N
     labels : (n,) category indices
     taxonomy : Taxonomy
     config : KNNConfig
-    head : {"knn", "logreg", "blend"}
-        ``knn``: leave-one-out vote shares; otherwise out-of-fold
-        probabilities (``n_splits`` folds, ``seed``, ``C``, ``blend_weight``;
-        see :func:`workbench.analysis.heads.out_of_fold_shares`).
+    head : str
+        A key of :data:`~workbench.core.heads.HEADS`. ``knn``: leave-one-out vote shares; otherwise out-of-fold
+        probabilities (see :func:`workbench.analysis.heads.out_of_fold_shares`).
+    params : HeadParams, optional
+        Folds, seed and head parameters (default: the project's).
     """
     labels = np.asarray(labels)
+    params = HeadParams() if params is None else params
     if head == "knn":
         p = loo_predict(x, labels, taxonomy, config)
         return OutOfSample("knn", p.shares, p.pred, p.confidence, p.margin, p)
     if head not in HEADS:
         raise ConfigError(f"head must be one of {tuple(HEADS)}; got {head!r}")
-    shares = out_of_fold_shares(x, labels, taxonomy, config, heads=(head,), n_splits=n_splits, seed=seed, C=C,
-                                blend_weight=blend_weight)[head]
+    shares = out_of_fold_shares(x, labels, taxonomy, config, heads=(head,), n_splits=params.n_splits,
+                                **params.fit_kwargs())[head]
     return from_shares(head, shares, taxonomy)
 
 
@@ -90,22 +92,20 @@ def policy_curve(oos, labels, taxonomy, policy):
     return abstain_curve(scores, rank[np.asarray(labels)], routed)
 
 
-def fit_default_point(oos, labels, taxonomy, *, policy=_config.DECISION_POLICY, criterion=_config.ABSTAIN_CRITERION,
-                      max_downgrade=_config.MAX_DOWNGRADE, max_abstain=_config.MAX_ABSTAIN,
-                      downgrade_weights=_config.DOWNGRADE_WEIGHTS, cost=None, traffic_mix=None, calibrate=None):
-    """Fit an operating point on out-of-sample predictions ``oos`` (defaults: the project's targets).
+def fit_default_point(oos, labels, taxonomy, targets=None, *, cost=None, calibrate=None):
+    """Fit an operating point on out-of-sample predictions ``oos`` for ``targets`` (default: the project's).
 
-    See :func:`~workbench.decisions.operating_point.fit_operating_point`; ``traffic_mix``
-    (tier -> share) fits the targets on that mix instead of the pool's own;
-    ``calibrate`` maps the tier-confidence score first.
+    See :func:`~workbench.decisions.operating_point.fit_operating_point`; ``targets.traffic_mix``
+    (tier -> share) fits the targets on that mix instead of the pool's own; ``cost`` defaults to the
+    taxonomy's; ``calibrate`` maps the tier-confidence score first.
     """
+    targets = Targets() if targets is None else targets
     rank = taxonomy.category_tier_rank
     cost = taxonomy.cost_matrix() if cost is None else cost
-    weights = None if traffic_mix is None else mix_weights(rank[np.asarray(labels)], traffic_mix, taxonomy.tiers)
-    return fit_operating_point(oos.shares, labels, rank, cost, policy=policy, criterion=criterion,
-                               max_downgrade=max_downgrade, max_abstain=max_abstain,
-                               downgrade_weights=downgrade_weights, weights=weights, pred=oos.pred,
-                               confidence=oos.confidence, margin=oos.margin, calibrate=calibrate)
+    weights = None if targets.traffic_mix is None else \
+        mix_weights(rank[np.asarray(labels)], targets.traffic_mix, taxonomy.tiers)
+    return fit_operating_point(oos.shares, labels, rank, cost, targets=targets, weights=weights,
+                               vote=(oos.pred, oos.confidence, oos.margin), calibrate=calibrate)
 
 
 def policy_points(oos, taxonomy, policies):
@@ -127,9 +127,8 @@ class SavingsReport:
     curve: object      # pandas.DataFrame from savings_curve (plain vote, user's mix)
 
 
-def savings_report(oos, labels, taxonomy, points, *, prices=None, traffic_mix=None,
-                   criterion=_config.ABSTAIN_CRITERION, tokens_per_message=_config.TOKENS_PER_MESSAGE,
-                   categorizer_tokens=_config.CATEGORIZER_TOKENS):
+def savings_report(oos, labels, taxonomy, points, *, pricing=None, traffic_mix=None,
+                   criterion=_config.ABSTAIN_CRITERION):
     """What routing saves: fixed strategies and each policy in ``points`` (name -> policy or None), on two mixes.
 
     Parameters
@@ -138,20 +137,23 @@ def savings_report(oos, labels, taxonomy, points, *, prices=None, traffic_mix=No
     labels : (n,) category indices
     taxonomy : Taxonomy
     points : dict name -> DecisionPolicy or None (plain vote, never abstain)
-    prices, traffic_mix : dict tier -> value, optional
-        Default :data:`workbench.config.PRICES` and :data:`workbench.config.TRAFFIC_MIX`.
-    criterion, tokens_per_message, categorizer_tokens
-        See :func:`~workbench.decisions.savings.routing_cost`.
+    pricing : Pricing, optional
+        Prices per tier and tokens per message and per categorizer call (default: the project's).
+    traffic_mix : dict tier -> share, optional
+        Default :data:`workbench.config.TRAFFIC_MIX`.
+    criterion : str
+        The score of the vote policy's cost curve.
     """
-    prices = _config.PRICES if prices is None else prices
+    pricing = Pricing() if pricing is None else pricing
     traffic_mix = _config.TRAFFIC_MIX if traffic_mix is None else traffic_mix
     rank = taxonomy.category_tier_rank
     true_rank = rank[np.asarray(labels)]
-    kw = dict(tokens_per_message=tokens_per_message, categorizer_tokens=categorizer_tokens)
+    kw = dict(tokens_per_message=pricing.tokens_per_message, categorizer_tokens=pricing.categorizer_tokens)
     routed = policy_points(oos, taxonomy, points)
-    pool_mix = savings_table(true_rank, routed, taxonomy.tiers, prices, **kw)
-    user_mix = savings_table(true_rank, routed, taxonomy.tiers, prices, traffic_mix=traffic_mix, **kw)
+    pool_mix = savings_table(true_rank, routed, taxonomy.tiers, pricing.prices, **kw)
+    user_mix = savings_table(true_rank, routed, taxonomy.tiers, pricing.prices, traffic_mix=traffic_mix, **kw)
     vote_routed, _ = apply_policy(oos, taxonomy, DecisionPolicy("vote"))
     scores = abstain_scores(criterion, tier_probabilities(oos.shares, rank), vote_routed, oos.confidence, oos.margin)
-    curve = savings_curve(true_rank, vote_routed, scores, taxonomy.tiers, prices, traffic_mix=traffic_mix, **kw)
+    curve = savings_curve(true_rank, vote_routed, scores, taxonomy.tiers, pricing.prices, traffic_mix=traffic_mix,
+                          **kw)
     return SavingsReport(pool_mix, user_mix, curve)

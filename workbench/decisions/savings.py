@@ -11,12 +11,33 @@ every message correctly and pays a categorizer call for each.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from .. import config as _config
 from ..errors import ConfigError
 
-__all__ = ["normalize_mix", "pool_mix", "routing_cost", "savings_table", "savings_curve"]
+__all__ = ["Pricing", "normalize_mix", "pool_mix", "routing_cost", "savings_table", "savings_curve"]
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What a message costs: prices per million tokens per tier, tokens per message and per categorizer call."""
+
+    prices: dict = field(default_factory=lambda: dict(_config.PRICES))
+    tokens_per_message: int = _config.TOKENS_PER_MESSAGE
+    categorizer_tokens: int = _config.CATEGORIZER_TOKENS
+
+    def __post_init__(self):
+        if not isinstance(self.prices, dict) or not all(
+                isinstance(v, (int, float)) and v >= 0 for v in self.prices.values()):
+            raise ConfigError(f"prices must map tier -> price >= 0; got {self.prices!r}")
+        for name in ("tokens_per_message", "categorizer_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (1 if name == "tokens_per_message" else 0):
+                raise ConfigError(f"{name} must be an integer >= {1 if name == 'tokens_per_message' else 0}; "
+                                  f"got {value!r}")
 
 
 def normalize_mix(mix, tiers):
@@ -47,8 +68,7 @@ def _price_array(prices, tiers):
 
 
 def routing_cost(true_rank, routed_rank, abstain, tiers, prices, *, traffic_mix=None,
-                 tokens_per_message=_config.TOKENS_PER_MESSAGE, categorizer_price=None,
-                 categorizer_tokens=_config.CATEGORIZER_TOKENS):
+                 tokens_per_message=_config.TOKENS_PER_MESSAGE, categorizer_tokens=_config.CATEGORIZER_TOKENS):
     """Expected cost per 1,000 messages of one router operating point on a traffic mix.
 
     Parameters
@@ -61,10 +81,8 @@ def routing_cost(true_rank, routed_rank, abstain, tiers, prices, *, traffic_mix=
     traffic_mix : dict tier -> share, optional
         Default: the pool's own mix.
     tokens_per_message : int
-    categorizer_price : float, optional
-        Price per million tokens of the categorizer (default: the cheapest tier's).
     categorizer_tokens : int
-        Tokens per categorizer call.
+        Tokens per categorizer call, priced at the cheapest tier.
 
     Returns
     -------
@@ -78,8 +96,7 @@ def routing_cost(true_rank, routed_rank, abstain, tiers, prices, *, traffic_mix=
     a = np.zeros(len(t), bool) if abstain is None else np.asarray(abstain, bool)
     n_t = len(tiers)
     price = _price_array(prices, tiers) * tokens_per_message / 1e6 * 1000  # per 1,000 messages
-    cat = (price[0] if categorizer_price is None else categorizer_price * tokens_per_message / 1e6 * 1000)
-    cat = cat * categorizer_tokens / tokens_per_message
+    cat = price[0] * categorizer_tokens / tokens_per_message
     mix = normalize_mix(traffic_mix or pool_mix(t, tiers), tiers)
     r_eff = np.where(a, t, r)
     out = dict.fromkeys(("cost", "upgrade_cost", "downgrade_saving", "abstain_rate", "downgrade_rate",
@@ -106,7 +123,7 @@ def routing_cost(true_rank, routed_rank, abstain, tiers, prices, *, traffic_mix=
 
 
 def savings_table(true_rank, points, tiers, prices, *, traffic_mix=None, tokens_per_message=_config.TOKENS_PER_MESSAGE,
-                  categorizer_price=None, categorizer_tokens=_config.CATEGORIZER_TOKENS):
+                  categorizer_tokens=_config.CATEGORIZER_TOKENS):
     """Cost per 1,000 messages of the fixed strategies and of each router operating point.
 
     Parameters
@@ -114,7 +131,7 @@ def savings_table(true_rank, points, tiers, prices, *, traffic_mix=None, tokens_
     true_rank : int array (n,)
     points : dict name -> (routed_rank, abstain or None)
         Router operating points (out-of-sample decisions on the pool).
-    tiers, prices, traffic_mix, tokens_per_message, categorizer_price, categorizer_tokens
+    tiers, prices, traffic_mix, tokens_per_message, categorizer_tokens
         As in :func:`routing_cost`.
 
     Returns
@@ -128,7 +145,7 @@ def savings_table(true_rank, points, tiers, prices, *, traffic_mix=None, tokens_
     import pandas as pd
 
     t = np.asarray(true_rank)
-    kw = dict(traffic_mix=traffic_mix, tokens_per_message=tokens_per_message, categorizer_price=categorizer_price,
+    kw = dict(traffic_mix=traffic_mix, tokens_per_message=tokens_per_message,
               categorizer_tokens=categorizer_tokens)
     strategies = {"always strong": (np.full_like(t, len(tiers) - 1), None),
                   "always medium": (np.full_like(t, min(1, len(tiers) - 1)), None),

@@ -1,4 +1,11 @@
-"""The HTTP service: ``POST /route``, ``POST /route/conversation``, ``GET /healthz``, ``GET /metrics`` (Starlette).
+"""The HTTP service: ``POST /route``, ``POST /route/conversation``, ``GET /healthz``, ``GET /metrics`` (Starlette),
+and with upstreams the gateway's ``POST /v1/chat/completions`` and ``GET /v1/models`` (see :mod:`.gateway`).
+
+A route table (:data:`ROUTES`) of plain async endpoints that read the shared
+state from ``request.app.state``: ``settings`` (a :class:`ServiceSettings`)
+and ``metrics`` are set when the app is created, ``pool``, ``worker`` and
+``watcher`` in the lifespan. A new endpoint is one function and one
+``Route`` line.
 
 Every error is a one-line JSON object ``{"error": ..., "status": ...}``:
 400/413/422 for a bad request (see :mod:`.payloads`), 404/405 for a wrong
@@ -14,18 +21,39 @@ import signal
 import threading
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
 
 from .. import config as _config
 from ..errors import require
 from .batching import RouterWorker
-from .gateway import gateway_routes
+from .gateway import Gateway, chat_completions, models
 from .metrics import Metrics
 from .pools import PoolWatcher, load_served_pool
 from .payloads import RequestError, parse_conversation_request, parse_route_request
 
+# the serve extra: without it, importing the service fails with the install hint
+Route = require("starlette.routing", purpose="workbench serve").Route
+
 log = logging.getLogger(__name__)
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "ServiceSettings", "ROUTES"]
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What :func:`create_app` was asked for; read by the lifespan and the endpoints (``request.app.state.settings``)."""
+
+    pool_path: object
+    max_batch: int = _config.SERVE_MAX_BATCH
+    window_ms: float = _config.SERVE_BATCH_WINDOW_MS
+    max_messages: int = _config.SERVE_MAX_MESSAGES
+    max_chars: int = _config.SERVE_MAX_TEXT_CHARS
+    max_body: int = _config.SERVE_MAX_BODY_BYTES
+    poll_s: float = _config.SERVE_RELOAD_POLL_S
+    threads: int | None = None
+    allowed_backends: list | None = None
+    gateway: dict | None = None    # the gateway's settings (upstreams file and the rest); None: no gateway
 
 
 def _json(obj, status=200):
@@ -51,7 +79,124 @@ async def _read_body(request, limit):
     return bytes(body)
 
 
-_PATHS = ("/route", "/route/conversation", "/healthz", "/metrics", "/v1/chat/completions", "/v1/models")
+# ---------------------------------------------------------------- lifespan: the pool, the encoder worker, the watcher
+
+def _current_pool(app_state):
+    return app_state.pool
+
+
+def _swap_pool(app_state, new):
+    app_state.worker.swap(new)
+    app_state.pool = new
+
+
+@asynccontextmanager
+async def lifespan(app):
+    """Load the pool (unless given), start the micro-batching worker and the file watcher; stop them on shutdown."""
+    state, settings = app.state, app.state.settings
+    state.pool = state.loaded or await asyncio.to_thread(
+        load_served_pool, settings.pool_path, threads=settings.threads, allowed_backends=settings.allowed_backends)
+    state.worker = RouterWorker(state.pool, max_batch=settings.max_batch, window_s=settings.window_ms / 1000,
+                                on_batch=state.metrics.batch).start()
+    state.watcher = PoolWatcher(settings.pool_path, partial(_current_pool, state), partial(_swap_pool, state),
+                                on_result=state.metrics.reload, poll_s=settings.poll_s, threads=settings.threads,
+                                allowed_backends=settings.allowed_backends).start()
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: state.watcher.trigger())
+    log.info("serving %s: %d rows, backend %s, sha256 %s", settings.pool_path, state.pool.rows, state.pool.backend,
+             state.pool.sha256[:12])
+    state.gateway = None
+    if settings.gateway is not None:
+        state.gateway = Gateway(**settings.gateway, tiers=state.pool.router.tiers, metrics=state.metrics,
+                                max_chars=settings.max_chars)
+        await state.gateway.start()
+    try:
+        yield
+    finally:
+        state.watcher.stop()
+        await asyncio.to_thread(state.worker.stop)  # in-flight batches finish first
+        if state.gateway is not None:
+            await state.gateway.stop()  # drains the decision log
+
+
+# ---------------------------------------------------------------- endpoints
+
+async def route(request):
+    """``POST /route``: one text or a batch of messages, through the micro-batching worker."""
+    state, settings = request.app.state, request.app.state.settings
+    try:
+        req = parse_route_request(await _read_body(request, settings.max_body), max_messages=settings.max_messages,
+                                  max_chars=settings.max_chars)
+    except RequestError as e:
+        return _error(e.status, e.message)
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    state.worker.submit(req.texts, loop, future)
+    try:
+        decisions = await future
+    except Exception:
+        return _error(500, "routing failed (see the service log)")
+    out = [d.to_dict(neighbors=req.neighbors) for d in decisions]
+    if req.single:
+        return _json(out[0])
+    return _json({"decisions": [{"id": i, **d} for i, d in zip(req.ids, out)]})
+
+
+async def route_conversation(request):
+    """``POST /route/conversation``: the turns of one conversation, routed together."""
+    state, settings = request.app.state, request.app.state.settings
+    try:
+        req = parse_conversation_request(await _read_body(request, settings.max_body),
+                                         max_turns=settings.max_messages, max_chars=settings.max_chars)
+    except RequestError as e:
+        return _error(e.status, e.message)
+    router = state.pool.router
+    try:  # a conversation's turns depend on each other: routed together, beside the micro-batches
+        decisions = await asyncio.to_thread(router.route_conversation, req.texts)
+    except Exception:
+        log.exception("routing a conversation failed")
+        return _error(500, "routing failed (see the service log)")
+    state.metrics.count(decisions)
+    return _json({"conversation_id": req.conversation_id,
+                  "decisions": [{"id": i, **d.to_dict(neighbors=req.neighbors)} for i, d in zip(req.ids, decisions)]})
+
+
+async def healthz(request):
+    """``GET /healthz``: the pool served, its hash and backend, the uptime."""
+    pool, metrics = request.app.state.pool, request.app.state.metrics
+    return _json({"status": "ok", "pool": str(pool.path), "pool_sha256": pool.sha256, "backend": pool.backend,
+                  "model_id": pool.router.metadata["model_id"], "rows": pool.rows,
+                  "ann": pool.router.index is not None, "uptime_s": round(time.time() - metrics.started, 3),
+                  "pool_loaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pool.loaded))})
+
+
+async def metrics_text(request):
+    """``GET /metrics``: Prometheus text exposition (prometheus-client)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+    from starlette.responses import Response
+
+    pool, metrics = request.app.state.pool, request.app.state.metrics
+    return Response(metrics.render(rows=pool.rows, backend=pool.backend), media_type=CONTENT_TYPE_LATEST)
+
+
+async def http_error(request, exc):
+    return _error(exc.status_code, exc.detail)
+
+
+async def internal_error(request, exc):
+    log.exception("unhandled error on %s", request.url.path)
+    return _error(500, "internal error (see the service log)")
+
+
+#: The route table: a new endpoint is one async function above and one line here.
+ROUTES = [Route("/route", route, methods=["POST"]),
+          Route("/route/conversation", route_conversation, methods=["POST"]),
+          Route("/healthz", healthz, methods=["GET"]),
+          Route("/metrics", metrics_text, methods=["GET"]),
+          Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+          Route("/v1/models", models, methods=["GET"])]
+
+_PATHS = tuple(r.path for r in ROUTES)
 
 
 class _Timing:
@@ -77,130 +222,29 @@ class _Timing:
             self.metrics.request(path, status[0], time.perf_counter() - start)
 
 
-def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_config.SERVE_BATCH_WINDOW_MS,
-               max_messages=_config.SERVE_MAX_MESSAGES, max_chars=_config.SERVE_MAX_TEXT_CHARS,
-               max_body=_config.SERVE_MAX_BODY_BYTES, poll_s=_config.SERVE_RELOAD_POLL_S, threads=None, allowed_backends=None,
-               loaded=None, gateway=None):
+def create_app(pool_path, *, loaded=None, **settings):
     """The ASGI app serving ``pool_path``.
 
     Parameters
     ----------
     pool_path : path
         pool.npz; replacing it atomically (or SIGHUP) reloads it in the background.
-    max_batch, window_ms
-        Micro-batching: messages per encoder call, and how long a batch waits for more under concurrent traffic.
-    max_messages, max_chars, max_body
-        Request limits (413 past them).
-    poll_s : float
-        Seconds between two looks at the pool file.
-    threads : int, optional
-        Encoder threads (default: all cores).
-    allowed_backends : list of str, optional
-        Backend specs (shell patterns) a pool may name; default: the bundled backends.
     loaded : ServedPool, optional
         ``pool_path`` already loaded (by :func:`~.pools.load_served_pool`); default: loaded at startup.
-    gateway : dict, optional
-        Settings of :class:`~.gateway.Gateway` (``upstreams`` and the rest): adds ``/v1/chat/completions``
-        and ``/v1/models``.
+    **settings
+        The other fields of :class:`ServiceSettings`: ``max_batch`` and ``window_ms`` (micro-batching: messages per
+        encoder call, and how long a batch waits for more under concurrent traffic), ``max_messages``,
+        ``max_chars`` and ``max_body`` (request limits, 413 past them), ``poll_s`` (seconds between two looks at
+        the pool file), ``threads`` (encoder threads; default all cores) and ``allowed_backends`` (backend
+        specs, shell patterns, a pool may name; default the bundled backends) and ``gateway`` (the settings of
+        :class:`~.gateway.Gateway`; without them the ``/v1`` endpoints answer 404).
     """
-    starlette = require("starlette.applications", purpose="workbench serve")
-    from starlette.routing import Route
-
-    metrics = Metrics()
-    state = {}
-
-    @asynccontextmanager
-    async def lifespan(app):
-        pool = loaded or await asyncio.to_thread(load_served_pool, pool_path, threads=threads,
-                                                     allowed_backends=allowed_backends)
-        worker = RouterWorker(pool, max_batch=max_batch, window_s=window_ms / 1000, on_batch=metrics.batch).start()
-
-        def swapped(new):
-            worker.swap(new)
-            state["pool"] = new
-
-        watcher = PoolWatcher(pool_path, lambda: state["pool"], swapped, on_result=metrics.reload, poll_s=poll_s,
-                              threads=threads, allowed_backends=allowed_backends).start()
-        state.update(pool=pool, worker=worker, watcher=watcher)
-        if gateway is not None:
-            from .gateway import Gateway
-
-            app.state.gateway = Gateway(**gateway, tiers=pool.router.tiers, metrics=metrics, max_chars=max_chars)
-            await app.state.gateway.start()
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, lambda *_: watcher.trigger())
-        log.info("serving %s: %d rows, backend %s, sha256 %s", pool_path, pool.rows, pool.backend, pool.sha256[:12])
-        try:
-            yield
-        finally:
-            watcher.stop()
-            await asyncio.to_thread(worker.stop)  # in-flight batches finish first
-            if gateway is not None:
-                await app.state.gateway.stop()
-
-    async def route(request):
-        try:
-            req = parse_route_request(await _read_body(request, max_body), max_messages=max_messages,
-                                      max_chars=max_chars)
-        except RequestError as e:
-            return _error(e.status, e.message)
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        state["worker"].submit(req.texts, loop, fut)
-        try:
-            decisions = await fut
-        except Exception:
-            return _error(500, "routing failed (see the service log)")
-        out = [d.to_dict(neighbors=req.neighbors) for d in decisions]
-        if req.single:
-            return _json(out[0])
-        return _json({"decisions": [{"id": i, **d} for i, d in zip(req.ids, out)]})
-
-    async def route_conversation(request):
-        try:
-            req = parse_conversation_request(await _read_body(request, max_body), max_turns=max_messages,
-                                             max_chars=max_chars)
-        except RequestError as e:
-            return _error(e.status, e.message)
-        router = state["pool"].router
-        try:  # a conversation's turns depend on each other: routed together, beside the micro-batches
-            decisions = await asyncio.to_thread(router.route_conversation, req.texts)
-        except Exception:
-            log.exception("routing a conversation failed")
-            return _error(500, "routing failed (see the service log)")
-        metrics.count(decisions)
-        return _json({"conversation_id": req.conversation_id,
-                      "decisions": [{"id": i, **d.to_dict(neighbors=req.neighbors)} for i, d in zip(req.ids, decisions)]})
-
-    async def healthz(request):
-        pool = state["pool"]
-        return _json({"status": "ok", "pool": str(pool.path), "pool_sha256": pool.sha256, "backend": pool.backend,
-                      "model_id": pool.router.metadata["model_id"], "rows": pool.rows,
-                      "ann": pool.router.index is not None, "uptime_s": round(time.time() - metrics.started, 3),
-                      "pool_loaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pool.loaded))})
-
-    async def metrics_text(request):
-        from starlette.responses import Response
-
-        pool = state["pool"]
-        from prometheus_client import CONTENT_TYPE_LATEST
-
-        return Response(metrics.render(rows=pool.rows, backend=pool.backend), media_type=CONTENT_TYPE_LATEST)
-
-    async def http_error(request, exc):
-        return _error(exc.status_code, exc.detail)
-
-    async def internal_error(request, exc):
-        log.exception("unhandled error on %s", request.url.path)
-        return _error(500, "internal error (see the service log)")
-
+    from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
 
-    app = starlette.Starlette(
-        routes=[Route("/route", route, methods=["POST"]),
-                Route("/route/conversation", route_conversation, methods=["POST"]),
-                Route("/healthz", healthz, methods=["GET"]),
-                Route("/metrics", metrics_text, methods=["GET"])] + (gateway_routes() if gateway is not None else []),
-        lifespan=lifespan, exception_handlers={HTTPException: http_error, Exception: internal_error})
-    app.state.service = state
-    return _Timing(app, metrics)
+    app = Starlette(routes=list(ROUTES), lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, Exception: internal_error})
+    app.state.settings = ServiceSettings(pool_path, **settings)
+    app.state.metrics = Metrics()
+    app.state.loaded = loaded
+    return _Timing(app, app.state.metrics)

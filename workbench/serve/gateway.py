@@ -30,7 +30,7 @@ from .upstreams import load_upstreams
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Gateway", "gateway_routes", "HEADERS", "LOG_TEXT"]
+__all__ = ["Gateway", "chat_completions", "models", "HEADERS", "LOG_TEXT"]
 
 HEADERS = ("x-workbench-tier", "x-workbench-category", "x-workbench-confidence", "x-workbench-abstain",
            "x-workbench-fallback", "x-workbench-pool-sha256", "x-request-id")
@@ -120,20 +120,20 @@ async def _submit(worker, texts):
     return await fut
 
 
-async def route_turns(service, texts, policy):
+async def route_turns(state, texts, policy):
     """The decision for the last user turn under ``policy``, and the SHA-256 of the pool that made it.
 
     Non-sticky policies read the last two turns only (that is all their last decision depends on), through
     the micro-batcher; ``sticky`` routes the whole conversation.
     """
     if policy.name == "sticky":
-        pool = service["pool"]
+        pool = state.pool
         decisions = await asyncio.to_thread(pool.router.route_conversation, texts, policy=policy)
         return decisions[-1], pool.sha256
     joined = with_previous(texts[-2:])[-1] if len(texts) > 1 else None
     batch = [texts[-1]] if joined is None or policy.name == "alone" else \
         [joined] if policy.name == "previous" else [texts[-1], joined]
-    decisions = await _submit(service["worker"], batch)
+    decisions = await _submit(state.worker, batch)
     sha = decisions.pool.sha256
     if len(decisions) == 1:
         return decisions[0], sha
@@ -143,9 +143,9 @@ async def route_turns(service, texts, policy):
     return pick[1], sha
 
 
-async def _decide(gw, service, req, rec):
+async def _decide(gw, state, req, rec):
     """Fill ``rec`` with the routing decision (or the passthrough); the tier to forward to."""
-    rec["pool_sha256"] = service["pool"].sha256
+    rec["pool_sha256"] = state.pool.sha256
     if req.model != gw.upstreams.alias:
         upstream = gw.upstreams.by_model(req.model)
         if upstream is None:
@@ -157,7 +157,7 @@ async def _decide(gw, service, req, rec):
     try:
         if not req.texts:
             raise LookupError("no user text to route")
-        decision, rec["pool_sha256"] = await route_turns(service, [t[:gw.max_chars] for t in req.texts], gw.policy)
+        decision, rec["pool_sha256"] = await route_turns(state, [t[:gw.max_chars] for t in req.texts], gw.policy)
     except Exception as e:  # routing must not fail the request: the abstain tier answers, loudly
         log.warning("request %s: routing failed (%s); sent to the abstain tier %s", rec["request_id"],
                     type(e).__name__, gw.upstreams.abstain_tier)
@@ -222,7 +222,9 @@ def _finish(gw, rec, status, upstream=None, answer=None, usage=(None, None)):
 
 async def chat_completions(request):
     """``POST /v1/chat/completions``: authenticate, route, forward (with fallbacks), answer, record."""
-    gw, service = request.app.state.gateway, request.app.state.service
+    gw, state = request.app.state.gateway, request.app.state
+    if gw is None:
+        return _json({"error": "no upstreams configured (start workbench serve with --upstreams)", "status": 404}, 404)
     given = request.headers.get("x-request-id", "")
     rec = new_record(given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex)
     client = gw.clients.client(request.headers.get("authorization")) if gw.clients else "anonymous"
@@ -236,7 +238,7 @@ async def chat_completions(request):
                                  conversation_header=request.headers.get("x-conversation-id"))
         rec.update(conversation_id=req.conversation_id, turn=len(req.texts), stream=req.stream,
                    text=req.texts[-1] if req.texts else "")
-        tier = await _decide(gw, service, req, rec)
+        tier = await _decide(gw, state, req, rec)
     except RequestError as e:
         return _error(rec, e.status, e.message)
     answer, upstream = await _forward(gw, tier, req, rec)
@@ -264,15 +266,9 @@ async def chat_completions(request):
 async def models(request):
     """``GET /v1/models``: the alias and every upstream model."""
     gw = request.app.state.gateway
+    if gw is None:
+        return _json({"error": "no upstreams configured (start workbench serve with --upstreams)", "status": 404}, 404)
     if gw.clients and gw.clients.client(request.headers.get("authorization")) is None:
         return _json({"error": "missing or wrong bearer token", "status": 401}, 401, {"www-authenticate": "Bearer"})
     return _json({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "workbench"}
                                              for m in gw.upstreams.models]})
-
-
-def gateway_routes():
-    """The gateway's routes, for the app's route table."""
-    from starlette.routing import Route
-
-    return [Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/models", models, methods=["GET"])]

@@ -202,13 +202,13 @@ def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_f
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"label {model}", unit="msg")
-    pool = ThreadPoolExecutor(max_workers=concurrency)
+    executor = ThreadPoolExecutor(max_workers=concurrency)
     pending, queue, fatal, spent = {}, list(reversed(todo)), None, False
     try:
         while queue or pending:
             while queue and len(pending) < concurrency and fatal is None and not spent:
                 t = queue.pop()
-                pending[pool.submit(_label_one, client, system, t.row["text"], taxonomy)] = t
+                pending[executor.submit(_label_one, client, system, t.row["text"], taxonomy)] = t
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -237,12 +237,12 @@ def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_f
                 if bar is not None:
                     bar.update(1)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown(wait=False, cancel_futures=True)
         raise
     finally:
         if bar is not None:
             bar.close()
-    pool.shutdown(wait=True)
+    executor.shutdown(wait=True)
     if fatal is not None:
         raise LabelError(f"stopped: {fatal} (answers so far are in {cache_path})")
     summary["retried"] = client.retries
