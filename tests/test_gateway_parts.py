@@ -220,3 +220,37 @@ def test_read_transcripts_reads_a_decision_log_as_a_format(tmp_path):
     path.write_text(json.dumps(recs[0]) + "\n" + json.dumps({"text": "no id"}) + "\n")
     with pytest.raises(DataError, match=":2: not a decision record"):
         read_transcripts(path, fmt="decisions")
+
+
+CONVERSATIONS = [["hi!"], ["write a python function that merges two sorted lists", "now make it faster"],
+                 ["what is the capital of peru", "thanks", "prove that sqrt(2) is irrational", "shorter please"],
+                 ["¿me ayudas con una consulta SQL?", "agrupada por mes", "y ordenada"]]
+
+
+@pytest.mark.parametrize("policy", ["alone", "previous", "confident", "lift", "sticky"])
+def test_the_gateway_decides_the_last_turn_as_route_conversation_does(small_npz, e5, policy):
+    """Reading only the last two turns (what every non-sticky policy's last decision depends on) changes nothing."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from workbench.core.conversation import ConversationPolicy
+    from workbench.serve.batching import RouterWorker
+    from workbench.serve.gateway import route_turns
+    import hashlib
+    import time
+
+    from workbench.core.router import Router
+    from workbench.serve.pools import ServedPool
+
+    pool = ServedPool(Router.load(small_npz, embedder=e5), str(small_npz),
+                      hashlib.sha256(small_npz.read_bytes()).hexdigest(), time.time())
+    state = SimpleNamespace(pool=pool, worker=RouterWorker(pool, max_batch=32, window_s=0.0).start())
+    pol = ConversationPolicy(name=policy)
+    try:
+        for texts in CONVERSATIONS:
+            got, sha = asyncio.run(route_turns(state, texts, pol))
+            want = pool.router.route_conversation(texts, policy=pol)[-1]
+            assert (got.category, got.tier, got.abstain) == (want.category, want.tier, want.abstain), texts
+            assert got.confidence == pytest.approx(want.confidence, abs=1e-6) and sha == pool.sha256
+    finally:
+        state.worker.stop()

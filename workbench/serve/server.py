@@ -62,9 +62,11 @@ def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, 
     uvicorn = require("uvicorn", purpose="workbench serve")
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1; got {workers!r}")
+    if settings.get("gateway"):  # before the model loads: a setup error is one line at once
+        from ..core.artifact import load_pool_npz
+
+        check_gateway(settings["gateway"], load_pool_npz(pool).metadata["tiers"], host, allow_anonymous=allow_anonymous)
     loaded = load_served_pool(pool, threads=settings.get("threads"), allowed_backends=settings.get("allowed_backends"))  # a bad pool: one clear error, no server
-    if settings.get("gateway"):
-        check_gateway(settings["gateway"], loaded.router.tiers, host, allow_anonymous=allow_anonymous)
     common = dict(host=host, port=port, log_level=log_level, access_log=False,
                   timeout_graceful_shutdown=_config.SERVE_GRACEFUL_S, lifespan="on")
     if workers == 1:
