@@ -55,6 +55,10 @@ def upstream_main(port):
                 port=port, log_level="warning", access_log=False)
 
 
+def progress(line):
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -201,9 +205,15 @@ def main():
     from workbench.dataset.embeddings import load_embedded_pool
     from workbench.decisions.export import export_pool
 
+    from workbench.decisions.targets import Targets
+
     folder = tempfile.mkdtemp(prefix="bench-gateway-")
     pool = load_embedded_pool(backend=args.backend)
-    export_pool(pool, Path(folder) / "pool.npz", KNNConfig(k=15))
+    progress(f"pool embedded: {len(pool.vectors)} rows")
+    # the k-NN vote without fitted targets: the export is quick, and routing costs what it costs with any head
+    export_pool(pool, Path(folder) / "pool.npz", KNNConfig(k=15), head="knn",
+                targets=Targets(max_abstain=None, calibration="none"))
+    progress("pool exported")
     texts = list(dict.fromkeys(pool.frame["text"].tolist()))[:max(args.n, 64)]
     texts = (texts * (args.n // len(texts) + 1))[:args.n]
     up_port = free_port()
@@ -215,6 +225,7 @@ def main():
     out = {"backend": args.backend, "n": args.n}
     try:
         wall, bare_cpu = bare_encoder(args.backend, texts)
+        progress("bare encoder measured")
         proc, port = start_gateway(Path(folder) / "pool.npz", Path(folder) / "upstreams.yaml", folder, 1)
         try:
             direct, through = Client(up_port), Client(port)
@@ -229,6 +240,7 @@ def main():
             out["latency_ms"] = {"direct_p50": 1e3 * pct(d_lat, 50), "gateway_p50": 1e3 * pct(g_lat, 50),
                                  "added_p50": 1e3 * pct(added, 50), "added_p99": 1e3 * pct(added, 99),
                                  "encoder_p50": 1e3 * pct(wall, 50), "encoder_p99": 1e3 * pct(wall, 99)}
+            progress("added latency measured")
             out["load"] = {}
             for clients in (1, 16, 64):
                 lat, failed, secs = drive(port, texts, clients, args.requests)
@@ -238,6 +250,7 @@ def main():
             proc.terminate()
             proc.wait(60)
         out["cpu"] = {}
+        progress("load levels done")
         for workers in args.workers:
             proc, port = start_gateway(Path(folder) / "pool.npz", Path(folder) / "upstreams.yaml", folder, workers)
             try:
