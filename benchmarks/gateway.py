@@ -196,6 +196,7 @@ def main():
     ap.add_argument("--n", type=int, default=200, help="messages for the latency and CPU measures")
     ap.add_argument("--requests", type=int, default=256, help="requests per concurrency level")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="gateway processes to measure CPU with")
+    ap.add_argument("--max-chars", type=int, default=200, help="longest pool message used")
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -214,7 +215,8 @@ def main():
     export_pool(pool, Path(folder) / "pool.npz", KNNConfig(k=15), head="knn",
                 targets=Targets(max_abstain=None, calibration="none"))
     progress("pool exported")
-    texts = list(dict.fromkeys(pool.frame["text"].tolist()))[:max(args.n, 64)]
+    # chat-sized messages (at most --max-chars): the encoder's cost grows with the tokens
+    texts = [t for t in dict.fromkeys(pool.frame["text"].tolist()) if len(t) <= args.max_chars][:max(args.n, 64)]
     texts = (texts * (args.n // len(texts) + 1))[:args.n]
     up_port = free_port()
     upstream = subprocess.Popen([sys.executable, __file__, "--upstream", str(up_port)])
