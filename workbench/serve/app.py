@@ -1,4 +1,5 @@
-"""The HTTP service: ``POST /route``, ``POST /route/conversation``, ``GET /healthz``, ``GET /metrics`` (Starlette).
+"""The HTTP service: ``POST /route``, ``POST /route/conversation``, ``GET /healthz``, ``GET /metrics`` (Starlette),
+and with upstreams the gateway's ``POST /v1/chat/completions`` and ``GET /v1/models`` (see :mod:`.gateway`).
 
 A route table (:data:`ROUTES`) of plain async endpoints that read the shared
 state from ``request.app.state``: ``settings`` (a :class:`ServiceSettings`)
@@ -26,6 +27,7 @@ from functools import partial
 from .. import config as _config
 from ..errors import require
 from .batching import RouterWorker
+from .gateway import Gateway, chat_completions, models
 from .metrics import Metrics
 from .pools import PoolWatcher, load_served_pool
 from .payloads import RequestError, parse_conversation_request, parse_route_request
@@ -51,6 +53,7 @@ class ServiceSettings:
     poll_s: float = _config.SERVE_RELOAD_POLL_S
     threads: int | None = None
     allowed_backends: list | None = None
+    gateway: dict | None = None    # the gateway's settings (upstreams file and the rest); None: no gateway
 
 
 def _json(obj, status=200):
@@ -102,11 +105,18 @@ async def lifespan(app):
         signal.signal(signal.SIGHUP, lambda *_: state.watcher.trigger())
     log.info("serving %s: %d rows, backend %s, sha256 %s", settings.pool_path, state.pool.rows, state.pool.backend,
              state.pool.sha256[:12])
+    state.gateway = None
+    if settings.gateway is not None:
+        state.gateway = Gateway(**settings.gateway, tiers=state.pool.router.tiers, metrics=state.metrics,
+                                max_chars=settings.max_chars)
+        await state.gateway.start()
     try:
         yield
     finally:
         state.watcher.stop()
         await asyncio.to_thread(state.worker.stop)  # in-flight batches finish first
+        if state.gateway is not None:
+            await state.gateway.stop()  # drains the decision log
 
 
 # ---------------------------------------------------------------- endpoints
@@ -161,12 +171,12 @@ async def healthz(request):
 
 
 async def metrics_text(request):
-    """``GET /metrics``: Prometheus text exposition."""
-    from starlette.responses import PlainTextResponse
+    """``GET /metrics``: Prometheus text exposition (prometheus-client)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+    from starlette.responses import Response
 
     pool, metrics = request.app.state.pool, request.app.state.metrics
-    return PlainTextResponse(metrics.render(rows=pool.rows, backend=pool.backend),
-                             media_type="text/plain; version=0.0.4")
+    return Response(metrics.render(rows=pool.rows, backend=pool.backend), media_type=CONTENT_TYPE_LATEST)
 
 
 async def http_error(request, exc):
@@ -182,7 +192,9 @@ async def internal_error(request, exc):
 ROUTES = [Route("/route", route, methods=["POST"]),
           Route("/route/conversation", route_conversation, methods=["POST"]),
           Route("/healthz", healthz, methods=["GET"]),
-          Route("/metrics", metrics_text, methods=["GET"])]
+          Route("/metrics", metrics_text, methods=["GET"]),
+          Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+          Route("/v1/models", models, methods=["GET"])]
 
 _PATHS = tuple(r.path for r in ROUTES)
 
@@ -224,7 +236,8 @@ def create_app(pool_path, *, loaded=None, **settings):
         encoder call, and how long a batch waits for more under concurrent traffic), ``max_messages``,
         ``max_chars`` and ``max_body`` (request limits, 413 past them), ``poll_s`` (seconds between two looks at
         the pool file), ``threads`` (encoder threads; default all cores) and ``allowed_backends`` (backend
-        specs, shell patterns, a pool may name; default the bundled backends).
+        specs, shell patterns, a pool may name; default the bundled backends) and ``gateway`` (the settings of
+        :class:`~.gateway.Gateway`; without them the ``/v1`` endpoints answer 404).
     """
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException

@@ -17,7 +17,7 @@ import time
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RouterWorker"]
+__all__ = ["RouterWorker", "Routed"]
 
 _STOP = object()
 
@@ -99,8 +99,16 @@ class RouterWorker:
                 self.on_batch(decisions)
             start = 0
             for job_texts, loop, fut in jobs:
-                loop.call_soon_threadsafe(_settle, fut, decisions[start:start + len(job_texts)], None)
+                part = Routed(decisions[start:start + len(job_texts)])
+                part.pool = self.pool
+                loop.call_soon_threadsafe(_settle, fut, part, None)
                 start += len(job_texts)
+
+
+class Routed(list):
+    """The decisions of one request, with ``pool``: the :class:`~.pools.ServedPool` that made them."""
+
+    pool = None
 
 
 def _settle(fut, result, error):

@@ -1,95 +1,135 @@
-"""Service metrics in the Prometheus text format (no client library: counters, gauges and histograms by hand)."""
+"""What ``GET /metrics`` shows, on ``prometheus-client``: the router's and the gateway's counters and histograms.
+
+With several worker processes (``workbench serve --workers N``), the
+service sets ``PROMETHEUS_MULTIPROC_DIR`` before the workers start, every
+process writes its values there, and ``/metrics`` in any worker adds them up
+(prometheus-client's multiprocess mode).
+"""
 from __future__ import annotations
 
-import threading
+import os
 import time
 
-__all__ = ["Metrics", "LATENCY_BUCKETS", "BATCH_BUCKETS"]
+__all__ = ["Metrics", "LATENCY_BUCKETS", "BATCH_BUCKETS", "ROUTING_BUCKETS"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ROUTING_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0)
+UPSTREAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-class _Histogram:
-    def __init__(self, buckets):
-        self.buckets, self.counts, self.sum, self.count = tuple(buckets), [0] * len(buckets), 0.0, 0
-
-    def observe(self, value):
-        for i, b in enumerate(self.buckets):
-            if value <= b:
-                self.counts[i] += 1
-        self.sum += value
-        self.count += 1
-
-    def lines(self, name, labels=""):
-        sep = "," if labels else ""
-        out = [f'{name}_bucket{{{labels}{sep}le="{b}"}} {c}' for b, c in zip(self.buckets, self.counts)]
-        out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.count}')
-        out += [f"{name}_sum{{{labels}}} {self.sum:.6f}" if labels else f"{name}_sum {self.sum:.6f}",
-                f"{name}_count{{{labels}}} {self.count}" if labels else f"{name}_count {self.count}"]
-        return out
+def _multiprocess():
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
 class Metrics:
-    """What ``GET /metrics`` shows: requests and errors, latency, batch sizes, decisions by tier, abstains, reloads."""
+    """The service's metrics, in a registry of their own (one per app).
+
+    Router: requests by path and status, errors, latency, batch sizes,
+    decisions by tier, abstains, pool reloads. Gateway: requests by client,
+    routing and upstream latency, tokens, cost (and the cost of the same
+    tokens on the ``baseline`` tier: the all-strong bill), decisions by tier
+    and category, fallbacks, abstains, stream errors, failures, decision-log
+    records and write errors.
+    """
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self.started = time.time()
-        self.requests = {}      # (path, status) -> count
-        self.decisions = {}     # tier -> count
-        self.abstains = 0
-        self.reloads = {"ok": 0, "refused": 0}
-        self.latency = _Histogram(LATENCY_BUCKETS)
-        self.batch_messages = _Histogram(BATCH_BUCKETS)
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
+        disable_created_metrics()
+        self.started = time.time()
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+
+        def counter(name, doc, labels=()):
+            return Counter(name, doc, labels, registry=r)
+
+        self.requests = counter("workbench_requests", "HTTP requests by path and status.", ("path", "status"))
+        self.errors = counter("workbench_errors", "Requests answered with a 4xx or 5xx status.")
+        self.latency = Histogram("workbench_request_duration_seconds", "Time from request to response.",
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_messages = Histogram("workbench_batch_messages", "Messages per encoder call (micro-batch size).",
+                                        buckets=BATCH_BUCKETS, registry=r)
+        self.decisions = counter("workbench_decisions", "Routing decisions by tier.", ("tier",))
+        self.abstains = counter("workbench_abstains", "Decisions where the pool's policy abstained.")
+        self.reloads = counter("workbench_pool_reloads", "Pool replacements loaded (ok) or refused.", ("result",))
+        for result in ("ok", "refused"):
+            self.reloads.labels(result)
+        self.rows = Gauge("workbench_pool_rows", "Rows of the pool being served.", ("backend",), registry=r,
+                          multiprocess_mode="livemax")
+        self.uptime = Gauge("workbench_uptime_seconds", "Seconds since the service started.", registry=r,
+                            multiprocess_mode="livemax")
+        self._gateway(counter)
+
+    def _gateway(self, counter):
+        r = self.registry
+        from prometheus_client import Histogram
+
+        self.gw_requests = counter("workbench_gateway_requests", "Chat-completion requests by client, kind "
+                                   "(routed or passthrough) and final status.", ("client", "kind", "status"))
+        self.routing = Histogram("workbench_routing_seconds", "Time to route one chat request (encoder included).",
+                                 buckets=ROUTING_BUCKETS, registry=r)
+        self.upstream = Histogram("workbench_upstream_seconds", "Time from forwarding to the upstream's last byte.",
+                                  ("tier",), buckets=UPSTREAM_BUCKETS, registry=r)
+        self.tokens = counter("workbench_tokens", "Tokens reported by the upstreams.", ("tier", "kind"))
+        self.cost = counter("workbench_cost_dollars", "Cost of the answered requests at each tier's prices.", ("tier",))
+        self.baseline_cost = counter("workbench_baseline_cost_dollars",
+                                     "The same tokens at the prices of the most expensive tier (all-strong).")
+        self.gw_decisions = counter("workbench_gateway_decisions", "Routed requests by decided tier and category.",
+                                    ("tier", "category"))
+        self.fallbacks = counter("workbench_fallbacks", "Requests sent down a fallback chain.", ("from", "to", "reason"))
+        self.gw_abstains = counter("workbench_gateway_abstains", "Routed requests the pool abstained on (sent to the "
+                                   "abstain tier).", ("tier",))
+        self.stream_errors = counter("workbench_stream_errors", "Streams that failed after their first chunk.",
+                                     ("tier", "reason"))
+        self.failures = counter("workbench_upstream_failures", "Requests no upstream answered (503).", ("tier", "reason"))
+        self.log_records = counter("workbench_decision_log_records", "Decision records written.")
+        self.log_errors = counter("workbench_decision_log_errors", "Decision records lost to a write error.")
+
+    # -- router ---------------------------------------------------------------------------------------
     def request(self, path, status, seconds):
-        with self._lock:
-            self.requests[(path, status)] = self.requests.get((path, status), 0) + 1
-            self.latency.observe(seconds)
+        self.requests.labels(path, str(status)).inc()
+        if status >= 400:
+            self.errors.inc()
+        self.latency.observe(seconds)
 
     def batch(self, decisions):
         """One encoder batch of the micro-batcher: its size, and its decisions."""
-        with self._lock:
-            self.batch_messages.observe(len(decisions))
+        self.batch_messages.observe(len(decisions))
         self.count(decisions)
 
     def count(self, decisions):
         """Decisions by tier and abstains."""
-        with self._lock:
-            for d in decisions:
-                self.decisions[d.tier] = self.decisions.get(d.tier, 0) + 1
-                self.abstains += bool(d.abstain)
+        for d in decisions:
+            self.decisions.labels(d.tier).inc()
+            if d.abstain:
+                self.abstains.inc()
 
     def reload(self, ok):
-        with self._lock:
-            self.reloads["ok" if ok else "refused"] += 1
+        self.reloads.labels("ok" if ok else "refused").inc()
 
-    def render(self, *, rows, backend) -> str:
-        with self._lock:
-            out = ["# HELP workbench_requests_total HTTP requests by path and status.",
-                   "# TYPE workbench_requests_total counter"]
-            out += [f'workbench_requests_total{{path="{p}",status="{s}"}} {n}'
-                    for (p, s), n in sorted(self.requests.items())]
-            errors = sum(n for (_, s), n in self.requests.items() if s >= 400)
-            out += ["# HELP workbench_errors_total Requests answered with a 4xx or 5xx status.",
-                    "# TYPE workbench_errors_total counter", f"workbench_errors_total {errors}",
-                    "# HELP workbench_request_duration_seconds Time from request to response.",
-                    "# TYPE workbench_request_duration_seconds histogram",
-                    *self.latency.lines("workbench_request_duration_seconds"),
-                    "# HELP workbench_batch_messages Messages per encoder call (micro-batch size).",
-                    "# TYPE workbench_batch_messages histogram",
-                    *self.batch_messages.lines("workbench_batch_messages"),
-                    "# HELP workbench_decisions_total Routing decisions by tier.",
-                    "# TYPE workbench_decisions_total counter"]
-            out += [f'workbench_decisions_total{{tier="{t}"}} {n}' for t, n in sorted(self.decisions.items())]
-            out += ["# HELP workbench_abstains_total Decisions where the pool's policy abstained.",
-                    "# TYPE workbench_abstains_total counter", f"workbench_abstains_total {self.abstains}",
-                    "# HELP workbench_pool_reloads_total Pool replacements loaded (ok) or refused.",
-                    "# TYPE workbench_pool_reloads_total counter"]
-            out += [f'workbench_pool_reloads_total{{result="{k}"}} {v}' for k, v in self.reloads.items()]
-            out += ["# HELP workbench_pool_rows Rows of the pool being served.", "# TYPE workbench_pool_rows gauge",
-                    f'workbench_pool_rows{{backend="{backend}"}} {rows}',
-                    "# HELP workbench_uptime_seconds Seconds since the service started.",
-                    "# TYPE workbench_uptime_seconds gauge", f"workbench_uptime_seconds {time.time() - self.started:.3f}"]
-        return "\n".join(out) + "\n"
+    # -- gateway --------------------------------------------------------------------------------------
+    def fallback(self, source, target, reason):
+        self.fallbacks.labels(source, target, reason).inc()
+
+    def answered(self, upstream, *, prompt_tokens, completion_tokens, seconds, baseline):
+        """One upstream answer: its latency, tokens and cost (and the cost on ``baseline``, an Upstream)."""
+        self.upstream.labels(upstream.tier).observe(seconds)
+        self.tokens.labels(upstream.tier, "prompt").inc(prompt_tokens or 0)
+        self.tokens.labels(upstream.tier, "completion").inc(completion_tokens or 0)
+        self.cost.labels(upstream.tier).inc(upstream.cost(prompt_tokens, completion_tokens))
+        self.baseline_cost.inc(baseline.cost(prompt_tokens, completion_tokens))
+
+    def render(self, *, rows, backend) -> bytes:
+        """The exposition text (all worker processes' values in multiprocess mode)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        self.rows.labels(backend).set(rows)
+        self.uptime.set(time.time() - self.started)
+        if not _multiprocess():
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)

@@ -25,7 +25,26 @@ def app_from_env():
     return create_app(**json.loads(os.environ[_ENV]))
 
 
-def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, log_level="info", **settings):
+def check_gateway(gateway, tiers, host, *, allow_anonymous=False):
+    """Validate the gateway settings before anything listens: the upstreams file, the client keys, the bind address.
+
+    With upstreams (paid keys) and no client keys, only a loopback address is served unless ``allow_anonymous``.
+    """
+    from ..traffic.chat_client import is_loopback
+    from .clients import load_client_keys
+    from .upstreams import load_upstreams
+
+    load_upstreams(gateway["upstreams"], tiers=tiers)
+    keyed = gateway.get("client_keys") or gateway.get("client_key_env")
+    if keyed:
+        load_client_keys(gateway.get("client_keys"), env=gateway.get("client_key_env"))
+    elif not is_loopback(host) and not allow_anonymous:
+        raise ConfigError(f"--host {host}: the gateway holds upstream keys and has no client keys; give "
+                          f"--client-keys FILE or --client-key-env VAR (or --allow-anonymous) to listen beyond loopback")
+
+
+def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, log_level="info",
+          allow_anonymous=False, **settings):
     """Serve ``pool`` until SIGTERM or Ctrl-C.
 
     Parameters
@@ -35,12 +54,18 @@ def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, 
         Where to listen (127.0.0.1 by default: put a reverse proxy in front to expose it).
     workers : int
         Processes (each loads the model and the pool).
+    allow_anonymous : bool
+        Serve the gateway beyond loopback without client keys.
     settings
-        Passed to :func:`workbench.serve.app.create_app` (batching, limits, threads).
+        Passed to :func:`workbench.serve.app.create_app` (batching, limits, threads, ``gateway``).
     """
     uvicorn = require("uvicorn", purpose="workbench serve")
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1; got {workers!r}")
+    if settings.get("gateway"):  # before the model loads: a setup error is one line at once
+        from ..core.artifact import load_pool_npz
+
+        check_gateway(settings["gateway"], load_pool_npz(pool).metadata["tiers"], host, allow_anonymous=allow_anonymous)
     loaded = load_served_pool(pool, threads=settings.get("threads"), allowed_backends=settings.get("allowed_backends"))  # a bad pool: one clear error, no server
     common = dict(host=host, port=port, log_level=log_level, access_log=False,
                   timeout_graceful_shutdown=_config.SERVE_GRACEFUL_S, lifespan="on")
@@ -48,4 +73,8 @@ def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, 
         uvicorn.run(create_app(pool, loaded=loaded, **settings), **common)
     else:
         os.environ[_ENV] = json.dumps(dict(settings, pool_path=str(pool)))
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set before a worker imports prometheus_client
+            import tempfile
+
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="workbench-metrics-")
         uvicorn.run("workbench.serve.server:app_from_env", factory=True, workers=workers, **common)

@@ -4,7 +4,8 @@
   (``content`` a string or a list of parts such as ``{"type": "text", "text": ...}``);
 - ``chatgpt``: a ChatGPT-style ``conversations.json`` (a list of conversations, each a
   ``mapping`` of message nodes with ``author.role`` and ``content.parts``);
-- ``text``: CSV or JSONL with one message per row in a column named by ``text_column``.
+- ``text``: CSV or JSONL with one message per row in a column named by ``text_column``;
+- ``decisions``: the gateway's decision log (see :mod:`.decision_log`).
 
 Attachment parts (images, files) become an ``[attachment]`` placeholder so the
 import can count them. Bad input raises DataError naming the file and line.
@@ -17,10 +18,11 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..io import parse_json, read_jsonl, read_text_file
+from .decision_log import is_decision_record, read_decision_log
 
 __all__ = ["FORMATS", "read_transcripts"]
 
-FORMATS = ("auto", "messages", "chatgpt", "text")
+FORMATS = ("auto", "messages", "chatgpt", "text", "decisions")
 
 
 def _content_text(content):
@@ -138,7 +140,7 @@ def _sniff(path):
     if path.suffix.lower() == ".json":
         return "chatgpt"
     for _, obj in read_jsonl(path):
-        return "messages" if "messages" in obj else "text"
+        return "messages" if "messages" in obj else "decisions" if is_decision_record(obj) else "text"
     return "text"
 
 
@@ -148,9 +150,9 @@ def read_transcripts(path, *, fmt="auto", text_column="text"):
     Parameters
     ----------
     path : path
-    fmt : {"auto", "messages", "chatgpt", "text"}
+    fmt : {"auto", "messages", "chatgpt", "text", "decisions"}
         ``auto`` picks by suffix (``.csv`` text, ``.json`` chatgpt) and, for
-        JSONL, by whether the first object has ``messages``.
+        JSONL, by whether the first object has ``messages`` or is a decision record.
     text_column : str
         Column or field holding the message for the ``text`` format.
 
@@ -162,5 +164,5 @@ def read_transcripts(path, *, fmt="auto", text_column="text"):
         raise ConfigError(f"fmt must be one of {FORMATS}; got {fmt!r}")
     fmt = _sniff(path) if fmt == "auto" else fmt
     rows = {"messages": lambda: _read_messages_jsonl(path), "chatgpt": lambda: _read_chatgpt(path),
-            "text": lambda: _read_text_rows(path, text_column)}[fmt]()
+            "text": lambda: _read_text_rows(path, text_column), "decisions": lambda: read_decision_log(path)}[fmt]()
     return [dict(r, file=str(path)) for r in rows]
