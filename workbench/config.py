@@ -168,6 +168,13 @@ SERVE_BATCH_WINDOW_MS = 5.0
 SERVE_MAX_MESSAGES = 256
 SERVE_MAX_TEXT_CHARS = 16_000
 SERVE_MAX_BODY_BYTES = 1 << 20
+#: Characters per request, all texts together: 256 texts of 16,000 characters would hold the encoder for seconds.
+SERVE_MAX_REQUEST_CHARS = 64_000
+#: Transport limits (uvicorn): open connections and tasks past which it answers 503, the largest request
+#: head it buffers (bytes), and how long an idle keep-alive connection stays open (seconds).
+SERVE_MAX_CONNECTIONS = 256
+SERVE_MAX_HEADER_BYTES = 16 * 1024
+SERVE_KEEP_ALIVE_S = 5
 #: Seconds between two looks at the pool file (an atomic replacement is loaded in the background).
 SERVE_RELOAD_POLL_S = 0.5
 #: Seconds in-flight requests get to finish after SIGTERM.

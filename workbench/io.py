@@ -164,10 +164,26 @@ def _lone_surrogate(obj):
     return None
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
 def parse_json(text):
-    """``(object, None)`` or ``(None, problem)``: every way ``json.loads`` can fail, as one short reason."""
+    """``(object, None)`` or ``(None, problem)``: every way ``json.loads`` can fail, as one short reason.
+
+    Strict JSON (RFC 8259): ``NaN``, ``Infinity`` and numbers that overflow a
+    float are refused like any other invalid JSON, so nothing parsed here can
+    later be written back as non-JSON.
+    """
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as e:
         return None, f"invalid JSON ({e.msg} at column {e.colno})"
     except RecursionError:

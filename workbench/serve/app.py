@@ -30,7 +30,8 @@ __all__ = ["create_app"]
 def _json(obj, status=200):
     from starlette.responses import Response
 
-    return Response(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), status_code=status,
+    # strict JSON (no NaN); ASCII escapes, so no string can fail to encode on the way out
+    return Response(json.dumps(obj, allow_nan=False, separators=(",", ":")), status_code=status,
                     media_type="application/json")
 
 
@@ -39,6 +40,9 @@ def _error(status, message):
 
 
 async def _read_body(request, limit):
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise RequestError(415, f"Content-Type must be application/json; got {kind[:40] or 'none'!r}")
     size = request.headers.get("content-length")
     if size is not None and size.isdigit() and int(size) > limit:
         raise RequestError(413, f"body of {size} bytes; the limit is {limit}")
@@ -79,7 +83,7 @@ class _Timing:
 def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_config.SERVE_BATCH_WINDOW_MS,
                max_messages=_config.SERVE_MAX_MESSAGES, max_chars=_config.SERVE_MAX_TEXT_CHARS,
                max_body=_config.SERVE_MAX_BODY_BYTES, poll_s=_config.SERVE_RELOAD_POLL_S, threads=None, allowed_backends=None,
-               loaded=None):
+               loaded=None, max_total_chars=_config.SERVE_MAX_REQUEST_CHARS, pool_sha256=None):
     """The ASGI app serving ``pool_path``.
 
     Parameters
@@ -98,8 +102,16 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
         Backend specs (shell patterns) a pool may name; default: the bundled backends.
     loaded : ServedPool, optional
         ``pool_path`` already loaded (by :func:`~.pools.load_served_pool`); default: loaded at startup.
+    max_total_chars : int
+        Characters per request, all its texts together (413 past it): one request cannot hold the encoder for long.
+    pool_sha256 : str, optional
+        The only pool content this service may serve (at startup and on every reload).
     """
     starlette = require("starlette.applications", purpose="workbench serve")
+    from .server import check_settings
+
+    check_settings(max_batch=max_batch, window_ms=window_ms, max_messages=max_messages, max_chars=max_chars,
+                   max_body=max_body, poll_s=poll_s, threads=threads, max_total_chars=max_total_chars)
     from starlette.routing import Route
 
     metrics = Metrics()
@@ -108,7 +120,7 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
     @asynccontextmanager
     async def lifespan(app):
         pool = loaded or await asyncio.to_thread(load_served_pool, pool_path, threads=threads,
-                                                     allowed_backends=allowed_backends)
+                                                     allowed_backends=allowed_backends, sha256=pool_sha256)
         worker = RouterWorker(pool, max_batch=max_batch, window_s=window_ms / 1000, on_batch=metrics.batch).start()
 
         def swapped(new):
@@ -116,7 +128,7 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
             state["pool"] = new
 
         watcher = PoolWatcher(pool_path, lambda: state["pool"], swapped, on_result=metrics.reload, poll_s=poll_s,
-                              threads=threads, allowed_backends=allowed_backends).start()
+                              threads=threads, allowed_backends=allowed_backends, sha256=pool_sha256).start()
         state.update(pool=pool, worker=worker, watcher=watcher)
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, lambda *_: watcher.trigger())
@@ -130,7 +142,7 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
     async def route(request):
         try:
             req = parse_route_request(await _read_body(request, max_body), max_messages=max_messages,
-                                      max_chars=max_chars)
+                                      max_chars=max_chars, max_total_chars=max_total_chars)
         except RequestError as e:
             return _error(e.status, e.message)
         loop = asyncio.get_running_loop()
@@ -148,7 +160,7 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
     async def route_conversation(request):
         try:
             req = parse_conversation_request(await _read_body(request, max_body), max_turns=max_messages,
-                                             max_chars=max_chars)
+                                             max_chars=max_chars, max_total_chars=max_total_chars)
         except RequestError as e:
             return _error(e.status, e.message)
         router = state["pool"].router
@@ -163,7 +175,9 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
 
     async def healthz(request):
         pool = state["pool"]
-        return _json({"status": "ok", "pool": str(pool.path), "pool_sha256": pool.sha256, "backend": pool.backend,
+        if not state["worker"].alive:
+            return _error(503, "the router thread has stopped (see the service log)")
+        return _json({"status": "ok", "pool_sha256": pool.sha256, "backend": pool.backend,
                       "model_id": pool.router.metadata["model_id"], "rows": pool.rows,
                       "ann": pool.router.index is not None, "uptime_s": round(time.time() - metrics.started, 3),
                       "pool_loaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pool.loaded))})

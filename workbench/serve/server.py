@@ -15,7 +15,7 @@ from ..errors import ConfigError, require
 from .app import create_app
 from .pools import load_served_pool
 
-__all__ = ["serve", "app_from_env"]
+__all__ = ["serve", "app_from_env", "check_settings", "transport_limits"]
 
 _ENV = "WORKBENCH_SERVE"
 
@@ -23,6 +23,36 @@ _ENV = "WORKBENCH_SERVE"
 def app_from_env():
     """The app of a worker process (``workers > 1``): its settings travel in one environment variable."""
     return create_app(**json.loads(os.environ[_ENV]))
+
+
+def transport_limits():
+    """uvicorn's limits: a connection cap, a cap on a request head, and an idle keep-alive timeout.
+
+    A client that trickles its headers holds no more than one of the
+    ``limit_concurrency`` slots until the header cap or the keep-alive timeout closes it.
+    """
+    return dict(limit_concurrency=_config.SERVE_MAX_CONNECTIONS, timeout_keep_alive=_config.SERVE_KEEP_ALIVE_S,
+                h11_max_incomplete_event_size=_config.SERVE_MAX_HEADER_BYTES)
+
+
+_BOUNDS = {"port": (int, 1, 65535), "max_batch": (int, 1, 1024), "window_ms": (float, 0, 1000),
+           "threads": (int, 1, 256), "max_messages": (int, 1, 10_000), "max_chars": (int, 1, 10**7),
+           "max_body": (int, 1, 1 << 30), "max_total_chars": (int, 1, 10**8), "poll_s": (float, 0.01, 3600)}
+
+
+def check_settings(**settings):
+    """Refuse a service setting of the wrong type or outside its bounds (``None`` means the default)."""
+    import math
+
+    for name, value in settings.items():
+        if name not in _BOUNDS or value is None:
+            continue
+        kind, low, high = _BOUNDS[name]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or
+                                                                                  isinstance(value, int))
+        if not ok or not math.isfinite(value) or not low <= value <= high:
+            raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'} between {low} and "
+                              f"{high}; got {value!r}")
 
 
 def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, log_level="info", **settings):
@@ -41,9 +71,11 @@ def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, 
     uvicorn = require("uvicorn", purpose="workbench serve")
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1; got {workers!r}")
-    loaded = load_served_pool(pool, threads=settings.get("threads"), allowed_backends=settings.get("allowed_backends"))  # a bad pool: one clear error, no server
+    check_settings(port=port, **settings)
+    loaded = load_served_pool(pool, threads=settings.get("threads"), allowed_backends=settings.get("allowed_backends"),
+                              sha256=settings.get("pool_sha256"))  # a bad pool: one clear error, no server
     common = dict(host=host, port=port, log_level=log_level, access_log=False,
-                  timeout_graceful_shutdown=_config.SERVE_GRACEFUL_S, lifespan="on")
+                  timeout_graceful_shutdown=_config.SERVE_GRACEFUL_S, lifespan="on", **transport_limits())
     if workers == 1:
         uvicorn.run(create_app(pool, loaded=loaded, **settings), **common)
     else:
