@@ -129,7 +129,10 @@ class LabelCache:
         if self._tail is not None:
             self._repair_tail()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
+        # private (600): the cache holds the messages and the server's answers
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # also a cache an older version created 644
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
