@@ -151,8 +151,22 @@ def _label_one(client, system, text, taxonomy):
     return category, problem, content
 
 
+def scrub_rows(rows):
+    """``rows`` with contact details scrubbed from each text and id (what may leave the machine)."""
+    from .scrub import scrub_id, scrub_text
+
+    out = []
+    for r in rows:
+        r = dict(r, text=scrub_text(r["text"])[0]) if isinstance(r.get("text"), str) else dict(r)
+        for key, prefix in (("id", "msg"), ("conversation", "conv")):
+            if isinstance(r.get(key), str):
+                r[key] = scrub_id(r[key], prefix)
+        out.append(r)
+    return out
+
+
 def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_failed=False, progress=False,
-                   limit=None):
+                   limit=None, scrub=True):
     """Label ``rows`` (dicts with ``text``), reusing and filling the label cache.
 
     Parameters
@@ -169,6 +183,11 @@ def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_f
     limit : int, optional
         Send at most this many requests, retries included (sets ``client.max_requests``);
         the messages left stay unlabelled for a later run.
+    scrub : bool
+        Scrub e-mail addresses and phone numbers from each text and id before it
+        is sent (:func:`scrub_rows`): whatever path the rows took (``import``
+        scrubs, shards of ``embed`` do not), raw contact details never reach the
+        label API, and the labelled rows (the pool's next candidates) carry the scrubbed text.
 
     Returns
     -------
@@ -186,6 +205,8 @@ def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_f
             raise ConfigError(f"limit must be an integer >= 0; got {limit!r}")
         client.max_requests = limit
     client._validate()
+    if scrub:
+        rows = scrub_rows(rows)
     cache = LabelCache(cache_path)
     system = build_prompt(taxonomy)
     model = client.model
