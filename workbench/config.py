@@ -74,6 +74,10 @@ ARTIFACT_MAX_ID_CHARS = 512
 ARTIFACT_MAX_METADATA_BYTES = 4 * 2**20
 #: Members (arrays) in one file.
 ARTIFACT_MAX_MEMBERS = 64
+#: How far the embeddings member may expand when decompressed: real vectors compress about 1.1x (int8 and
+#: float32 alike), so a member declaring more than this many times its compressed size is a bomb, refused
+#: before any data is read. Every other member's budget follows from the rows this bounds.
+ARTIFACT_MAX_VECTOR_RATIO = 8
 
 # -- approximate search (big pools) ------------------------------------------------------------------
 

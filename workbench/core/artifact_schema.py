@@ -96,15 +96,26 @@ def content_digest(arrays, metadata) -> str:
     The metadata enters as canonical JSON (sorted keys, no spaces) without its
     own ``sha256`` key, so the digest does not depend on how the file was zipped.
     """
-    h = hashlib.sha256(f"workbench pool.npz schema {SCHEMA_VERSION}\0".encode())
-    h.update(_canonical_metadata(metadata).encode("utf-8"))
+    h = digest_start(metadata)
     for name in sorted(arrays):
         if name == "metadata":
             continue
         a = np.ascontiguousarray(arrays[name])
-        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
-        h.update(a.tobytes())
+        h.update(digest_member_prefix(name, a.dtype, a.shape))
+        h.update(a.reshape(-1).view(np.uint8) if a.size else b"")  # the bytes, without a copy
     return h.hexdigest()
+
+
+def digest_start(metadata):
+    """The :func:`content_digest` hash object after the schema line and the metadata (the loader streams the rest)."""
+    h = hashlib.sha256(f"workbench pool.npz schema {SCHEMA_VERSION}\0".encode())
+    h.update(_canonical_metadata(metadata).encode("utf-8"))
+    return h
+
+
+def digest_member_prefix(name, dtype, shape) -> bytes:
+    """What :func:`content_digest` hashes before one array's bytes."""
+    return f"\0{name}\0{np.dtype(dtype).str}\0{tuple(shape)}\0".encode()
 
 
 def _short(v, limit=60):
