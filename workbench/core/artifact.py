@@ -50,7 +50,9 @@ from ..errors import ArtifactError
 from ..io import atomic_file, parse_json
 from .ann import check_ann
 from .artifact_schema import (CORE_MEMBERS, EMBEDDING_DTYPES, MEMBERS, SCHEMA_VERSION, Member, content_digest,
-                              digest_member_prefix, digest_start, member_spec, validate_metadata)
+                              digest_member_prefix, digest_start, member_spec, validate_metadata,
+                              validate_values)
+from .calibration import Calibration
 from .heads import load_head
 from .knn import KNNConfig, center
 
@@ -356,6 +358,8 @@ def _check_arrays(path, arrays, meta, digest):
         x = emb.astype(np.float32)
     _check_vectors(path, x, mean)
     try:
+        validate_values(arrays)
+        Calibration.from_arrays(meta.get("calibration"), arrays)
         load_head(meta.get("head", "knn"), arrays, n_cat, d)
     except ArtifactError as e:
         raise ArtifactError(f"{path}: {e}") from None
