@@ -74,6 +74,10 @@ ARTIFACT_MAX_ID_CHARS = 512
 ARTIFACT_MAX_METADATA_BYTES = 4 * 2**20
 #: Members (arrays) in one file.
 ARTIFACT_MAX_MEMBERS = 64
+#: The one reader's caps (:func:`workbench.io.read_limits`): longest line and largest input file, in bytes.
+#: ``WORKBENCH_MAX_LINE_BYTES`` / ``WORKBENCH_MAX_FILE_BYTES`` override them (a bigger log: shard it with ``embed``).
+READ_MAX_LINE_BYTES = 4 * 2**20
+READ_MAX_FILE_BYTES = 2**30
 #: How far the embeddings member may expand when decompressed: real vectors compress about 1.1x (int8 and
 #: float32 alike), so a member declaring more than this many times its compressed size is a bomb, refused
 #: before any data is read. Every other member's budget follows from the rows this bounds.

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import config as _config
 from ..errors import ConfigError, DataError, require
-from ..io import atomic_file, normalize_text, read_jsonl, text_hash, write_json_atomic
+from ..io import atomic_file, check_file_size, normalize_text, read_jsonl, text_hash, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,12 @@ def _rows_jsonl(path):
 
 
 def _rows_csv(path):
-    try:
-        fh = open(path, encoding="utf-8", newline="")
+    try:  # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM, which would rename the first column ("\ufeffid")
+        fh = open(path, encoding="utf-8-sig", newline="")
     except OSError as e:
         raise DataError(path, None, f"cannot read ({e.strerror})") from None
     with fh:
+        check_file_size(fh, path)
         reader = csv.DictReader(fh)
         try:
             for row in reader:
@@ -74,6 +75,11 @@ def _rows_csv(path):
 
 def _rows_parquet(path):
     _, pq = _pa()
+    try:
+        with open(path, "rb") as fh:
+            check_file_size(fh, path)
+    except OSError as e:
+        raise DataError(path, None, f"cannot read ({e.strerror})") from None
     try:
         f = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several kinds for a file that is not Parquet

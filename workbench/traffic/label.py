@@ -133,7 +133,7 @@ class LabelCache:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.fchmod(fd, 0o600)  # also a cache an older version created 644
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(entry, ensure_ascii=False, allow_nan=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         self.entries[(entry["hash"], entry["model"])] = entry

@@ -97,7 +97,7 @@ def merge_labelled(labelled, out=None, *, pool=None, taxonomy=None, label_source
         row = {"id": scrub_id(obj["id"], "msg"), "text": scrub_text(obj["text"])[0], "category": obj["category"],
                "source": "real", "lang": obj.get("lang") or "und", "label_source": source}
         row.update({k: v for k in KEEP_FIELDS if obj.get(k) is not None and (v := _keep(k, obj[k])) is not None})
-        lines.append(json.dumps(row, ensure_ascii=False))
+        lines.append(json.dumps(row, ensure_ascii=False, allow_nan=False))
     if not lines:
         raise DataError(labelled, None, "no labelled messages to merge")
     try:
