@@ -149,3 +149,13 @@ def test_json_output_is_strict(tmp_path):
     strict = {"a": None, "b": [None, 1.5], "c": 2.0, "d": {"e": None}}
     assert json.loads((tmp_path / "x.json").read_text(), parse_constant=lambda c: pytest.fail(c)) == strict
     assert json.loads(json_line(obj), parse_constant=lambda c: pytest.fail(c)) == strict
+
+
+@FUZZ
+@given(pad=st.integers(0, 5000), blank=st.sampled_from([" ", "\n", "\t", "\u3000", " \n"]))
+def test_leading_or_inner_blanks_never_push_the_question_past_the_cap(pad, blank):
+    from workbench.core.text import prepare_text
+
+    question = "how do I reverse a linked list in C?"
+    for text in (blank * pad + question, "hi" + blank * pad + question):
+        assert question in prepare_text(text, max_chars=2048)
