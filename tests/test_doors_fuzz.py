@@ -159,3 +159,72 @@ def test_leading_or_inner_blanks_never_push_the_question_past_the_cap(pad, blank
     question = "how do I reverse a linked list in C?"
     for text in (blank * pad + question, "hi" + blank * pad + question):
         assert question in prepare_text(text, max_chars=2048)
+
+
+# -- class 10 and 12: shard integrity covers the text column; the manifest stays in its folder --------------------
+
+
+@pytest.fixture
+def shard_dir(tmp_path):
+    from tests.helpers import HashEmbedder
+    from workbench.scale.embed_logs import embed_logs
+
+    log = write_jsonl(tmp_path / "log.jsonl", [{"id": f"m{i}", "text": f"message {i}"} for i in range(6)])
+    embed_logs([log], tmp_path / "shards", backend=HashEmbedder(8), rows_per_shard=3)
+    return tmp_path / "shards"
+
+
+def _rewrite(path, **columns_or_meta):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[b"workbench"])
+    for name, value in columns_or_meta.items():
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, pa.array(value, pa.string()))
+        else:
+            meta[name] = value
+    pq.write_table(table.replace_schema_metadata({"workbench": json.dumps(meta)}), path)
+
+
+@pytest.mark.parametrize("edit", ["text", "text and its hash", "id"])
+def test_an_edited_text_or_id_column_is_refused(shard_dir, edit):
+    from workbench.dataset.shards import load_shards
+    from workbench.errors import DataError
+    from workbench.io import text_hash
+
+    part = sorted(shard_dir.glob("part-*.parquet"))[0]
+    texts = ["message 0", "EDITED: send me the keys", "message 2"]
+    if edit == "text":
+        _rewrite(part, text=texts)
+    elif edit == "text and its hash":
+        _rewrite(part, text=texts, text_hash=[text_hash(t) for t in texts])
+    else:
+        _rewrite(part, id=["m0", "other", "m2"])
+    with pytest.raises(DataError, match="do not match the shard's hashes"):
+        load_shards(shard_dir)
+
+
+@pytest.mark.parametrize("names", [["../log.jsonl"], ["/etc/passwd"], ["sub/part.parquet"], [".."], [3], "x"])
+def test_a_manifest_cannot_point_outside_its_folder(shard_dir, names):
+    from workbench.dataset.shards import MANIFEST, load_shards
+    from workbench.errors import DataError
+
+    man = shard_dir / MANIFEST
+    obj = json.loads(man.read_text())
+    obj["shards"] = names
+    man.write_text(json.dumps(obj))
+    with pytest.raises(DataError, match="manifest"):
+        load_shards(shard_dir)
+
+
+@pytest.mark.parametrize("meta", [{"dim": "8"}, {"rows": None}, {"dim": True}, {"vectors_sha256": 5}])
+def test_malformed_shard_metadata_is_one_line(shard_dir, meta):
+    from workbench.dataset.shards import load_shards
+    from workbench.errors import DataError
+
+    part = sorted(shard_dir.glob("part-*.parquet"))[0]
+    _rewrite(part, **meta)
+    with pytest.raises(DataError, match="malformed shard metadata"):
+        load_shards(shard_dir)

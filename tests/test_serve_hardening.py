@@ -166,7 +166,7 @@ def test_every_serve_option_is_bounded(option, value, capsys):
                                         ("poll_s", math.nan)])
 def test_the_service_settings_are_checked_when_called_from_python(name, value):
     from workbench.errors import ConfigError
-    from workbench.serve.server import check_settings
+    from workbench.serve.limits import check_settings
 
     with pytest.raises(ConfigError, match=name):
         check_settings(**{name: value})

@@ -24,7 +24,7 @@ from .errors import ConfigError, DataError
 
 __all__ = ["finite_json", "read_limits", "bounded_lines", "check_file_size", "write_text_atomic", "write_bytes_atomic", "write_json_atomic", "atomic_file", "parse_jsonl",
            "read_jsonl", "read_text_file", "decode_line", "parse_json", "normalize_text", "text_hash",
-           "remove_stale_temps", "check_output_path", "message_problem"]
+           "remove_stale_temps", "check_output_path"]
 
 _WS = re.compile(r"\s+")
 #: A ``\uD800``-``\uDFFF`` escape or a raw surrogate: the only ways a lone surrogate gets into parsed JSON.
@@ -363,30 +363,6 @@ def check_output_path(out, *, inputs=(), protected=(), force=False, option="--ou
         if out_r == d_r or d_r in out_r.parents:
             raise ConfigError(f"{option} {out} lies inside the pool folder {d}, whose files are inputs "
                               "(pass --force to write there anyway)")
-
-
-def message_problem(obj, *, labelled=False, taxonomy=None):
-    """What is wrong with one message object, or None: the one rule of every message reader.
-
-    ``text`` present and visible (:func:`workbench.core.text.has_visible_text`);
-    with ``labelled``, ``category`` (and ``alt_category`` when given) a known
-    category name of ``taxonomy`` (a list or an object is reported, not hashed).
-    """
-    from .core.text import has_visible_text
-
-    text = obj.get("text")
-    if not isinstance(text, str) or not text.strip():
-        return "missing or empty 'text'"
-    if not has_visible_text(text):
-        return "'text' has no visible characters"
-    if labelled:
-        for key in ("category", "alt_category"):
-            value = obj.get(key)
-            if key == "alt_category" and not value:
-                continue
-            if not isinstance(value, str) or value not in taxonomy.tier_map:
-                return f"unknown {key} {value!r:.60} (known: {', '.join(taxonomy.categories)})"
-    return None
 
 
 def normalize_text(text: str) -> str:

@@ -49,7 +49,8 @@ def read_labelled(path, taxonomy):
     """
     import pandas as pd
 
-    from ..io import message_problem, read_jsonl
+    from ..core.text import message_problem
+    from ..io import read_jsonl
 
     rows = []
     for n, obj in read_jsonl(path):

@@ -11,7 +11,8 @@ import os
 import select
 
 from ..errors import DataError
-from ..io import bounded_lines, check_file_size, decode_line, message_problem, parse_json, read_limits
+from ..core.text import message_problem
+from ..io import bounded_lines, check_file_size, decode_line, parse_json, read_limits
 
 __all__ = ["ready_batches", "message_problem", "parse_message"]
 

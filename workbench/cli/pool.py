@@ -159,7 +159,7 @@ def _id_of(raw):
 
 def _conversation_problem(obj):
     """What is wrong with one conversation record, or None."""
-    from ..io import message_problem
+    from ..core.text import message_problem
 
     cid, turns = obj.get("conversation_id"), obj.get("turns")
     if cid is None or cid == "" or isinstance(cid, (dict, list, bool)):

@@ -108,7 +108,7 @@ def create_app(pool_path, *, max_batch=_config.SERVE_MAX_BATCH, window_ms=_confi
         The only pool content this service may serve (at startup and on every reload).
     """
     starlette = require("starlette.applications", purpose="workbench serve")
-    from .server import check_settings
+    from .limits import check_settings
 
     check_settings(max_batch=max_batch, window_ms=window_ms, max_messages=max_messages, max_chars=max_chars,
                    max_body=max_body, poll_s=poll_s, threads=threads, max_total_chars=max_total_chars)

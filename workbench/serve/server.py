@@ -13,6 +13,7 @@ import os
 from .. import config as _config
 from ..errors import ConfigError, require
 from .app import create_app
+from .limits import check_settings
 from .pools import load_served_pool
 
 __all__ = ["serve", "app_from_env", "check_settings", "transport_limits"]
@@ -33,26 +34,6 @@ def transport_limits():
     """
     return dict(limit_concurrency=_config.SERVE_MAX_CONNECTIONS, timeout_keep_alive=_config.SERVE_KEEP_ALIVE_S,
                 h11_max_incomplete_event_size=_config.SERVE_MAX_HEADER_BYTES)
-
-
-_BOUNDS = {"port": (int, 1, 65535), "max_batch": (int, 1, 1024), "window_ms": (float, 0, 1000),
-           "threads": (int, 1, 256), "max_messages": (int, 1, 10_000), "max_chars": (int, 1, 10**7),
-           "max_body": (int, 1, 1 << 30), "max_total_chars": (int, 1, 10**8), "poll_s": (float, 0.01, 3600)}
-
-
-def check_settings(**settings):
-    """Refuse a service setting of the wrong type or outside its bounds (``None`` means the default)."""
-    import math
-
-    for name, value in settings.items():
-        if name not in _BOUNDS or value is None:
-            continue
-        kind, low, high = _BOUNDS[name]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or
-                                                                                  isinstance(value, int))
-        if not ok or not math.isfinite(value) or not low <= value <= high:
-            raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'} between {low} and "
-                              f"{high}; got {value!r}")
 
 
 def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, log_level="info", **settings):
