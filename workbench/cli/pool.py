@@ -275,6 +275,7 @@ def cmd_datasheet(args):
     from ..dataset.datasheet import datasheet_tables, update_datasheet
     from ..dataset.embeddings import load_embedded_pool
 
+    opt.check_outputs(args, {"--out": args.out})
     pool = load_embedded_pool(backend=args.backend, progress=sys.stderr.isatty())
     templates = load_embedded_pool(_config.TEMPLATES_DIR, taxonomy=pool.taxonomy, backend=pool.embedder)
     tables = datasheet_tables(pool, templates, transcripts_dir=_config.TRANSCRIPTS_DIR)

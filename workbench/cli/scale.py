@@ -20,6 +20,7 @@ def cmd_embed(args):
     """Embed message files into Parquet shards; resumes where an interrupted run stopped."""
     from ..scale.embed_logs import embed_logs
 
+    opt.check_outputs(args, {"--out": args.out, "--json": args.json}, args.input)
     tty = sys.stderr.isatty()
 
     def show(progress):
