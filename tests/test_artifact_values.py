@@ -107,3 +107,40 @@ def test_a_pool_that_routes_a_probe_to_nan_is_refused_before_it_serves():
     for router in (Router(), Raising()):
         with pytest.raises(WorkbenchError, match="probe"):
             check_probe(router, "pool.npz")
+
+
+# -- class 12: a forged ann_index or ann metadata is one line, never a traceback ---------------------------------
+
+
+@pytest.mark.parametrize("forgery", ["random bytes", "a flat index", "metadata not an object", "no ef_search"])
+def test_a_forged_ann_index_is_an_artifact_error(pool, tmp_path, forgery):
+    import faiss
+
+    from tests.helpers import HashEmbedder
+    from workbench.core.ann import _sha256
+    from workbench.core.router import Router
+
+    with np.load(pool) as z:
+        rows = len(z["labels"])
+    if forgery == "a flat index":
+        flat = faiss.IndexFlatIP(8)
+        flat.add(np.eye(8, dtype=np.float32)[np.arange(rows) % 8])
+        member = faiss.serialize_index(flat)
+    else:
+        member = np.random.default_rng(0).integers(0, 256, 4000).astype(np.uint8)
+    ann = {"sha256": _sha256(member), "rows": rows, "ef_search": 64, "m": 16}
+    if forgery == "metadata not an object":
+        ann = [ann]
+    elif forgery == "no ef_search":
+        del ann["ef_search"]
+    path = rewrite(pool, tmp_path / "forged.npz", arrays_update={"ann_index": member}, meta_update={"ann": ann})
+    with pytest.raises(ArtifactError) as e:
+        Router.load(path, embedder=HashEmbedder(8))
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["head_blend_weight", "calibration_x", "calibration_y"])
+def test_an_empty_blend_or_calibration_array_is_an_artifact_error(pool, tmp_path, name):
+    path = rewrite(pool, tmp_path / "empty.npz", arrays_update={name: np.zeros(0, np.float32)})
+    with pytest.raises(ArtifactError, match=name):
+        load_pool_npz(path)
