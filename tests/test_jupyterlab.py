@@ -181,7 +181,9 @@ def test_02_clusters_runs_live_with_the_map_explorer(lab, small_pool_file, cache
         # a legend click hides that category and leaves the others drawn
         before = d.execute_script(VISIBLE, plot)
         d.execute_script("arguments[0].scrollIntoView()", plot)
-        items = plot.find_elements("css selector", ".legend .traces .legendtoggle")
+        # the resize above redraws the plot: wait for its legend rather than assume it is there
+        items = wait(d, "const t = arguments[0].querySelectorAll('.legend .traces .legendtoggle');"
+                        "return t.length ? [...t] : null", 120, plot, what="the plot's legend redrawn after the resize")
         ActionChains(d).move_to_element(items[0]).click().perform()
         wait(d, VISIBLE.replace("return ", "return (", 1) + f") === {before - 1}", 120, plot,
              what=f"{before - 1} categories drawn after a legend click (was {before})")
