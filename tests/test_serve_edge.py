@@ -72,3 +72,32 @@ def test_a_pool_that_is_not_the_pinned_one_is_refused_before_serving(small_npz, 
                           "0" * 64, "--port", str(free_port())], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "is not the pinned" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_request_head_past_the_cap_is_refused_and_the_server_keeps_serving(server):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        answer = b""
+        try:
+            sock.sendall(b"POST /route HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 200_000 + b"\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):  # the server closed the connection first: refused too
+            pass
+        try:
+            while chunk := sock.recv(4096):
+                answer += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+    # refused by the transport (h11's header cap), before any application code: not the app's JSON "empty body"
+    assert answer == b"" or (answer.split(b" ")[1] == b"400" and b"Invalid HTTP request" in answer), answer[:200]
+    assert server.post({"text": "hello"})[0] == 200
+
+
+def test_a_request_past_the_character_budget_is_413(server):
+    status, body = server.post({"messages": [{"text": "x" * 15_000}] * 5})
+    assert status == 413 and "the limit is 64000" in body["error"]
+
+
+def test_a_body_that_is_not_declared_json_is_415(server):
+    status, text = server.request("POST", "/route", b'{"text": "hi"}', headers={"Content-Type": "text/plain"})
+    assert status == 415 and "application/json" in json.loads(text)["error"]

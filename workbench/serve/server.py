@@ -30,10 +30,12 @@ def transport_limits():
     """uvicorn's limits: a connection cap, a cap on a request head, and an idle keep-alive timeout.
 
     A client that trickles its headers holds no more than one of the
-    ``limit_concurrency`` slots until the header cap or the keep-alive timeout closes it.
+    ``limit_concurrency`` slots until the header cap or the keep-alive timeout
+    closes it. The h11 protocol is chosen explicitly: the header cap is an h11
+    setting, which uvicorn's httptools protocol would ignore.
     """
     return dict(limit_concurrency=_config.SERVE_MAX_CONNECTIONS, timeout_keep_alive=_config.SERVE_KEEP_ALIVE_S,
-                h11_max_incomplete_event_size=_config.SERVE_MAX_HEADER_BYTES)
+                h11_max_incomplete_event_size=_config.SERVE_MAX_HEADER_BYTES, http="h11")
 
 
 def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, log_level="info", **settings):
