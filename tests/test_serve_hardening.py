@@ -6,7 +6,6 @@ surrogates, BOMs, invisible texts), not just Python values; every body is routed
 import asyncio
 import json
 import math
-import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
