@@ -120,3 +120,8 @@ def test_redact_removes_the_key_wherever_it_stands(key, before, after):
 
     for text in (before + key + after, before + urllib.parse.quote(key, safe="") + after):
         assert key not in redact(text, [key]) or key in before + after
+
+
+def test_a_placeholder_key_too_short_to_be_a_secret_does_not_mangle_replies():
+    assert redact('{"category": "simple_lookup"}', ["k"]) == '{"category": "simple_lookup"}'
+    assert redact("token sk-1234567890 here", ["sk-1234567890"]) == "token [redacted key] here"

@@ -105,11 +105,16 @@ def read_api_key(env_name):
     return key
 
 
+#: Shorter secrets are not replaced: a placeholder key such as ``k`` (local servers) would replace every ``k``
+#: of a reply, and a key this short protects nothing anyway.
+MIN_REDACTED_CHARS = 8
+
+
 def redact(text, secrets):
     """``text`` with every one of ``secrets`` (and its URL-encoded form) replaced by :data:`REDACTED`."""
     text = str(text)
     for secret in secrets:
-        if secret:
+        if secret and len(secret) >= MIN_REDACTED_CHARS:
             for form in {secret, urllib.parse.quote(secret, safe="")}:
                 text = text.replace(form, REDACTED)
     return text
