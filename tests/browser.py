@@ -6,6 +6,7 @@ when something here is missing, and fails them instead when ``CI`` is set
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -65,13 +66,11 @@ class Browser:
         self.driver.set_page_load_timeout(120)
         return self
 
-    def open(self, path, *, min_svgs=1, timeout=60):
+    def open(self, path, *, min_svgs=1, timeout=120):
         """Load a local page and wait until ``min_svgs`` plotly figures have drawn."""
-        from selenium.webdriver.support.ui import WebDriverWait
-
         self.driver.get(Path(path).resolve().as_uri())
-        WebDriverWait(self.driver, timeout).until(
-            lambda d: len(d.find_elements("css selector", "svg.main-svg")) >= min_svgs)
+        wait_for(self.driver, "return document.querySelectorAll('svg.main-svg').length >= arguments[0]", min_svgs,
+                 what=f"{min_svgs} plotly figure(s) drawn in {Path(path).name}", timeout=timeout)
         return self.driver
 
     def severe_logs(self):
@@ -80,3 +79,36 @@ class Browser:
     def __exit__(self, *exc):
         self.driver.quit()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+#: Multiplies every browser wait (``WORKBENCH_BROWSER_WAIT_SCALE=3`` on a slow or busy machine).
+WAIT_SCALE = float(os.environ.get("WORKBENCH_BROWSER_WAIT_SCALE", "1") or 1)
+
+
+def page_summary(driver, limit=600):
+    """What the page shows now, for a failure message: the title, JupyterLab's status bar and the start of the text."""
+    try:
+        return driver.execute_script(
+            "const s = document.querySelector('#jp-bottom-panel, .jp-StatusBar-Widget');"
+            "return 'title: ' + document.title + ' | status bar: ' + (s ? s.innerText.replace(/\\s+/g, ' ') : '-')"
+            " + ' | text: ' + (document.body ? document.body.innerText.replace(/\\s+/g, ' ') : '')")[:limit]
+    except Exception as e:  # the page itself is gone: say so
+        return f"(page not readable: {type(e).__name__})"
+
+
+def wait_for(driver, script, *args, what, timeout=120, poll=0.5):
+    """Poll ``script`` (JavaScript returning a truthy value when done) for up to ``timeout * WAIT_SCALE`` s.
+
+    A generous bound for a busy machine; on timeout the failure says what was
+    awaited, for how long, and what the page showed.
+    """
+    import pytest
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    bound = timeout * WAIT_SCALE
+    try:
+        return WebDriverWait(driver, bound, poll_frequency=poll).until(lambda d: d.execute_script(script, *args))
+    except TimeoutException:
+        pytest.fail(f"waited {bound:.0f} s for {what}; the page showed: {page_summary(driver)}", pytrace=False)
+

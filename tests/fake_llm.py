@@ -13,11 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CATEGORIES = ("casual", "simple_lookup", "analysis", "research_lookup", "creative", "coding", "reasoning")
+
+
+_MARKED = re.compile(r"\A(=====MESSAGE-[0-9a-f]{12}=====)\n(.*)\n\1\Z", re.S)
+
+
+def unwrap(content):
+    """The message of a labelling request (between the client's marker lines), or the content as it is."""
+    m = _MARKED.match(content)
+    return m.group(2) if m else content
 
 
 def hash_category(text):
@@ -77,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         if self.path.rstrip("/") != "/v1/chat/completions":
             return self._send(404, b'{"error": "not found"}')
-        text = body["messages"][-1]["content"]
+        text = unwrap(body["messages"][-1]["content"])
         with srv.lock:
             srv.requests.append({"text": text, "t": time.monotonic(), "auth": self.headers.get("Authorization"),
                                  "model": body.get("model"), "system": body["messages"][0]["content"],

@@ -104,7 +104,7 @@ BAD_METADATA = [
     ("k", 0, "k must be an integer >= 1"),
     ("k", 10_000, "k must be at most n"),
     ("k", "5", "k must be an integer"),
-    ("temperature", -1, "temperature must be a finite number > 0"),
+    ("temperature", -1, "temperature must be a number between"),
     ("temperature", None, "temperature"),
     ("vote", ["majority"], "vote must be one of"),
     ("center", "yes", "center must be true or false"),
@@ -119,7 +119,7 @@ BAD_METADATA = [
     ("counts", {"coding": 42}, "counts must give a count"),
     ("policy", "cost", "policy must be an object"),
     ("policy", {"name": "cheapest"}, "metadata policy: policy must be one of"),
-    ("policy", {"name": "vote", "threshold": 7}, "abstain threshold must be in"),
+    ("policy", {"name": "vote", "threshold": 7}, "threshold must be a number in"),
     ("head", ["knn"], "head must be one of"),
     ("head", "mlp", "head must be one of"),
     ("backend", 5, "backend must be a non-empty string"),
@@ -219,7 +219,7 @@ def test_a_header_that_promises_more_than_the_data_is_refused_by_its_shape(npz, 
 @pytest.mark.parametrize("name", ["ann_index", "calibration_temperature", "head_bias"])
 def test_the_declared_member_families_are_allowed(npz, tmp_path, name):
     arrays = arrays_of(npz)
-    arrays[name] = np.zeros(8, np.uint8 if name == "ann_index" else np.float32)
+    arrays[name] = (np.zeros if name == "ann_index" else np.ones)(8, np.uint8 if name == "ann_index" else np.float32)
     meta = json.loads(str(arrays.pop("metadata")))
     from workbench.core.artifact import MEMBERS
 
@@ -302,7 +302,7 @@ def test_a_pool_naming_a_backend_outside_the_allow_list_is_refused(tmp_path, tax
     ("int8 without its scale", "embeddings_scale goes with int8 embeddings"),
     ("float16 with a scale", "embeddings_scale goes with int8 embeddings"),
     ("a negative scale", "embeddings_scale must hold 16 finite positive numbers"),
-    ("a scale of the wrong length", "embeddings_scale must hold 16 finite positive numbers"),
+    ("a scale of the wrong length", r"embeddings_scale.*(must hold 16 finite positive numbers|expected \(16,\))"),
 ])
 def test_int8_vectors_and_their_scale_must_come_together_even_with_a_valid_hash(npz, tmp_path, case, message):
     arrays = arrays_of(npz)

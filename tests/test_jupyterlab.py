@@ -81,10 +81,11 @@ def lab(tmp_path_factory):
         log.close()
 
 
-def wait(driver, script, timeout=60, *args):
-    from selenium.webdriver.support.ui import WebDriverWait
+def wait(driver, script, timeout=120, *args, what=None):
+    """Wait for ``script`` with a generous bound; a timeout names what was awaited and what the page showed."""
+    from tests.browser import wait_for
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: d.execute_script(script, *args))
+    return wait_for(driver, script, *args, what=what or script[:120], timeout=timeout)
 
 
 def open_notebook(b, lab, path):
@@ -95,7 +96,7 @@ def open_notebook(b, lab, path):
                    "const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');"
                    "return tab && tab.textContent === arguments[0] && panel"
                    " && panel.querySelectorAll('.jp-Cell').length",
-         120, path.rsplit("/", 1)[-1])
+         300, path.rsplit("/", 1)[-1], what=f"the notebook {path} open in the current tab with its cells drawn")
 
 
 #: Error outputs (tracebacks go to stderr), not any output: a message of the pool may say "Traceback" too.
@@ -104,11 +105,12 @@ ERRORS = ("return [...document.querySelectorAll('.jp-OutputArea-output"
           ".filter(o => /Traceback|Error:/.test(o.textContent)).map(o => o.textContent)")
 
 
-def run_all(d, timeout=600):
+def run_all(d, timeout=1200):
     """Run every cell from the Run menu; wait until each code cell has run, failing on the first error."""
     from selenium.webdriver.common.by import By
 
-    wait(d, "return document.body.innerText.includes('| Idle')", 120)  # the kernel is up (a click before is lost)
+    # the kernel is up (a click before is lost); starting one can take minutes on a loaded machine
+    wait(d, "return document.body.innerText.includes('| Idle')", 600, what="the kernel to show 'Idle'")
     d.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
     d.find_element(By.XPATH, "//li[contains(@class,'lm-Menu-item')]//div[text()='Run All Cells']").click()
     prompts = "return [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim())"
@@ -120,7 +122,10 @@ def run_all(d, timeout=600):
         if done and all(p[1:-2].isdigit() for p in done):
             return done
         time.sleep(2)
-    pytest.fail(f"cells did not finish in {timeout} s: {d.execute_script(prompts)}")
+    from tests.browser import page_summary
+
+    pytest.fail(f"cells did not finish in {timeout} s (prompts {d.execute_script(prompts)}); the page showed: "
+                f"{page_summary(d)}")
 
 
 def live_copy(root, small_pool_file, cache_dir, ids):
@@ -158,11 +163,13 @@ def test_02_clusters_runs_live_with_the_map_explorer(lab, small_pool_file, cache
         open_notebook(b, lab, name)
         run_all(d)
         assert "Error displaying widget" not in d.find_element("tag name", "body").text
-        plot = wait(d, "return document.querySelector('.wb-explorer .js-plotly-plot')", 60)
-        wait(d, "return arguments[0]._fullData && arguments[0].querySelector('.main-svg')", 60, plot)
+        plot = wait(d, "return document.querySelector('.wb-explorer .js-plotly-plot')", 180,
+                    what="the map explorer's plot")
+        wait(d, "return arguments[0]._fullData && arguments[0].querySelector('.main-svg')", 180, plot,
+             what="the map explorer's plot drawn")
         # the selection set from Python is in the explorer's table
         shown = wait(d, "return [...document.querySelectorAll('.wb-explorer .wb-table td.wb-col-id')]"
-                        ".map(td => td.textContent)", 60)
+                        ".map(td => td.textContent)", 180, what="the selection in the explorer's table")
         assert sorted(shown) == sorted(ids)
         assert f"{PICK} selected" in d.find_element("css selector", ".wb-explorer").text
         shot = tmp_path / "explorer-live.png"
@@ -174,9 +181,12 @@ def test_02_clusters_runs_live_with_the_map_explorer(lab, small_pool_file, cache
         # a legend click hides that category and leaves the others drawn
         before = d.execute_script(VISIBLE, plot)
         d.execute_script("arguments[0].scrollIntoView()", plot)
-        items = plot.find_elements("css selector", ".legend .traces .legendtoggle")
+        # the resize above redraws the plot: wait for its legend rather than assume it is there
+        items = wait(d, "const t = arguments[0].querySelectorAll('.legend .traces .legendtoggle');"
+                        "return t.length ? [...t] : null", 120, plot, what="the plot's legend redrawn after the resize")
         ActionChains(d).move_to_element(items[0]).click().perform()
-        time.sleep(1.5)
+        wait(d, VISIBLE.replace("return ", "return (", 1) + f") === {before - 1}", 120, plot,
+             what=f"{before - 1} categories drawn after a legend click (was {before})")
         assert d.execute_script(VISIBLE, plot) == before - 1 >= 1
         missing = [e["message"] for e in d.get_log("browser")
                    if e["level"] == "SEVERE" and "module" in e["message"].lower()]
@@ -201,7 +211,8 @@ def test_executed_report_notebooks_show_their_figures_in_jupyterlab(lab, nightly
             drawn = wait(d, "const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');"
                             "const n = [...panel.querySelectorAll('.jp-OutputArea-output.js-plotly-plot')]"
                             ".filter(o => o.querySelector('.main-svg')).length;"
-                            f"return n >= {figures} ? n : 0", 120) if figures else 0
+                            f"return n >= {figures} ? n : 0", 300,
+                            what=f"{figures} plotly figure(s) drawn in {path.name}") if figures else 0
             assert drawn == figures, path.name
             text = d.find_element("css selector", ".jp-NotebookPanel:not(.lm-mod-hidden)").text
             assert "No renderer could be found" not in text and "Error displaying" not in text, path.name

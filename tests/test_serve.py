@@ -55,7 +55,8 @@ class Server:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-            conn.request(method, path, body=data, headers=headers or {})
+            conn.request(method, path, body=data, headers={"Content-Type": "application/json"} if headers is None
+                         else headers)
             r = conn.getresponse()
             return r.status, r.read().decode()
         finally:

@@ -74,6 +74,14 @@ ARTIFACT_MAX_ID_CHARS = 512
 ARTIFACT_MAX_METADATA_BYTES = 4 * 2**20
 #: Members (arrays) in one file.
 ARTIFACT_MAX_MEMBERS = 64
+#: The one reader's caps (:func:`workbench.io.read_limits`): longest line and largest input file, in bytes.
+#: ``WORKBENCH_MAX_LINE_BYTES`` / ``WORKBENCH_MAX_FILE_BYTES`` override them (a bigger log: shard it with ``embed``).
+READ_MAX_LINE_BYTES = 4 * 2**20
+READ_MAX_FILE_BYTES = 2**30
+#: How far the embeddings member may expand when decompressed: real vectors compress about 1.1x (int8 and
+#: float32 alike), so a member declaring more than this many times its compressed size is a bomb, refused
+#: before any data is read. Every other member's budget follows from the rows this bounds.
+ARTIFACT_MAX_VECTOR_RATIO = 8
 
 # -- approximate search (big pools) ------------------------------------------------------------------
 
@@ -168,6 +176,13 @@ SERVE_BATCH_WINDOW_MS = 5.0
 SERVE_MAX_MESSAGES = 256
 SERVE_MAX_TEXT_CHARS = 16_000
 SERVE_MAX_BODY_BYTES = 1 << 20
+#: Characters per request, all texts together: 256 texts of 16,000 characters would hold the encoder for seconds.
+SERVE_MAX_REQUEST_CHARS = 64_000
+#: Transport limits (uvicorn): open connections and tasks past which it answers 503, the largest request
+#: head it buffers (bytes), and how long an idle keep-alive connection stays open (seconds).
+SERVE_MAX_CONNECTIONS = 256
+SERVE_MAX_HEADER_BYTES = 16 * 1024
+SERVE_KEEP_ALIVE_S = 5
 #: Seconds between two looks at the pool file (an atomic replacement is loaded in the background).
 SERVE_RELOAD_POLL_S = 0.5
 #: Seconds in-flight requests get to finish after SIGTERM.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from .errors import ConfigError, DataError
 
-__all__ = ["write_text_atomic", "write_bytes_atomic", "write_json_atomic", "atomic_file", "parse_jsonl",
+__all__ = ["finite_json", "read_limits", "bounded_lines", "check_file_size", "write_text_atomic", "write_bytes_atomic", "write_json_atomic", "atomic_file", "parse_jsonl",
            "read_jsonl", "read_text_file", "decode_line", "parse_json", "normalize_text", "text_hash",
            "remove_stale_temps", "check_output_path"]
 
@@ -141,9 +142,26 @@ def write_text_atomic(path, text: str):
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def finite_json(obj):
+    """``obj`` ready for strict JSON: NaN and infinite floats (numpy's too) become None, numpy scalars numbers."""
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # a numpy scalar
+        obj = obj.item()
+        if not isinstance(obj, float):
+            return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
+
+
 def write_json_atomic(path, obj):
-    """Write ``obj`` as indented UTF-8 JSON atomically (numpy scalars become floats)."""
-    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=float))
+    """Write ``obj`` as indented strict UTF-8 JSON atomically (NaN and infinities as null, numpy scalars as numbers)."""
+    write_text_atomic(path, json.dumps(finite_json(obj), indent=2, ensure_ascii=False, allow_nan=False, default=float))
 
 
 def _lone_surrogate(obj):
@@ -164,10 +182,26 @@ def _lone_surrogate(obj):
     return None
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
 def parse_json(text):
-    """``(object, None)`` or ``(None, problem)``: every way ``json.loads`` can fail, as one short reason."""
+    """``(object, None)`` or ``(None, problem)``: every way ``json.loads`` can fail, as one short reason.
+
+    Strict JSON (RFC 8259): ``NaN``, ``Infinity`` and numbers that overflow a
+    float are refused like any other invalid JSON, so nothing parsed here can
+    later be written back as non-JSON.
+    """
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as e:
         return None, f"invalid JSON ({e.msg} at column {e.colno})"
     except RecursionError:
@@ -177,6 +211,67 @@ def parse_json(text):
     if _SURROGATE_HINT.search(text) and _lone_surrogate(obj) is not None:
         return None, "invalid JSON (a lone surrogate escape such as \\ud800 is not a character)"
     return obj, None
+
+
+def read_limits():
+    """``(max line bytes, max file bytes)``: :mod:`workbench.config`'s caps, or the environment's overrides."""
+    from . import config as _config
+
+    caps = []
+    for var, default in (("WORKBENCH_MAX_LINE_BYTES", _config.READ_MAX_LINE_BYTES),
+                         ("WORKBENCH_MAX_FILE_BYTES", _config.READ_MAX_FILE_BYTES)):
+        value = os.environ.get(var, "").strip()
+        if not value:
+            caps.append(default)
+            continue
+        if not value.isdigit() or int(value) < 1 or len(value) > 18:
+            raise ConfigError(f"{var} must be a whole number of bytes >= 1; got {value[:30]!r}")
+        caps.append(int(value))
+    return tuple(caps)
+
+
+def _too_long(name, n, limit):
+    return DataError(name, n, f"line longer than {limit} bytes, the limit (set WORKBENCH_MAX_LINE_BYTES to raise it)")
+
+
+def _too_big(name, limit):
+    return DataError(name, None, f"larger than {limit} bytes, the limit for one input file "
+                                 "(set WORKBENCH_MAX_FILE_BYTES to raise it, or split the file)")
+
+
+def check_file_size(fh, name):
+    """Refuse an open file larger than the file cap (devices and pipes are bounded while they are read)."""
+    max_file = read_limits()[1]
+    try:
+        size = os.fstat(fh.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        return
+    if size > max_file:
+        raise _too_big(name, max_file)
+
+
+def bounded_lines(fh, name):
+    """Yield the lines of a binary (or text) file object, each and all together within :func:`read_limits`.
+
+    A line or a stream past its cap is a :class:`DataError` naming the
+    limit, raised before more than the cap is held in memory
+    (``route --input /dev/zero`` used to grow without end).
+    """
+    max_line, max_file = read_limits()
+    check_file_size(fh, name)
+    total, n = 0, 0
+    while True:
+        line = fh.readline(max_line + 1)
+        if not line:
+            return
+        n += 1
+        size = len(line) - (1 if line[-1:] in (b"\n", "\n") else 0)
+        if size > max_line:
+            raise _too_long(name, n, max_line)
+        total += len(line)
+        if total > max_file:
+            raise _too_big(name, max_file)
+        yield line
 
 
 def decode_line(raw, name, n):
@@ -226,16 +321,21 @@ def read_jsonl(path):
     except OSError as e:
         raise DataError(path, None, f"cannot read ({e.strerror})") from None
     with fh:
-        yield from parse_jsonl(fh, path)
+        yield from parse_jsonl(bounded_lines(fh, path), path)
 
 
 def read_text_file(path):
     """A whole text file as UTF-8 (BOM dropped); an undecodable byte is a DataError naming its line."""
     path = Path(path)
+    max_file = read_limits()[1]
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            check_file_size(fh, path)
+            data = fh.read(max_file + 1)
     except OSError as e:
         raise DataError(path, None, f"cannot read ({e.strerror})") from None
+    if len(data) > max_file:
+        raise _too_big(path, max_file)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -49,17 +49,14 @@ def read_labelled(path, taxonomy):
     """
     import pandas as pd
 
+    from ..core.text import message_problem
     from ..io import read_jsonl
 
     rows = []
     for n, obj in read_jsonl(path):
-        text = obj.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(path, n, "missing or empty 'text'")
-        for key in ("category", "alt_category"):
-            value = obj.get(key)
-            if (key == "category" or value) and value not in taxonomy.tier_map:
-                raise DataError(path, n, f"unknown {key} {value!r} (known: {', '.join(taxonomy.categories)})")
+        problem = message_problem(obj, labelled=True, taxonomy=taxonomy)  # the one rule of every message reader
+        if problem:
+            raise DataError(path, n, problem)
         rows.append(dict(obj, alt_category=obj.get("alt_category") or None, line=n))
     if not rows:
         raise DataError(path, None, "no labelled messages")

@@ -44,7 +44,10 @@ def json_line(obj) -> str:
     """One JSON object on one line, safe for a terminal (C1 and bidi controls as ``\\uXXXX``), still valid JSON."""
     import json
 
-    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", json.dumps(obj, ensure_ascii=False))
+    from ..io import finite_json
+
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}",
+                               json.dumps(finite_json(obj), ensure_ascii=False, allow_nan=False))
 
 
 class SafeLogFormatter(logging.Formatter):

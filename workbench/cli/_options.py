@@ -20,10 +20,11 @@ from ..core.policy import CRITERIA, POLICIES
 from ..decisions.targets import ANY_POLICY
 
 __all__ = ["Formatter", "backend_spec", "positive_int", "non_negative_int", "fraction", "positive_float",
-           "non_negative_float", "seed", "add_force", "check_outputs", "add_router_options", "load_router",
+           "non_negative_float", "seed", "port_number", "window_ms", "max_batch", "workers", "threads", "sha256_hex",
+           "add_force", "check_outputs", "add_router_options", "load_router",
            "add_pool_options", "add_pool_dir", "add_taxonomy", "add_backend", "add_cache_dir", "add_knn_options",
-           "add_dup_threshold", "add_json", "add_chat_client_options", "chat_client_from_args", "add_policy_options", "targets_from_args",
-           "load_pool_from_args", "config_from_args"]
+           "add_dup_threshold", "add_json", "add_chat_client_options", "chat_client_from_args", "add_policy_options",
+           "targets_from_args", "load_pool_from_args", "config_from_args"]
 
 
 class Formatter(argparse.HelpFormatter):
@@ -65,6 +66,19 @@ positive_float = _number(float, lambda v: v > 0, "a finite number > 0")
 non_negative_float = _number(float, lambda v: v >= 0, "a finite number >= 0")
 #: A seed for numpy and random: 0 to 2**32 - 1.
 seed = _number(int, lambda v: 0 <= v < 2**32, "an integer between 0 and 4294967295")
+#: Service options, each bounded (an unbounded one listened on another port or killed the batching thread).
+port_number = _number(int, lambda v: 1 <= v <= 65535, "a port between 1 and 65535")
+window_ms = _number(float, lambda v: 0 <= v <= 1000, "a number of milliseconds between 0 and 1000")
+max_batch = _number(int, lambda v: 1 <= v <= 1024, "an integer between 1 and 1024")
+workers = _number(int, lambda v: 1 <= v <= 64, "an integer between 1 and 64")
+threads = _number(int, lambda v: 1 <= v <= 256, "an integer between 1 and 256")
+
+
+def sha256_hex(text):
+    """64 hexadecimal digits (a SHA-256)."""
+    if len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return text.lower()
+    raise argparse.ArgumentTypeError(f"must be 64 hexadecimal digits; got {text[:70]!r}")
 
 
 def add_force(p, what="a file inside the pool folder"):

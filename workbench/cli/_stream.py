@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import select
 
-from ..core.text import has_visible_text
 from ..errors import DataError
-from ..io import decode_line, parse_json
+from ..core.text import message_problem
+from ..io import bounded_lines, check_file_size, decode_line, parse_json, read_limits
 
 __all__ = ["ready_batches", "message_problem", "parse_message"]
 
@@ -26,21 +26,26 @@ def _ready(fd):
         return True
 
 
-def ready_batches(fh, max_batch):
+def ready_batches(fh, max_batch, name="<stdin>"):
     """Yield lists of ``(line number, raw bytes)``: the complete lines ready now, at most ``max_batch`` at a time.
 
     ``fh`` is a binary file object; with a real file descriptor the lines are
     handed over as soon as no more input is ready, otherwise one at a time.
+    A line longer than the reader's cap (:func:`workbench.io.read_limits`) is a
+    DataError naming ``name``, raised before more than the cap is held; a
+    regular file is also held to the file cap (a pipe may stream for ever).
     """
     try:
         fd = fh.fileno()
     except (AttributeError, OSError, ValueError):
         fd = None
     if fd is None:  # a file-like object without a descriptor (tests, notebooks): line by line
-        for n, raw in enumerate(fh, 1):
+        for n, raw in enumerate(bounded_lines(fh, name), 1):
             yield [(n, raw)]
         return
-    partial, pending, n = [], [], 0
+    check_file_size(fh, name)
+    max_line = read_limits()[0]
+    partial, held, pending, n = [], 0, [], 0
     while True:
         if pending and (len(pending) >= max_batch or not _ready(fd)):
             yield pending[:max_batch]
@@ -54,6 +59,10 @@ def ready_batches(fh, max_batch):
                 yield pending[i:i + max_batch]
             return
         pieces = chunk.split(b"\n")
+        held += len(pieces[0])
+        if held > max_line or any(len(p) > max_line for p in pieces[1:]):
+            raise DataError(name, n + 1 + next((i for i, p in enumerate(pieces[1:], 1) if len(p) > max_line), 0),
+                            f"line longer than {max_line} bytes, the limit (set WORKBENCH_MAX_LINE_BYTES to raise it)")
         if len(pieces) == 1:
             partial.append(chunk)  # no newline yet: keep the pieces, join once (no quadratic copying)
             continue
@@ -61,23 +70,7 @@ def ready_batches(fh, max_batch):
             n += 1
             pending.append((n, piece))
         partial = [pieces[-1]] if pieces[-1] else []
-
-
-def message_problem(obj, *, labelled=False, taxonomy=None):
-    """What is wrong with one message object, or None (text present and visible; known categories when labelled)."""
-    text = obj.get("text")
-    if not isinstance(text, str) or not text.strip():
-        return "missing or empty 'text'"
-    if not has_visible_text(text):
-        return "'text' has no visible characters"
-    if labelled:
-        for key in ("category", "alt_category"):
-            value = obj.get(key)
-            if key == "alt_category" and not value:
-                continue
-            if not isinstance(value, str) or value not in taxonomy.tier_map:
-                return f"unknown {key} {value!r:.60} (known: {', '.join(taxonomy.categories)})"
-    return None
+        held = len(pieces[-1])
 
 
 def parse_message(raw, name, n, *, labelled=False, taxonomy=None):

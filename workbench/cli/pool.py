@@ -103,7 +103,7 @@ def cmd_route(args):
         (args.input, _open_input(args.input))
     errors = 0
     with fh if args.input is not None else contextlib.nullcontext():
-        for batch in ready_batches(fh, args.batch_size):
+        for batch in ready_batches(fh, args.batch_size, name):
             todo = []  # (id, text) routed together; an error record first routes what came before it
             for n, raw in batch:
                 try:
@@ -145,38 +145,75 @@ def _id_of(raw):
     return mid if isinstance(mid, (str, int)) and not isinstance(mid, bool) else None
 
 
-def _read_conversation_input(path):
-    """Conversations of a JSONL file (stdin when ``path`` is None): ``{"conversation_id", "turns": [{"id", "text"}]}``."""
-    from ..io import parse_jsonl, read_jsonl
+def _conversation_problem(obj):
+    """What is wrong with one conversation record, or None."""
+    from ..core.text import message_problem
 
-    if path is None:
-        name, source = "<stdin>", parse_jsonl(sys.stdin, "<stdin>")
-    else:
-        name, source = path, read_jsonl(path)
-    for n, obj in source:
-        cid, turns = obj.get("conversation_id"), obj.get("turns")
-        if cid is None or cid == "":
-            raise DataError(name, n, "missing 'conversation_id'")
-        if not isinstance(turns, list) or not turns:
-            raise DataError(name, n, "'turns' must be a non-empty list of {\"id\", \"text\"} (oldest first)")
-        for i, t in enumerate(turns, 1):
-            if not isinstance(t, dict) or t.get("id") is None or t.get("id") == "":
-                raise DataError(name, n, f"turn {i}: missing 'id'")
-            if not isinstance(t.get("text"), str) or not t["text"].strip():
-                raise DataError(name, n, f"turn {i}: missing or empty 'text'")
-        yield n, obj
+    cid, turns = obj.get("conversation_id"), obj.get("turns")
+    if cid is None or cid == "" or isinstance(cid, (dict, list, bool)):
+        return "missing 'conversation_id' (a string or a number)"
+    if not isinstance(turns, list) or not turns:
+        return "'turns' must be a non-empty list of {\"id\", \"text\"} (oldest first)"
+    for i, t in enumerate(turns, 1):
+        if not isinstance(t, dict) or t.get("id") is None or t.get("id") == "" or isinstance(t["id"], (dict, list)):
+            return f"turn {i}: missing 'id' (a string or a number)"
+        problem = message_problem(t)
+        if problem:
+            return f"turn {i}: {problem}"
+    return None
+
+
+def _read_conversation_input(path):
+    """``(line, parsed object or None, DataError or None)`` per non-blank line of a JSONL file (stdin when None).
+
+    A conversation is ``{"conversation_id", "turns": [{"id", "text"}]}``; a bad
+    line comes with its error, so ``--on-error record`` can go on after it.
+    """
+    from ..io import bounded_lines, decode_line, parse_json
+
+    name = "<stdin>" if path is None else path
+    fh = getattr(sys.stdin, "buffer", sys.stdin) if path is None else _open_input(path)
+    with fh if path is not None else contextlib.nullcontext():
+        for n, raw in enumerate(bounded_lines(fh, name), 1):
+            try:
+                line = decode_line(raw, name, n)
+            except DataError as e:
+                yield n, None, e
+                continue
+            if not line.strip():
+                continue
+            obj, problem = parse_json(line)
+            if problem is None and not isinstance(obj, dict):
+                problem = f"expected a JSON object, got {type(obj).__name__}"
+            problem = problem or _conversation_problem(obj)
+            yield n, obj, (DataError(name, n, problem) if problem else None)
 
 
 def cmd_route_conversation(args):
-    """Route JSONL conversations; one JSONL decision per turn, in order, with the conversation and turn ids."""
+    """Route JSONL conversations; one JSONL decision per turn, in order, with the conversation and turn ids.
+
+    A bad line stops the run (``--on-error stop``) or becomes an error record
+    ``{"conversation_id", "line", "error"}`` in its place (``record``), as in ``route``.
+    """
     from ._console import json_line
 
     router = opt.load_router(args)
-    for _, conv in _read_conversation_input(args.input):
+    errors = 0
+    for n, conv, error in _read_conversation_input(args.input):
+        if error is not None:
+            if args.on_error == "stop":
+                raise error
+            errors += 1
+            cid = conv.get("conversation_id") if isinstance(conv, dict) else None
+            _write(json_line({"conversation_id": cid if isinstance(cid, (str, int)) and not isinstance(cid, bool)
+                              else None, "line": n, "error": error.problem}))
+            continue
         for turn, d in zip(conv["turns"], router.route_conversation(conv["turns"])):
             _write(json_line({"conversation_id": conv["conversation_id"], "id": turn["id"],
                               **d.to_dict(neighbors=args.neighbors)}))
         sys.stdout.flush()
+    if errors:
+        log.warning("%d bad line(s) recorded as errors", errors)
 
 
 def cmd_score(args):
@@ -226,6 +263,7 @@ def cmd_datasheet(args):
     from ..dataset.datasheet import datasheet_tables, update_datasheet
     from ..dataset.embeddings import load_embedded_pool
 
+    opt.check_outputs(args, {"--out": args.out})
     pool = load_embedded_pool(backend=args.backend, progress=sys.stderr.isatty())
     templates = load_embedded_pool(_config.TEMPLATES_DIR, taxonomy=pool.taxonomy, backend=pool.embedder)
     tables = datasheet_tables(pool, templates, transcripts_dir=_config.TRANSCRIPTS_DIR)

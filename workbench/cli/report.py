@@ -15,6 +15,7 @@ def cmd_nightly(args):
     """Run the notebooks into reports/<date>/ and write index.html."""
     from ..report.nightly import run_nightly
 
+    opt.check_outputs(args, {"--output-dir": args.output_dir}, pool_dirs=[args.pool_dir] if args.pool_dir else None)
     params = {"pool_dir": args.pool_dir, "templates_dir": args.templates_dir, "taxonomy_path": args.taxonomy,
               "backend": args.backend, "backends": args.backends, "cache_dir": args.cache_dir, "k": args.k,
               "dup_threshold": args.dup_threshold, "cluster_threshold": args.cluster_threshold, "seed": args.seed,

@@ -20,6 +20,7 @@ def cmd_embed(args):
     """Embed message files into Parquet shards; resumes where an interrupted run stopped."""
     from ..scale.embed_logs import embed_logs
 
+    opt.check_outputs(args, {"--out": args.out, "--json": args.json}, args.input)
     tty = sys.stderr.isatty()
 
     def show(progress):
@@ -48,6 +49,7 @@ def cmd_serve(args):
     serve(args.pool, host=args.host, port=args.port, workers=args.workers, max_batch=args.max_batch,
           window_ms=args.batch_window_ms, threads=args.threads,
           allowed_backends=args.allow_backend and (list(BACKENDS) + args.allow_backend),
+          pool_sha256=args.pool_sha256,
           log_level="info" if args.verbose else "warning", gateway=gateway, allow_anonymous=args.allow_anonymous)
 
 
@@ -76,14 +78,16 @@ def register(sub):
                        help="serve a pool's routing decisions over HTTP (POST /route, POST /route/conversation, GET /healthz, "
                             "GET /metrics), and with --upstreams an OpenAI-compatible gateway")
     p.add_argument("--pool", required=True, metavar="PATH", help="pool.npz; replacing it atomically reloads it")
+    p.add_argument("--pool-sha256", type=opt.sha256_hex, metavar="HEX",
+                   help="serve only a pool.npz with this SHA-256 (at startup and on every reload)")
     p.add_argument("--host", default=_config.SERVE_HOST, help="address to listen on")
-    p.add_argument("--port", type=opt.positive_int, default=_config.SERVE_PORT, help="port to listen on")
-    p.add_argument("--workers", type=opt.positive_int, default=1, help="processes (each loads the model)")
-    p.add_argument("--max-batch", type=opt.positive_int, default=_config.SERVE_MAX_BATCH, metavar="N",
+    p.add_argument("--port", type=opt.port_number, default=_config.SERVE_PORT, help="port to listen on (1-65535)")
+    p.add_argument("--workers", type=opt.workers, default=1, help="processes (each loads the model; 1-64)")
+    p.add_argument("--max-batch", type=opt.max_batch, default=_config.SERVE_MAX_BATCH, metavar="N",
                    help="messages per encoder call")
-    p.add_argument("--batch-window-ms", type=float, default=_config.SERVE_BATCH_WINDOW_MS, metavar="MS",
-                   help="how long a batch waits for more requests while traffic is concurrent")
-    p.add_argument("--threads", type=opt.positive_int, metavar="N", help="encoder threads (default: all cores)")
+    p.add_argument("--batch-window-ms", type=opt.window_ms, default=_config.SERVE_BATCH_WINDOW_MS, metavar="MS",
+                   help="how long a batch waits for more requests while traffic is concurrent (0-1000)")
+    p.add_argument("--threads", type=opt.threads, metavar="N", help="encoder threads (1-256; default: all cores)")
     p.add_argument("--allow-backend", action="append", metavar="SPEC",
                    help=f"a backend the pool may name, repeatable, shell patterns allowed, e.g. 'st:intfloat/*' "
                         f"(default: {', '.join(BACKENDS)})")

@@ -80,7 +80,7 @@ def cmd_label(args):
     cache = args.cache
     labelled, s = label_messages(rows, taxonomy, client, cache, concurrency=args.concurrency,
                                  retry_failed=args.retry_failed, progress=sys.stderr.isatty(), limit=args.limit)
-    write_text_atomic(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in labelled))
+    write_text_atomic(args.out, "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in labelled))
     echo(f"{s['messages']} messages with {args.model}: {s['labelled']} labelled, {s['cached']} from the cache, "
           f"{s['failed']} invalid answers, {s['errors']} request errors, {s['retried']} retries, "
           f"{s['requests']} requests, {s['remaining']} left for a later run")

@@ -128,6 +128,13 @@ def check_ann(path, arrays, meta):
     if ann is None or member is None:
         what = "ann metadata without an index" if member is None else "an index without ann metadata"
         raise ArtifactError(f"{path}: {what}")
+    def count(key, low, high):
+        v = ann.get(key)
+        return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+    if not isinstance(ann, dict) or not isinstance(ann.get("sha256"), str) or not count("rows", 0, 10**9) \
+            or not count("ef_search", 1, 1 << 16) or not (ann.get("m") is None or count("m", 2, 1024)):
+        raise ArtifactError(f"{path}: ann metadata must be an object with sha256, rows, ef_search and m")
     if member.dtype != np.uint8 or member.ndim != 1:
         raise ArtifactError(f"{path}: {ANN_MEMBER} must be a 1-D uint8 array; got {member.dtype} {member.shape}")
     if _sha256(member) != ann.get("sha256") or ann.get("rows") != len(arrays["embeddings"]):
@@ -140,10 +147,16 @@ def restore_index(artifact):
     if ann is None:
         return None
     try:
-        index = HNSWIndex.from_array(artifact.arrays[ANN_MEMBER], ef_search=ann["ef_search"], m=ann["m"])
+        index = HNSWIndex.from_array(artifact.arrays[ANN_MEMBER], ef_search=ann["ef_search"], m=ann.get("m"))
     except MissingDependencyError as e:
         log.warning("the pool carries an ANN index but %s; searching exactly (slower on a big pool)", e)
         return None
+    except Exception as e:  # faiss refuses bytes that are not an index it wrote (a forged or damaged member)
+        raise ArtifactError(f"ann_index is not a readable index ({type(e).__name__})") from None
+    if not hasattr(index.index, "hnsw"):
+        raise ArtifactError(f"ann_index is a {type(index.index).__name__}, not an HNSW index")
+    if getattr(index.index, "d", artifact.embeddings.shape[1]) != artifact.embeddings.shape[1]:
+        raise ArtifactError(f"ANN index has dimension {index.index.d}, the pool {artifact.embeddings.shape[1]}")
     if index.ntotal != len(artifact.embeddings):
         raise ArtifactError(f"ANN index holds {index.ntotal} rows, the pool {len(artifact.embeddings)}")
     return index

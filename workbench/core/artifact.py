@@ -25,9 +25,13 @@ deployment that must know it runs *its* artifact pins the digest
 (``Router.load(path, sha256=...)``, ``--pool-sha256``).
 
 **What the loader reads.** Only the members of ``MEMBERS`` (any other is
-refused); each one's declared size and ``.npy`` header (dtype, shape) are
-checked against limits derived from ``n`` and ``dim`` before its data is
-read, so a small file cannot expand into gigabytes (a "decompression bomb").
+refused). Every member's ``.npy`` header (dtype, shape) and zip entry size are
+read and checked against the others and the metadata before any data is read;
+the rows are bounded by the file itself (the embeddings may not declare more
+than :data:`~workbench.config.ARTIFACT_MAX_VECTOR_RATIO` times their
+compressed size), and every other budget follows from the rows, so a small
+file cannot expand into gigabytes (a "decompression bomb"). The digest is
+computed while the data streams in, without a second copy of any array.
 
 This module needs numpy only: the router imports it.
 """
@@ -47,7 +51,9 @@ from ..errors import ArtifactError
 from ..io import atomic_file, parse_json
 from .ann import check_ann
 from .artifact_schema import (CORE_MEMBERS, EMBEDDING_DTYPES, MEMBERS, SCHEMA_VERSION, Member, content_digest,
-                              member_spec, validate_metadata)
+                              digest_member_prefix, digest_start, member_spec, validate_metadata,
+                              validate_values)
+from .calibration import Calibration
 from .heads import load_head
 from .knn import KNNConfig, center
 
@@ -232,8 +238,8 @@ def _not_a_pool(path, head):
     return "is not a pool.npz (not a zip archive): --pool takes the file `workbench export --out` writes"
 
 
-def _read_member(zf, info, name, limits):
-    """One member, checked before its data is read: known name, dtype kind, dimensions, header shape, size."""
+def _read_header(zf, info, name):
+    """``(shape, dtype, header bytes)`` of one member, checked against its :data:`MEMBERS` entry; no data read."""
     spec = member_spec(name)
     fmt = np.lib.format
     with zf.open(info) as fh:
@@ -241,22 +247,60 @@ def _read_member(zf, info, name, limits):
         if version not in ((1, 0), (2, 0)):
             raise ArtifactError(f"array {name!r} is in .npy format {version}, which pool.npz does not use")
         read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, _, dtype = read_header(fh)
-    if dtype.hasobject or dtype.names is not None or dtype.kind not in spec.kinds:
-        raise ArtifactError(f"array {name!r} has dtype {dtype}, which pool.npz does not hold (pickles never load)")
+        shape, fortran, dtype = read_header(fh)
+        offset = fh.tell()
+    if dtype.hasobject or dtype.names is not None or dtype.kind not in spec.kinds or fortran:
+        raise ArtifactError(f"array {name!r} has dtype {dtype}{' in Fortran order' if fortran else ''}, which "
+                            "pool.npz does not hold (pickles never load)")
     if len(shape) not in spec.ndims:
         raise ArtifactError(f"array {name!r} has {len(shape)} dimension(s); expected {spec.ndims}")
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    budget = spec.max_bytes(*limits) if limits else spec.max_bytes(0, 0, 0)
-    if nbytes > budget or info.file_size > budget + 16384:  # + the .npy header
-        raise ArtifactError(f"array {name!r} declares {max(nbytes, info.file_size)} bytes, more than the "
-                            f"{budget} a pool of this size needs")
+    if info.file_size != offset + nbytes:
+        raise ArtifactError(f"array {name!r} declares {nbytes} bytes of data, but its zip entry {info.file_size}")
+    return shape, dtype, nbytes
+
+
+def _check_headers(headers, infos, meta):
+    """Every member's header against the others and the metadata, and the rows against the file's own size."""
+    n, d = meta["n"], meta["dim"]
+    expected = {"embeddings": (n, d), "labels": (n,), "ids": (n,), "center": (d,), "embeddings_scale": (d,)}
+    for name, shape in expected.items():
+        if name in headers and tuple(headers[name][0]) != shape:
+            raise ArtifactError(f"array {name!r} has shape {headers[name][0]}; metadata says n={n}, dim={d} "
+                                f"(expected {shape})")
+    if str(headers["embeddings"][1]) != meta["dtype"]:
+        raise ArtifactError(f"embeddings are {headers['embeddings'][1]}, metadata says {meta['dtype']}")
+    declared, packed = headers["embeddings"][2], infos["embeddings"].compress_size
+    if declared > packed * _config.ARTIFACT_MAX_VECTOR_RATIO + 2**16:
+        raise ArtifactError(f"embeddings declare {declared} bytes in {packed} compressed: more than "
+                            f"{_config.ARTIFACT_MAX_VECTOR_RATIO}x, which real vectors never compress "
+                            "(a decompression bomb?)")
+    limits = (n, d, len(meta["categories"]))
+    for name, (_, _, nbytes) in headers.items():
+        budget = member_spec(name).max_bytes(*limits)
+        if nbytes > budget:
+            raise ArtifactError(f"array {name!r} declares {nbytes} bytes, more than the {budget} a pool of this "
+                                "size needs")
+
+
+def _read_data(zf, info, shape, dtype, nbytes, digest):
+    """One member's data, read in blocks into its array and fed to ``digest`` on the way (no second copy)."""
+    out = np.empty(shape, dtype)
+    view = out.reshape(-1).view(np.uint8) if out.size else memoryview(bytearray(0))
     with zf.open(info) as fh:
-        return fmt.read_array(fh, allow_pickle=False)
+        fh.seek(info.file_size - nbytes)
+        done = 0
+        while done < nbytes:
+            got = fh.readinto(view[done:done + (1 << 22)])
+            if not got:
+                raise ArtifactError(f"array data ends after {done} of {nbytes} bytes")
+            digest.update(view[done:done + got])
+            done += got
+    return out
 
 
 def _read_members(path):
-    """``{name: array}`` of a pool.npz, every member checked against :data:`MEMBERS` before it is read."""
+    """``({name: array}, metadata, content digest)``: every header checked against the others before any data is read."""
     with open(path, "rb") as raw:
         head = raw.read(8)
     if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -276,18 +320,22 @@ def _read_members(path):
         if missing:
             raise ArtifactError(f"{path}: missing array(s) {missing}")
         try:
-            arrays = {"metadata": _read_member(zf, by_name["metadata"], "metadata", None)}
+            headers = {name: _read_header(zf, info, name) for name, info in by_name.items()}
+            limit = MEMBERS["metadata"].max_bytes(0, 0, 0)
+            if headers["metadata"][2] > limit:
+                raise ArtifactError(f"array 'metadata' declares {headers['metadata'][2]} bytes, more than {limit}")
+            arrays = {"metadata": _read_data(zf, by_name["metadata"], *headers["metadata"], hashlib.sha256())}
+            meta = _decode_metadata(path, arrays["metadata"])
+            _check_headers(headers, by_name, meta)
+            digest = digest_start(meta)
+            for name in sorted(by_name):  # the digest's order: it is computed as the data streams in
+                if name != "metadata":
+                    shape, dtype, nbytes = headers[name]
+                    digest.update(digest_member_prefix(name, dtype, shape))
+                    arrays[name] = _read_data(zf, by_name[name], shape, dtype, nbytes, digest)
         except ArtifactError as e:
             raise ArtifactError(f"{path}: {e}") from None
-        meta = _decode_metadata(path, arrays["metadata"])
-        limits = (meta["n"], meta["dim"], len(meta["categories"]))
-        for name, info in by_name.items():
-            if name != "metadata":
-                try:
-                    arrays[name] = _read_member(zf, info, name, limits)
-                except ArtifactError as e:
-                    raise ArtifactError(f"{path}: {e}") from None
-    return arrays, meta
+    return arrays, meta, digest.hexdigest()
 
 
 def _decode_metadata(path, arr):
@@ -302,8 +350,8 @@ def _decode_metadata(path, arr):
         raise ArtifactError(f"{path}: {e}") from None
 
 
-def _check_arrays(path, arrays, meta):
-    """Shapes, dtypes, label range, counts and the hash of the arrays against the metadata."""
+def _check_arrays(path, arrays, meta, digest):
+    """Shapes, dtypes, label range, counts and the hash (``digest``, streamed) of the arrays against the metadata."""
     emb, labels, ids, mean = arrays["embeddings"], arrays["labels"], arrays["ids"], arrays["center"]
     n, d = meta["n"], meta["dim"]
     if emb.shape != (n, d) or labels.shape != (n,) or ids.shape != (n,) or mean.shape != (d,):
@@ -311,7 +359,7 @@ def _check_arrays(path, arrays, meta):
                             f"ids {ids.shape}, center {mean.shape}; metadata says n={n}, dim={d}")
     if str(emb.dtype) != meta["dtype"]:
         raise ArtifactError(f"{path}: embeddings are {emb.dtype}, metadata says {meta['dtype']}")
-    if content_digest(arrays, meta) != meta["sha256"]:
+    if digest != meta["sha256"]:
         raise ArtifactError(f"{path}: hash mismatch: an array or the metadata was changed after export "
                             "(file corrupted or edited)")
     n_cat = len(meta["categories"])
@@ -331,6 +379,8 @@ def _check_arrays(path, arrays, meta):
         x = emb.astype(np.float32)
     _check_vectors(path, x, mean)
     try:
+        validate_values(arrays)
+        Calibration.from_arrays(meta.get("calibration"), arrays)
         load_head(meta.get("head", "knn"), arrays, n_cat, d)
     except ArtifactError as e:
         raise ArtifactError(f"{path}: {e}") from None
@@ -371,7 +421,7 @@ def load_pool_npz(path, *, sha256=None) -> PoolArtifact:
     """
     path = Path(path)
     try:
-        arrays, meta = _read_members(path)
+        arrays, meta, digest = _read_members(path)
     except ArtifactError:
         raise
     except FileNotFoundError:
@@ -381,7 +431,7 @@ def load_pool_npz(path, *, sha256=None) -> PoolArtifact:
     except Exception as e:  # zip, zlib, CRC or .npy header damage: all mean "not a readable pool.npz"
         reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
         raise ArtifactError(f"{path}: damaged or not a pool.npz ({reason})") from None
-    x = _check_arrays(path, arrays, meta)
+    x = _check_arrays(path, arrays, meta, digest)
     check_ann(path, arrays, meta)
     if sha256 is not None:
         expected = str(sha256).strip().lower()

@@ -26,7 +26,7 @@ from .heads import HEADS
 from .knn import VOTE_RULES
 from .policy import DecisionPolicy
 
-__all__ = ["SCHEMA_VERSION", "REQUIRED_METADATA", "Member", "MEMBERS", "CORE_MEMBERS", "EMBEDDING_DTYPES",
+__all__ = ["validate_values", "VALUE_RANGES", "TEMPERATURE_RANGE", "SCHEMA_VERSION", "REQUIRED_METADATA", "Member", "MEMBERS", "CORE_MEMBERS", "EMBEDDING_DTYPES",
            "member_spec", "content_digest", "validate_metadata"]
 
 #: Version 2: the hash covers every array and the metadata (version 1 hashed the embeddings only).
@@ -96,15 +96,26 @@ def content_digest(arrays, metadata) -> str:
     The metadata enters as canonical JSON (sorted keys, no spaces) without its
     own ``sha256`` key, so the digest does not depend on how the file was zipped.
     """
-    h = hashlib.sha256(f"workbench pool.npz schema {SCHEMA_VERSION}\0".encode())
-    h.update(_canonical_metadata(metadata).encode("utf-8"))
+    h = digest_start(metadata)
     for name in sorted(arrays):
         if name == "metadata":
             continue
         a = np.ascontiguousarray(arrays[name])
-        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
-        h.update(a.tobytes())
+        h.update(digest_member_prefix(name, a.dtype, a.shape))
+        h.update(a.reshape(-1).view(np.uint8) if a.size else b"")  # the bytes, without a copy
     return h.hexdigest()
+
+
+def digest_start(metadata):
+    """The :func:`content_digest` hash object after the schema line and the metadata (the loader streams the rest)."""
+    h = hashlib.sha256(f"workbench pool.npz schema {SCHEMA_VERSION}\0".encode())
+    h.update(_canonical_metadata(metadata).encode("utf-8"))
+    return h
+
+
+def digest_member_prefix(name, dtype, shape) -> bytes:
+    """What :func:`content_digest` hashes before one array's bytes."""
+    return f"\0{name}\0{np.dtype(dtype).str}\0{tuple(shape)}\0".encode()
 
 
 def _short(v, limit=60):
@@ -148,8 +159,10 @@ def _check_config(meta):
         raise ArtifactError(f"metadata k must be at most n = {meta['n']} (the pool size); got {meta['k']}")
     if not isinstance(meta["vote"], str) or meta["vote"] not in VOTE_RULES:
         raise ArtifactError(f"metadata vote must be one of {VOTE_RULES}; got {_short(meta['vote'])}")
-    if not _is_number(meta["temperature"]) or meta["temperature"] <= 0:
-        raise ArtifactError(f"metadata temperature must be a finite number > 0; got {_short(meta['temperature'])}")
+    low, high = TEMPERATURE_RANGE
+    if not _is_number(meta["temperature"]) or not low <= meta["temperature"] <= high:
+        raise ArtifactError(f"metadata temperature must be a number between {low:g} and {high:g}; "
+                            f"got {_short(meta['temperature'])}")
     if not isinstance(meta["center"], bool):
         raise ArtifactError(f"metadata center must be true or false; got {_short(meta['center'])}")
 
@@ -182,15 +195,61 @@ def _check_decisions(meta):
     if pol is not None:
         if not isinstance(pol, dict):
             raise ArtifactError(f"metadata policy must be an object; got {_short(pol)}")
+        threshold = pol.get("threshold")
+        if threshold is not None and not (_is_number(threshold) and 0 <= threshold <= 1):
+            raise ArtifactError(f"metadata policy threshold must be a number in [0, 1] or null; got {_short(threshold)}")
+        for key in ("name", "criterion"):
+            if key in pol and not isinstance(pol[key], str):
+                raise ArtifactError(f"metadata policy {key} must be a string; got {_short(pol[key])}")
         try:
             policy = DecisionPolicy.from_metadata(pol)
         except (ConfigError, TypeError, ValueError) as e:
             raise ArtifactError(f"metadata policy: {e}") from None
         if policy.cost is not None and len(policy.cost) != len(meta["tiers"]):
             raise ArtifactError(f"metadata policy cost matrix does not match the {len(meta['tiers'])} tiers")
+    calibration = meta.get("calibration")
+    if calibration is not None and (not isinstance(calibration, str) or calibration not in _calibrations()):
+        raise ArtifactError(f"metadata calibration must be one of {', '.join(_calibrations())} or null; "
+                            f"got {_short(calibration)}")
     head = meta.get("head", "knn")
     if not isinstance(head, str) or head not in HEADS:
         raise ArtifactError(f"metadata head must be one of {', '.join(HEADS)}; got {_short(head)}")
+
+
+#: The k-NN softmax temperature a pool may carry: 1e-320 divided the shares into infinities (NaN confidences).
+TEMPERATURE_RANGE = (1e-4, 1e4)
+#: Largest magnitude of a head weight: softmax of larger logits overflows to NaN.
+MAX_WEIGHT = 1e4
+#: Value rules of the arrays that carry numbers the router computes with: ``name: (low, high)``.
+VALUE_RANGES = {"head_coef": (-MAX_WEIGHT, MAX_WEIGHT), "head_intercept": (-MAX_WEIGHT, MAX_WEIGHT),
+                "head_blend_weight": (0.0, 1.0), "calibration_x": (0.0, 1.0), "calibration_y": (0.0, 1.0),
+                "calibration_temperature": (1e-3, 1e3)}
+
+
+def _calibrations():
+    from .calibration import CALIBRATIONS
+
+    return CALIBRATIONS
+
+
+def validate_values(arrays):
+    """Refuse a ``head_*`` or ``calibration_*`` array with a NaN, an infinity or a value outside its range.
+
+    Rules by name in :data:`VALUE_RANGES`; any other array of those families
+    must hold finite numbers within ``MAX_WEIGHT``.
+    """
+    for name, a in arrays.items():
+        if not name.startswith(("head_", "calibration_")):
+            continue
+        low, high = VALUE_RANGES.get(name, (-MAX_WEIGHT, MAX_WEIGHT))
+        v = np.asarray(a, np.float64)
+        if v.size == 0:
+            raise ArtifactError(f"array {name!r} is empty")
+        if not np.isfinite(v).all():
+            raise ArtifactError(f"array {name!r} holds NaN or infinite values")
+        if v.min() < low or v.max() > high:
+            raise ArtifactError(f"array {name!r} holds values from {v.min():g} to {v.max():g}; "
+                                f"allowed: {low:g} to {high:g}")
 
 
 def validate_metadata(meta):

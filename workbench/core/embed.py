@@ -345,6 +345,16 @@ def get_embedder(name=None, *, threads=None) -> Embedder:
     return BACKENDS[name](threads=threads)
 
 
+def backend_matches(name, pattern) -> bool:
+    """Whether ``name`` matches the shell ``pattern`` path segment by segment: ``*`` never crosses a ``/``.
+
+    ``st:intfloat/*`` allows ``st:intfloat/e5-small`` but not ``st:intfloat/../../tmp/x``.
+    """
+    names, patterns = name.split("/"), str(pattern).split("/")
+    return len(names) == len(patterns) and all(fnmatch.fnmatchcase(n, p) for n, p in zip(names, patterns)) \
+        and ".." not in names
+
+
 def check_backend_allowed(name, allowed=None, *, where="pool.npz"):
     """Refuse a backend spec that ``allowed`` (shell patterns; default: the :data:`BACKENDS` names) does not match.
 
@@ -354,7 +364,7 @@ def check_backend_allowed(name, allowed=None, *, where="pool.npz"):
         Naming the spec, where it came from, and how to allow it.
     """
     allowed = tuple(BACKENDS) if allowed is None else tuple(allowed)
-    if not any(fnmatch.fnmatchcase(str(name), pattern) for pattern in allowed):
+    if not any(backend_matches(str(name), pattern) for pattern in allowed):
         raise ConfigError(f"{where} names backend {name!r}, which is not allowed here (allowed: "
                           f"{', '.join(allowed) or 'none'}); allow it explicitly (--allow-backend, "
                           "allowed_backends=...) or pass the embedder")

@@ -30,11 +30,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["prepare_text", "has_visible_text", "is_clipped"]
+__all__ = ["prepare_text", "has_visible_text", "is_clipped", "message_problem"]
 
 #: C0 controls except \t \n \r, DEL and the C1 block.
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_BLANKS = re.compile(r"\s{2,}")
 #: Unicode categories that draw nothing on their own.
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
 #: Letters by category that render as blanks (Hangul fillers, braille blank, Mongolian vowel separator).
@@ -50,7 +51,8 @@ def prepare_text(text, max_chars=None) -> str:
     if _SURROGATES.search(text):
         text = _SURROGATES.sub("\ufffd", text)
     if max_chars is not None and len(text) > max_chars:
-        text = text[:max_chars]
+        # blanks cost no meaning: 2,048 leading spaces used to push the whole question past the cap
+        text = _BLANKS.sub(" ", text).strip()[:max_chars]
     return text
 
 
@@ -64,3 +66,25 @@ def has_visible_text(text) -> bool:
 def is_clipped(text, max_chars) -> bool:
     """Whether :func:`prepare_text` cuts ``text`` at ``max_chars``."""
     return max_chars is not None and len(str(text)) > max_chars
+
+
+def message_problem(obj, *, labelled=False, taxonomy=None):
+    """What is wrong with one message object, or None: the one rule of every message reader.
+
+    ``text`` present and visible (:func:`has_visible_text`);
+    with ``labelled``, ``category`` (and ``alt_category`` when given) a known
+    category name of ``taxonomy`` (a list or an object is reported, not hashed).
+    """
+    text = obj.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return "missing or empty 'text'"
+    if not has_visible_text(text):
+        return "'text' has no visible characters"
+    if labelled:
+        for key in ("category", "alt_category"):
+            value = obj.get(key)
+            if key == "alt_category" and not value:
+                continue
+            if not isinstance(value, str) or value not in taxonomy.tier_map:
+                return f"unknown {key} {value!r:.60} (known: {', '.join(taxonomy.categories)})"
+    return None

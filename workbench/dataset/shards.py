@@ -29,7 +29,8 @@ import numpy as np
 
 from .. import config as _config
 from ..errors import ConfigError, DataError, require
-from ..io import atomic_file, normalize_text, read_jsonl, text_hash, write_json_atomic
+from ..io import (atomic_file, check_file_size, normalize_text, parse_json, read_jsonl, read_text_file, text_hash,
+                  write_json_atomic)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,15 @@ def _vectors_sha256(vectors):
     return hashlib.sha256(np.ascontiguousarray(vectors, np.float32).tobytes()).hexdigest()
 
 
+def _rows_sha256(ids, texts):
+    """SHA-256 over every row's id and text: the shard's integrity covers its text column, not its vectors only."""
+    h = hashlib.sha256()
+    for i, t in zip(ids, texts):
+        h.update(f"{len(i)}:{i}\0{len(t)}:".encode("utf-8", "surrogatepass"))
+        h.update(t.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
 # -- reading logs ----------------------------------------------------------------------------------------
 
 
@@ -59,11 +69,12 @@ def _rows_jsonl(path):
 
 
 def _rows_csv(path):
-    try:
-        fh = open(path, encoding="utf-8", newline="")
+    try:  # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM, which would rename the first column ("\ufeffid")
+        fh = open(path, encoding="utf-8-sig", newline="")
     except OSError as e:
         raise DataError(path, None, f"cannot read ({e.strerror})") from None
     with fh:
+        check_file_size(fh, path)
         reader = csv.DictReader(fh)
         try:
             for row in reader:
@@ -74,6 +85,11 @@ def _rows_csv(path):
 
 def _rows_parquet(path):
     _, pq = _pa()
+    try:
+        with open(path, "rb") as fh:
+            check_file_size(fh, path)
+    except OSError as e:
+        raise DataError(path, None, f"cannot read ({e.strerror})") from None
     try:
         f = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several kinds for a file that is not Parquet
@@ -187,7 +203,7 @@ def write_shard(path, ids, texts, vectors, spec):
         raise ConfigError(f"shard rows do not match: {len(ids)} ids, {len(texts)} texts, vectors {vectors.shape}")
     digest = _vectors_sha256(vectors)
     meta = {"schema_version": SHARD_SCHEMA_VERSION, **{k: spec[k] for k in _SPEC_KEYS}, "rows": len(texts),
-            "vectors_sha256": digest}
+            "vectors_sha256": digest, "rows_sha256": _rows_sha256(list(ids), list(texts))}
     table = pa.table({
         "id": pa.array(list(ids), pa.string()),
         "text": pa.array(list(texts), pa.string()),
@@ -240,12 +256,33 @@ def read_shard(path) -> ShardSet:
     missing = [c for c in ("id", "text", "text_hash", "vector") if c not in table.column_names]
     if missing:
         raise DataError(path, None, f"shard lacks column(s) {missing}")
-    dim = int(meta["dim"])
-    vectors = table.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, dim).astype(np.float32)
-    if len(vectors) != meta["rows"] or _vectors_sha256(vectors) != meta["vectors_sha256"]:
+    _check_shard_meta(path, meta)
+    dim, rows = meta["dim"], meta["rows"]
+    try:
+        vectors = table.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, dim).astype(np.float32)
+    except Exception as e:  # a vector column of another type or length
+        raise DataError(path, None, f"malformed vector column ({type(e).__name__})") from None
+    if len(vectors) != rows or _vectors_sha256(vectors) != meta["vectors_sha256"]:
         raise DataError(path, None, "vectors do not match the shard's hash (file corrupted or edited)")
-    return ShardSet(table.column("id").to_pylist(), table.column("text").to_pylist(),
-                    table.column("text_hash").to_pylist(), vectors, {k: meta[k] for k in _SPEC_KEYS}, [path])
+    ids, texts, hashes = (table.column(c).to_pylist() for c in ("id", "text", "text_hash"))
+    if not (len(ids) == len(texts) == len(hashes) == rows) or not all(
+            isinstance(v, str) for col in (ids, texts, hashes) for v in col):
+        raise DataError(path, None, f"id, text and text_hash must be {rows} strings each")
+    if "rows_sha256" in meta and _rows_sha256(ids, texts) != meta["rows_sha256"] or any(
+            text_hash(t) != h for t, h in zip(texts, hashes)):
+        raise DataError(path, None, "ids or texts do not match the shard's hashes (file corrupted or edited)")
+    return ShardSet(ids, texts, hashes, vectors, {k: meta[k] for k in _SPEC_KEYS}, [path])
+
+
+def _check_shard_meta(path, meta):
+    """The shard metadata's fields and types (a malformed one is a DataError, not a traceback)."""
+    ok = (all(k in meta for k in _SPEC_KEYS) and isinstance(meta.get("dim"), int) and not isinstance(meta["dim"], bool)
+          and meta["dim"] >= 1 and isinstance(meta.get("rows"), int) and not isinstance(meta["rows"], bool)
+          and meta["rows"] >= 0 and isinstance(meta.get("vectors_sha256"), str)
+          and isinstance(meta.get("rows_sha256", ""), str))
+    if not ok:
+        raise DataError(path, None, f"malformed shard metadata (need {', '.join(_SPEC_KEYS)}, an integer dim >= 1, "
+                                    "rows >= 0 and vectors_sha256)")
 
 
 def verify_shard(task, spec) -> bool:
@@ -295,10 +332,13 @@ def _shard_files(source):
         man = source / MANIFEST
         if not man.exists():
             raise DataError(source, None, f"no {MANIFEST}: the embed run did not finish (run it again to resume)")
-        try:
-            names = json.loads(man.read_text(encoding="utf-8"))["shards"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise DataError(man, None, f"unreadable manifest ({e})") from None
+        obj, problem = parse_json(read_text_file(man))
+        names = obj.get("shards") if isinstance(obj, dict) else None
+        if problem or not isinstance(names, list):
+            raise DataError(man, None, f"unreadable manifest ({problem or 'no list of shards'})")
+        for name in names:  # plain file names of this folder: a manifest cannot point anywhere else
+            if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+                raise DataError(man, None, f"shard {str(name)[:80]!r} is not a file name of this folder")
         return [source / n for n in names]
     return [source]
 

@@ -53,13 +53,16 @@ class ServiceSettings:
     poll_s: float = _config.SERVE_RELOAD_POLL_S
     threads: int | None = None
     allowed_backends: list | None = None
+    max_total_chars: int = _config.SERVE_MAX_REQUEST_CHARS
+    pool_sha256: str | None = None  # the only pool content this service may serve (at startup and every reload)
     gateway: dict | None = None    # the gateway's settings (upstreams file and the rest); None: no gateway
 
 
 def _json(obj, status=200):
     from starlette.responses import Response
 
-    return Response(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), status_code=status,
+    # strict JSON (no NaN); ASCII escapes, so no string can fail to encode on the way out
+    return Response(json.dumps(obj, allow_nan=False, separators=(",", ":")), status_code=status,
                     media_type="application/json")
 
 
@@ -68,6 +71,9 @@ def _error(status, message):
 
 
 async def _read_body(request, limit):
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise RequestError(415, f"Content-Type must be application/json; got {kind[:40] or 'none'!r}")
     size = request.headers.get("content-length")
     if size is not None and size.isdigit() and int(size) > limit:
         raise RequestError(413, f"body of {size} bytes; the limit is {limit}")
@@ -95,12 +101,13 @@ async def lifespan(app):
     """Load the pool (unless given), start the micro-batching worker and the file watcher; stop them on shutdown."""
     state, settings = app.state, app.state.settings
     state.pool = state.loaded or await asyncio.to_thread(
-        load_served_pool, settings.pool_path, threads=settings.threads, allowed_backends=settings.allowed_backends)
+        load_served_pool, settings.pool_path, threads=settings.threads, allowed_backends=settings.allowed_backends,
+        sha256=settings.pool_sha256)
     state.worker = RouterWorker(state.pool, max_batch=settings.max_batch, window_s=settings.window_ms / 1000,
                                 on_batch=state.metrics.batch).start()
     state.watcher = PoolWatcher(settings.pool_path, partial(_current_pool, state), partial(_swap_pool, state),
                                 on_result=state.metrics.reload, poll_s=settings.poll_s, threads=settings.threads,
-                                allowed_backends=settings.allowed_backends).start()
+                                allowed_backends=settings.allowed_backends, sha256=settings.pool_sha256).start()
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: state.watcher.trigger())
     log.info("serving %s: %d rows, backend %s, sha256 %s", settings.pool_path, state.pool.rows, state.pool.backend,
@@ -126,7 +133,7 @@ async def route(request):
     state, settings = request.app.state, request.app.state.settings
     try:
         req = parse_route_request(await _read_body(request, settings.max_body), max_messages=settings.max_messages,
-                                  max_chars=settings.max_chars)
+                                  max_chars=settings.max_chars, max_total_chars=settings.max_total_chars)
     except RequestError as e:
         return _error(e.status, e.message)
     loop = asyncio.get_running_loop()
@@ -147,7 +154,8 @@ async def route_conversation(request):
     state, settings = request.app.state, request.app.state.settings
     try:
         req = parse_conversation_request(await _read_body(request, settings.max_body),
-                                         max_turns=settings.max_messages, max_chars=settings.max_chars)
+                                         max_turns=settings.max_messages, max_chars=settings.max_chars,
+                                         max_total_chars=settings.max_total_chars)
     except RequestError as e:
         return _error(e.status, e.message)
     router = state.pool.router
@@ -164,7 +172,9 @@ async def route_conversation(request):
 async def healthz(request):
     """``GET /healthz``: the pool served, its hash and backend, the uptime."""
     pool, metrics = request.app.state.pool, request.app.state.metrics
-    return _json({"status": "ok", "pool": str(pool.path), "pool_sha256": pool.sha256, "backend": pool.backend,
+    if not request.app.state.worker.alive:
+        return _error(503, "the router thread has stopped (see the service log)")
+    return _json({"status": "ok", "pool_sha256": pool.sha256, "backend": pool.backend,
                   "model_id": pool.router.metadata["model_id"], "rows": pool.rows,
                   "ann": pool.router.index is not None, "uptime_s": round(time.time() - metrics.started, 3),
                   "pool_loaded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pool.loaded))})
@@ -236,7 +246,9 @@ def create_app(pool_path, *, loaded=None, **settings):
         encoder call, and how long a batch waits for more under concurrent traffic), ``max_messages``,
         ``max_chars`` and ``max_body`` (request limits, 413 past them), ``poll_s`` (seconds between two looks at
         the pool file), ``threads`` (encoder threads; default all cores) and ``allowed_backends`` (backend
-        specs, shell patterns, a pool may name; default the bundled backends) and ``gateway`` (the settings of
+        specs, shell patterns, a pool may name; default the bundled backends), ``max_total_chars`` (characters
+        per request, all its texts together: one request cannot hold the encoder for long), ``pool_sha256`` (the
+        only pool content this service may serve) and ``gateway`` (the settings of
         :class:`~.gateway.Gateway`; without them the ``/v1`` endpoints answer 404).
     """
     from starlette.applications import Starlette
@@ -244,7 +256,12 @@ def create_app(pool_path, *, loaded=None, **settings):
 
     app = Starlette(routes=list(ROUTES), lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, Exception: internal_error})
+    from dataclasses import asdict
+
+    from .limits import check_settings
+
     app.state.settings = ServiceSettings(pool_path, **settings)
+    check_settings(**asdict(app.state.settings))  # bounded once, from the CLI or from Python
     app.state.metrics = Metrics()
     app.state.loaded = loaded
     return _Timing(app, app.state.metrics)

@@ -77,32 +77,58 @@ class RouterWorker:
             n += len(job[0])
         return jobs, stop
 
+    @property
+    def alive(self) -> bool:
+        """Whether the thread is serving (``/healthz`` answers 503 when it is not)."""
+        return self._thread.is_alive()
+
     def _run(self):
         stop = False
         while not stop:
             first = self._queue.get()
             if first is _STOP:
                 return
-            jobs, stop = self._collect(first)
-            self._concurrent = len(jobs) > 1
-            if self._pending is not None:
-                self.pool, self._pending = self._pending, None
-            texts = [t for job in jobs for t in job[0]]
-            try:
-                decisions = self.pool.router.route_batch(texts)
-            except Exception as e:  # handed to every waiting request; the thread keeps serving
-                log.exception("routing a batch of %d message(s) failed", len(texts))
+            jobs = [first]
+            try:  # nothing a batch raises may end the thread: its requests get the error, the next batch is served
+                jobs, stop = self._collect(first)
+                self._concurrent = len(jobs) > 1
+                if self._pending is not None:
+                    self.pool, self._pending = self._pending, None
+                self._route(jobs)
+            except Exception as e:
+                log.exception("the router thread failed on a batch of %d request(s)", len(jobs))
                 for _, loop, fut in jobs:
-                    loop.call_soon_threadsafe(_settle, fut, None, e)
-                continue
-            if self.on_batch is not None:
-                self.on_batch(decisions)
-            start = 0
-            for job_texts, loop, fut in jobs:
-                part = Routed(decisions[start:start + len(job_texts)])
-                part.pool = self.pool
-                loop.call_soon_threadsafe(_settle, fut, part, None)
-                start += len(job_texts)
+                    _hand_over(loop, fut, None, e)
+
+    def _route(self, jobs):
+        """Route ``jobs`` as one batch; when it fails, each alone, so only a request that fails by itself gets an error."""
+        texts = [t for job in jobs for t in job[0]]
+        try:
+            decisions = self.pool.router.route_batch(texts)
+        except Exception as e:
+            if len(jobs) == 1:
+                log.exception("routing a request of %d message(s) failed", len(texts))
+                _hand_over(jobs[0][1], jobs[0][2], None, e)
+                return
+            log.warning("a batch of %d requests failed (%s); routing them one by one", len(jobs), e)
+            for job in jobs:
+                self._route([job])
+            return
+        if self.on_batch is not None:
+            self.on_batch(decisions)
+        start = 0
+        for job_texts, loop, fut in jobs:
+            part = Routed(decisions[start:start + len(job_texts)])
+            part.pool = self.pool  # the gateway reports the pool that made the decision
+            _hand_over(loop, fut, part, None)
+            start += len(job_texts)
+
+
+def _hand_over(loop, fut, result, error):
+    try:
+        loop.call_soon_threadsafe(_settle, fut, result, error)
+    except RuntimeError:  # the event loop is closed (shutdown): nobody waits for this answer
+        pass
 
 
 class Routed(list):

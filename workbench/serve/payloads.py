@@ -8,18 +8,26 @@ What ``POST /route/conversation`` accepts: ``{"conversation_id": ..., "turns":
 [{"id": ..., "text": "..."}, ...]}`` with the oldest user turn first (the id
 is optional), and the same ``neighbors``.
 
-400: not JSON. 413: body, a text or the message count past its limit.
-422: JSON of the wrong shape (the message names the field and what it got).
+400: not strict JSON (``NaN``, ``Infinity``, an integer past Python's digit
+limit and lone surrogates included: the same :func:`workbench.io.parse_json`
+the CLI readers use). 413: body, a text, the message count or the request's
+character budget past its limit. 422: JSON of the wrong shape (the message
+names the field and what it got), an unknown field (also inside a message),
+or a text with nothing visible (:func:`workbench.core.text.has_visible_text`,
+the rule of the CLI readers and of the router).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+
+from ..core.text import has_visible_text
+from ..io import parse_json
 
 __all__ = ["RequestError", "RouteRequest", "ConversationRequest", "parse_route_request", "parse_conversation_request"]
 
 _FIELDS = {"text", "messages", "neighbors"}
 _CONVERSATION_FIELDS = {"conversation_id", "turns", "neighbors"}
+_ITEM_FIELDS = {"id", "text"}
 
 
 class RequestError(Exception):
@@ -57,14 +65,21 @@ def _kind(v):
 def _text(value, where, max_chars):
     if not isinstance(value, str):
         raise RequestError(422, f"{where} must be a string; got {_kind(value)}")
-    if not value.strip():
-        raise RequestError(422, f"{where} is empty")
+    if not has_visible_text(value):
+        raise RequestError(422, f"{where} is empty (no visible characters)")
     if len(value) > max_chars:
         raise RequestError(413, f"{where} has {len(value)} characters; the limit is {max_chars}")
     return value
 
 
-def parse_route_request(body: bytes, *, max_messages, max_chars) -> RouteRequest:
+def _budget(texts, max_total_chars):
+    total = sum(len(t) for t in texts)
+    if max_total_chars is not None and total > max_total_chars:
+        raise RequestError(413, f"{total} characters in this request; the limit is {max_total_chars} "
+                                "(split it into several requests)")
+
+
+def parse_route_request(body: bytes, *, max_messages, max_chars, max_total_chars=None) -> RouteRequest:
     """Parse and check a ``POST /route`` body.
 
     Raises
@@ -84,10 +99,11 @@ def parse_route_request(body: bytes, *, max_messages, max_chars) -> RouteRequest
     if len(msgs) > max_messages:
         raise RequestError(413, f"{len(msgs)} messages; the limit is {max_messages} per request")
     texts, ids = _items(msgs, "messages", max_chars)
+    _budget(texts, max_total_chars)
     return RouteRequest(texts, ids, neighbors)
 
 
-def parse_conversation_request(body: bytes, *, max_turns, max_chars) -> ConversationRequest:
+def parse_conversation_request(body: bytes, *, max_turns, max_chars, max_total_chars=None) -> ConversationRequest:
     """Parse and check a ``POST /route/conversation`` body.
 
     Raises
@@ -106,6 +122,7 @@ def parse_conversation_request(body: bytes, *, max_turns, max_chars) -> Conversa
     if len(turns) > max_turns:
         raise RequestError(413, f"{len(turns)} turns; the limit is {max_turns} per request")
     texts, ids = _items(turns, "turns", max_chars)
+    _budget(texts, max_total_chars)
     return ConversationRequest(cid, texts, ids, neighbors)
 
 
@@ -114,13 +131,12 @@ def _object(body, fields, what):
     if not body.strip():
         raise RequestError(400, f"empty body: send a JSON object with {what}")
     try:
-        obj = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
     except UnicodeDecodeError as e:
         raise RequestError(400, f"body is not UTF-8 ({e.reason} at byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise RequestError(400, f"invalid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    except RecursionError:
-        raise RequestError(400, "invalid JSON (nested too deeply)") from None
+    obj, problem = parse_json(text[1:] if text.startswith("\ufeff") else text)
+    if problem:
+        raise RequestError(400, problem)
     if not isinstance(obj, dict):
         raise RequestError(422, f"expected a JSON object with {what}; got {_kind(obj)}")
     unknown = sorted(set(obj) - fields)
@@ -138,6 +154,9 @@ def _items(items, name, max_chars):
     for i, m in enumerate(items):
         if not isinstance(m, dict):
             raise RequestError(422, f"{name}[{i}] must be an object with 'text'; got {_kind(m)}")
+        unknown = sorted(set(m) - _ITEM_FIELDS)
+        if unknown:
+            raise RequestError(422, f"unknown field(s) {unknown} in {name}[{i}]; known: {sorted(_ITEM_FIELDS)}")
         if "id" in m and isinstance(m["id"], (dict, list, bool)):
             raise RequestError(422, f"{name}[{i}].id must be a string or number; got {_kind(m['id'])}")
         texts.append(_text(m.get("text"), f"{name}[{i}].text", max_chars))

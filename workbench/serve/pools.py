@@ -56,11 +56,32 @@ def _file_sha256(path):
     return h.hexdigest()
 
 
-def load_served_pool(path, *, previous=None, threads=None, allowed_backends=None) -> ServedPool:
+#: Messages every pool routes before it serves: a pool whose values pass the schema but route to NaN
+#: (or raise) is refused here, not on every request after a reload.
+PROBE = ("how do I reverse a string in python", "write me a haiku about autumn rain", "hello")
+
+
+def check_probe(router, where):
+    """Route :data:`PROBE` through ``router``; a raise or a non-finite confidence refuses the pool."""
+    import math
+
+    try:
+        decisions = router.route_batch(list(PROBE))
+    except Exception as e:
+        raise WorkbenchError(f"{where}: the pool fails on a probe message ({type(e).__name__}: {e})") from None
+    for d in decisions:
+        if not math.isfinite(float(d.confidence)) or d.tier not in router.tiers:
+            raise WorkbenchError(f"{where}: the pool routes a probe message to confidence {d.confidence!r}, "
+                                 f"tier {d.tier!r}; refused")
+
+
+def load_served_pool(path, *, previous=None, threads=None, allowed_backends=None, sha256=None) -> ServedPool:
     """Load and verify ``path``; reuse ``previous``'s encoder when the pool names the same backend.
 
     The file's SHA-256 and its content come from the same version of the
-    file: if it is replaced while loading, it is read again.
+    file: if it is replaced while loading, it is read again. With ``sha256``,
+    any other content is refused (``serve --pool-sha256``). Every pool routes
+    :data:`PROBE` before it is returned.
     """
     path = str(path)
     for _ in range(5):
@@ -71,14 +92,15 @@ def load_served_pool(path, *, previous=None, threads=None, allowed_backends=None
             break
     else:  # pragma: no cover - a file replaced five times during one load
         raise WorkbenchError(f"{path}: keeps changing while it is loaded")
+    if sha256 is not None and digest != sha256.lower():
+        raise WorkbenchError(f"{path}: sha256 {digest[:12]}... is not the pinned {sha256[:12]}... (--pool-sha256)")
     # the pool names its backend: only the allowed ones are constructed (default: the bundled registry)
     check_backend_allowed(artifact.metadata["backend"], allowed_backends, where=path)
     same = previous is not None and previous.router.embedder.spec == {
         k: artifact.metadata[k] for k in ("backend", "model_id", "dim", "prefix")}
     embedder = previous.router.embedder if same else get_embedder(artifact.metadata["backend"], threads=threads)
     router = Router(artifact, embedder)
-    if not same:
-        router.route("warm-up")  # load the model here, not on the first request
+    check_probe(router, path)  # also loads the model here, not on the first request
     return ServedPool(router, path, digest, time.time())
 
 
@@ -98,8 +120,10 @@ class PoolWatcher:
         Seconds between two looks at the file.
     """
 
-    def __init__(self, path, current, on_pool, *, on_result=None, poll_s=0.5, threads=None, allowed_backends=None):
+    def __init__(self, path, current, on_pool, *, on_result=None, poll_s=0.5, threads=None, allowed_backends=None,
+                 sha256=None):
         self.path, self.current, self.on_pool, self.on_result = str(path), current, on_pool, on_result
+        self.sha256 = sha256
         self.poll_s, self.threads, self.allowed_backends = poll_s, threads, allowed_backends
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -135,7 +159,7 @@ class PoolWatcher:
             self._seen = sig
             try:
                 pool = load_served_pool(self.path, previous=self.current(), threads=self.threads,
-                                        allowed_backends=self.allowed_backends)
+                                        allowed_backends=self.allowed_backends, sha256=self.sha256)
             except Exception as e:  # a refused pool must never stop the service: log it and keep serving
                 log.error("refused replacement pool %s (still serving sha256 %s): %s", self.path,
                           self.current().sha256[:12], e)

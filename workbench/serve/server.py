@@ -13,9 +13,10 @@ import os
 from .. import config as _config
 from ..errors import ConfigError, require
 from .app import create_app
+from .limits import check_settings
 from .pools import load_served_pool
 
-__all__ = ["serve", "app_from_env"]
+__all__ = ["serve", "app_from_env", "check_settings", "transport_limits"]
 
 _ENV = "WORKBENCH_SERVE"
 
@@ -43,6 +44,18 @@ def check_gateway(gateway, tiers, host, *, allow_anonymous=False):
                           f"--client-keys FILE or --client-key-env VAR (or --allow-anonymous) to listen beyond loopback")
 
 
+def transport_limits():
+    """uvicorn's limits: a connection cap, a cap on a request head, and an idle keep-alive timeout.
+
+    A client that trickles its headers holds no more than one of the
+    ``limit_concurrency`` slots until the header cap or the keep-alive timeout
+    closes it. The h11 protocol is chosen explicitly: the header cap is an h11
+    setting, which uvicorn's httptools protocol would ignore.
+    """
+    return dict(limit_concurrency=_config.SERVE_MAX_CONNECTIONS, timeout_keep_alive=_config.SERVE_KEEP_ALIVE_S,
+                h11_max_incomplete_event_size=_config.SERVE_MAX_HEADER_BYTES, http="h11")
+
+
 def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, log_level="info",
           allow_anonymous=False, **settings):
     """Serve ``pool`` until SIGTERM or Ctrl-C.
@@ -62,13 +75,15 @@ def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, 
     uvicorn = require("uvicorn", purpose="workbench serve")
     if not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1; got {workers!r}")
+    check_settings(port=port, **settings)
     if settings.get("gateway"):  # before the model loads: a setup error is one line at once
         from ..core.artifact import load_pool_npz
 
         check_gateway(settings["gateway"], load_pool_npz(pool).metadata["tiers"], host, allow_anonymous=allow_anonymous)
-    loaded = load_served_pool(pool, threads=settings.get("threads"), allowed_backends=settings.get("allowed_backends"))  # a bad pool: one clear error, no server
+    loaded = load_served_pool(pool, threads=settings.get("threads"), allowed_backends=settings.get("allowed_backends"),
+                              sha256=settings.get("pool_sha256"))  # a bad pool: one clear error, no server
     common = dict(host=host, port=port, log_level=log_level, access_log=False,
-                  timeout_graceful_shutdown=_config.SERVE_GRACEFUL_S, lifespan="on")
+                  timeout_graceful_shutdown=_config.SERVE_GRACEFUL_S, lifespan="on", **transport_limits())
     if workers == 1:
         uvicorn.run(create_app(pool, loaded=loaded, **settings), **common)
     else:

@@ -18,8 +18,10 @@ and nowhere else:
 
 Retries with exponential backoff and jitter on 429, 5xx, timeouts, dropped
 connections and malformed 200 answers, honouring ``Retry-After``. The key is
-read from an environment variable named by the caller and is never logged or
-put in an error message. Standard library only (http.client).
+read from an environment variable named by the caller (:func:`read_api_key`:
+stripped and checked once) and is never logged or put in an error message;
+every text a server sends back (a reply, a reason phrase, an invalid body)
+has the key replaced (:func:`redact`) before it is stored or printed. Standard library only (http.client).
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ from ..errors import ConfigError, WorkbenchError
 log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "DEFAULT_KEY_ENV", "RETRY_STATUS", "LabelError", "InvalidResponse",
-           "BudgetExhausted", "ChatClient"]
+           "BudgetExhausted", "ChatClient", "read_api_key", "redact"]
 
 DEFAULT_BASE_URL = "https://api.groq.com/openai/v1"
 DEFAULT_MODEL = "llama-3.1-8b-instant"
@@ -74,6 +76,53 @@ class BudgetExhausted(LabelError):
 
 class _Timeout(Exception):
     pass
+
+
+#: What replaces a key in any text a server sent (a server may echo the request, headers included).
+REDACTED = "[redacted key]"
+
+
+def read_api_key(env_name):
+    """The key in environment variable ``env_name``, stripped and checked once: one printable ASCII token.
+
+    Every client of a key (the label client, the gateway's upstreams) reads it
+    here. The message of a refused key names the variable and the problem,
+    never the key: a CR/LF left by ``echo`` used to make the header builder
+    raise with the whole key in the traceback.
+
+    Raises
+    ------
+    ConfigError
+        When the variable is unset or empty, or the key holds a space, a control or a non-ASCII character.
+    """
+    key = os.environ.get(env_name, "").strip()
+    if not key:
+        raise ConfigError(f"the API key environment variable {env_name} is not set")
+    bad = next((i for i, c in enumerate(key) if not "!" <= c <= "~"), None)
+    if bad is not None:
+        raise ConfigError(f"the API key in {env_name} is not one printable ASCII token (a space, control or non-ASCII "
+                          f"character at position {bad + 1} of {len(key)}); the key is not shown")
+    return key
+
+
+#: Shorter secrets are not replaced: a placeholder key such as ``k`` (local servers) would replace every ``k``
+#: of a reply, and a key this short protects nothing anyway.
+MIN_REDACTED_CHARS = 8
+
+
+def redact(text, secrets):
+    """``text`` with every one of ``secrets`` (and its URL-encoded form) replaced by :data:`REDACTED`."""
+    text = str(text)
+    for secret in secrets:
+        if secret and len(secret) >= MIN_REDACTED_CHARS:
+            for form in {secret, urllib.parse.quote(secret, safe="")}:
+                text = text.replace(form, REDACTED)
+    return text
+
+
+def _one_line(text, limit=200):
+    """A server-sourced phrase as one printable line (a reason phrase was printed raw)."""
+    return "".join(c if c.isprintable() else " " for c in str(text))[:limit]
 
 
 def retry_after_seconds(value):
@@ -152,9 +201,7 @@ class ChatClient:
         self._url = url
         self._key = None
         if self.api_key_env:
-            self._key = os.environ.get(self.api_key_env)
-            if not self._key:
-                raise ConfigError(f"the API key environment variable {self.api_key_env} is not set")
+            self._key = read_api_key(self.api_key_env)
             if url.scheme == "http" and not is_loopback(url.hostname):
                 log.warning("sending the API key over plain http to %s: anyone on the way can read it; use https",
                             url.hostname)
@@ -232,17 +279,22 @@ class ChatClient:
             return None, (f"HTTP {status}", retry_after_seconds(resp.getheader("Retry-After")), None)
         if not 200 <= status < 300:
             # 400/401/403/404 fail every message alike: stop the run (never echo the key)
-            raise LabelError(f"HTTP {status} {resp.reason} from {where}", status=status,
+            raise LabelError(f"HTTP {status} {self._clean(resp.reason, 80)} from {where}", status=status,
                              fatal=status in (401, 403, 404))
         if raw is None:
             return None, (f"response larger than {self.max_response_bytes} bytes", None, "")
         try:
             content = json.loads(raw)["choices"][0]["message"]["content"]
             if isinstance(content, str):
-                return content, None
+                return redact(content, [self._key]), None
         except (ValueError, KeyError, IndexError, TypeError, RecursionError):
             pass
-        return None, ("malformed chat-completions response", None, raw[:300].decode("utf-8", "replace"))
+        return None, ("malformed chat-completions response", None,
+                      redact(raw[:300].decode("utf-8", "replace"), [self._key]))
+
+    def _clean(self, text, limit=200):
+        """Server-sourced ``text`` as one printable line without the key."""
+        return _one_line(redact(text, [self._key]), limit)
 
     def complete(self, messages):
         """Send one chat-completions request; return the reply text (``choices[0].message.content``).
@@ -273,7 +325,7 @@ class ChatClient:
             except _Timeout:
                 problem = f"no complete answer within {self.timeout:g} s"
             except (OSError, http.client.HTTPException) as e:
-                problem = f"connection failed ({type(e).__name__}: {e})"
+                problem = f"connection failed ({type(e).__name__}: {self._clean(e)})"
             if attempt == self.max_retries:
                 if invalid is not None:
                     raise InvalidResponse(f"{problem} after {attempt + 1} tries", invalid)

@@ -168,7 +168,7 @@ def import_transcripts(paths, out, *, fmt="auto", text_column="text", min_chars=
         origin = f"{name}:{r['line']}" if r["line"] else name
         obj = {"id": f"{id_prefix}-{text_hash(r['text'])[:12]}", "text": r["text"], "lang": lang,
                "source": "real", "conversation": conversation, "turn": r["turn"], "origin": origin}
-        lines.append(json.dumps(obj, ensure_ascii=False))
+        lines.append(json.dumps(obj, ensure_ascii=False, allow_nan=False))
     write_text_atomic(out, "".join(line + "\n" for line in lines))
     summary["languages"] = dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0])))
     summary["out"] = str(out)

@@ -1,4 +1,7 @@
-"""Merge labelled real messages into a new pool file (never rewriting an existing one)."""
+"""Merge labelled real messages into a new pool file (never rewriting an existing one).
+
+Every text and id is scrubbed (:mod:`.scrub`) on its way into the pool, whatever path it took to get here.
+"""
 from __future__ import annotations
 
 import json
@@ -9,6 +12,7 @@ from pathlib import Path
 from ..errors import ConfigError, DataError
 from ..core.text import has_visible_text
 from ..io import atomic_file, normalize_text, read_jsonl
+from .scrub import scrub_id, scrub_text
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +24,6 @@ KEEP_FIELDS = ("conversation", "turn", "origin")
 
 def _keep(key, value):
     """A carried field as the pool stores it: contact details in an id or an origin become a hash."""
-    from .scrub import scrub_id
-
     if key == "turn":
         return value if isinstance(value, int) and not isinstance(value, bool) else None
     if key == "origin":
@@ -92,10 +94,10 @@ def merge_labelled(labelled, out=None, *, pool=None, taxonomy=None, label_source
         if normalize_text(obj["text"]) in pool_text:
             skipped += 1
             continue
-        row = {"id": obj["id"], "text": obj["text"], "category": obj["category"], "source": "real",
-               "lang": obj.get("lang") or "und", "label_source": source}
+        row = {"id": scrub_id(obj["id"], "msg"), "text": scrub_text(obj["text"])[0], "category": obj["category"],
+               "source": "real", "lang": obj.get("lang") or "und", "label_source": source}
         row.update({k: v for k in KEEP_FIELDS if obj.get(k) is not None and (v := _keep(k, obj[k])) is not None})
-        lines.append(json.dumps(row, ensure_ascii=False))
+        lines.append(json.dumps(row, ensure_ascii=False, allow_nan=False))
     if not lines:
         raise DataError(labelled, None, "no labelled messages to merge")
     try:
