@@ -212,3 +212,16 @@ def test_a_label_edit_on_the_map_reaches_a_merged_copy_of_the_pool(explorer, tmp
                  "--out", str(tmp_path / "again")]) == 2
     err = capsys.readouterr().err
     assert "pool changed since" in err and "'b' is labelled 'analysis'" in err and not (tmp_path / "again").exists()
+
+
+def test_one_colour_control_and_legends_that_follow_it(explorer, fig):
+    assert fig.layout.updatemenus and not explorer.figure.layout.updatemenus  # the widget's dropdown only
+    explorer.color_menu.value = "error"
+    assert explorer.figure.layout.legend2.title.text == "colour: error"
+    assert "colour: error" in explorer.figure.layout.legend.title.text
+    explorer.color_menu.value = "category"
+    assert explorer.figure.layout.legend.title.text.startswith("colour: category")
+    # the report's map: every colour button retitles both legends
+    for button in fig.layout.updatemenus[0].buttons:
+        field = button.label.split(": ", 1)[1]
+        assert field in button.args[1]["legend.title.text"] and button.args[1]["legend2.title.text"] == f"colour: {field}"

@@ -24,7 +24,7 @@ from .. import config as _config
 from ..analysis.review import REVIEW_FIELDS, write_review_file
 from ..errors import ConfigError, WorkbenchError, require
 from ._base import go as _go
-from .pool import plot_map
+from .pool import legend_title, plot_map
 from .selection import points_in_selections
 from .table import static_file, table_html
 
@@ -150,6 +150,7 @@ class MapExplorer:
         self._picked, self._selection, self._quiet = {}, np.array([], dtype=np.int64), False
         self.figure = go.FigureWidget(self.fig)
         self.figure.layout.dragmode = "lasso"
+        self.figure.layout.updatemenus = []  # one colour control: the widget's dropdown (the figure's would disagree)
         for t in self._data_traces:
             trace = self.figure.data[t]
             trace.on_selection(self._on_selection)
@@ -226,6 +227,7 @@ class MapExplorer:
                 if t in self._proxies:
                     trace.showlegend = field != "category" and trace.name in {html.escape(n) for n in names}
             self.figure.layout.legend2.update(visible=field != "category", title_text=f"colour: {field}")
+            self.figure.layout.legend.title.text = legend_title(field)
         self._picked = {}
         self._clear_outline()
         self._show(np.array([], dtype=np.int64))
