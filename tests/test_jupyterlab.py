@@ -278,8 +278,9 @@ def drawn(d, plot, timeout=120):
         wait(d, "const gd = arguments[0]; return gd._fullData && gd._fullData.some(t => t.customdata)"
                 " && gd.querySelector('.nsewdrag')", timeout, plot)
     except Exception:
-        pytest.fail(f"the live map did not draw its points in {timeout} s; the figure holds: "
-                    + d.execute_script("return arguments[0].innerHTML.slice(0, 600)", plot))
+        errors = [e["message"][:400] for e in d.get_log("browser") if e["level"] == "SEVERE"]
+        pytest.fail(f"the live map did not draw its points in {timeout} s; browser errors: {errors}; the figure "
+                    "holds: " + d.execute_script("return arguments[0].innerHTML.slice(0, 300)", plot))
 
 
 def mode_button(d, plot, value):

@@ -24,7 +24,9 @@ from .html import head_html, tail_html, write_assets
 log = logging.getLogger(__name__)
 
 __all__ = ["HEADLINES", "flatten_metrics", "is_report_folder", "find_previous", "headline_rows", "generalisation_gap",
-           "write_index"]
+           "slice_flags", "write_index"]
+#: The table 03_evaluate records of every language and source with enough messages (analysis.slices).
+SLICES_TABLE = "03_slices"
 
 #: (section, key, label, format, better): format "pct" (a share, change in points), "int" or "float";
 #: better "up", "down" or None (no judgement).
@@ -126,6 +128,18 @@ def generalisation_gap(metrics, *, threshold=_config.OOD_GAP_FLAG):
                "confusions." if loo > ood else "scores itself lower than unseen prompts; check its labels."))
 
 
+def slice_flags(run_dir):
+    """Sentences for the slices (languages, sources) the report's ``03_slices`` table flags, else []."""
+    from ..analysis.slices import slice_sentences
+
+    path = Path(run_dir) / "tables" / f"{SLICES_TABLE}.json"
+    if not path.exists():
+        return []
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    records = [dict(zip(payload["columns"], row)) for row in payload["rows"]]
+    return slice_sentences([r for r in records if r.get("flagged")])
+
+
 def _table_html(payload):
     import pandas as pd
 
@@ -165,6 +179,10 @@ def write_index(run_dir, *, previous=None):
     gap = generalisation_gap(metrics)
     if gap:
         parts.append(f"<p class='failed'><b>Generalisation gap:</b> {esc(gap)}</p>")
+    weak = slice_flags(run_dir)
+    if weak:
+        parts.append(f"<div class='failed'><b>Slices more than {100 * _config.SLICE_MAX_GAP:.0f} points under the pool:</b><ul>"
+                     + "".join(f"<li>{esc(w)}</li>" for w in weak) + "</ul></div>")
     rows = headline_rows(metrics, prev_metrics)
     if rows:
         parts.append("<h2>Headline numbers</h2><table><tr><th>measure</th><th>value</th><th>previous</th>"
