@@ -204,3 +204,5 @@ COLOR_MIN_COUNT = 30
 #: accuracy is more than SLICE_MAX_GAP under the pool's.
 SLICE_MIN_COUNT = 30
 SLICE_MAX_GAP = 0.10
+#: Words per cluster label on a map (class-based TF-IDF over clusters of the 2-D map, analysis/keywords.py).
+CLUSTER_KEYWORDS = 3

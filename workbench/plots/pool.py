@@ -20,7 +20,7 @@ from .. import config as _config
 from ._base import OTHER_COLOR, TIER_COLORS, clip, color_key, esc, go as _go, wrap
 
 __all__ = ["plot_map", "plot_set_comparison", "plot_counts", "plot_length_histogram", "hover_text", "map_points",
-           "legend_title", "MAP_COLUMNS", "MAP_COLOR_FIELDS", "ERROR_COLORS"]
+           "legend_title", "label_clusters", "MAP_COLUMNS", "MAP_COLOR_FIELDS", "ERROR_COLORS"]
 
 MAP_COLOR_FIELDS = ("category", "tier", "source", "lang", "error")
 #: What ``customdata`` holds for each map point, in order: the row position in the frame, the HTML-escaped id,
@@ -258,6 +258,23 @@ def plot_map(coords, frame, *, color_by=MAP_COLOR_FIELDS, color="category", neig
                             "tiers": {c: tier_of.get(c, "") for c in categories}, "errors": list(ERROR_COLORS),
                             "traces": {str(t): c for t, c in trace_categories.items()},
                             "colors": {f: {"key": keys[f][0], "of": keys[f][1]} for f in fields}}})
+    return fig
+
+
+def label_clusters(fig, keywords, *, max_labels=40):
+    """Write each cluster's keywords on a map at its centre (returns ``fig``).
+
+    Parameters
+    ----------
+    fig : plotly Figure from :func:`plot_map`
+    keywords : pandas.DataFrame from :func:`workbench.analysis.keywords.cluster_keywords`
+        (``x``, ``y``, ``label``, ``n``); the ``max_labels`` biggest clusters are labelled.
+    """
+    rows = keywords[keywords["label"] != ""].sort_values("n", ascending=False, kind="stable").head(max_labels)
+    for rec in rows.to_dict("records"):
+        fig.add_annotation(x=rec["x"], y=rec["y"], text=esc(rec["label"]), showarrow=False, name="cluster keywords",
+                           font=dict(size=11, color="#222"), bgcolor="rgba(255,255,255,0.75)", borderpad=2,
+                           hovertext=f"{int(rec['n'])} messages")
     return fig
 
 
