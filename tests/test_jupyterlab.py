@@ -272,15 +272,22 @@ def drag(d, plot, points, steps=4):
             "x1": box["left"] + at[-1][0], "y1": box["top"] + at[-1][1]}
 
 
-def drawn(d, plot, timeout=120):
-    """Wait until the live map is drawn with its points (the widget first draws an empty placeholder plot)."""
+def drawn(d, timeout=180):
+    """The live map once drawn with its points (the widget first draws an empty placeholder, and a view may be
+    drawn again into a new element: the element is looked up each time)."""
+    find = ("return [...document.querySelectorAll('.wb-explorer .js-plotly-plot')].find(gd => gd._fullData"
+            " && gd._fullData.some(t => t.customdata) && gd.querySelector('.nsewdrag'))")
     try:
-        wait(d, "const gd = arguments[0]; return gd._fullData && gd._fullData.some(t => t.customdata)"
-                " && gd.querySelector('.nsewdrag')", timeout, plot)
+        return wait(d, find, timeout)
     except Exception:
         errors = [e["message"][:400] for e in d.get_log("browser") if e["level"] == "SEVERE"]
-        pytest.fail(f"the live map did not draw its points in {timeout} s; browser errors: {errors}; the figure "
-                    "holds: " + d.execute_script("return arguments[0].innerHTML.slice(0, 300)", plot))
+        plots = d.execute_script("return [...document.querySelectorAll('.wb-explorer .js-plotly-plot')]"
+                                 ".map(gd => (gd._fullData || []).length + ' traces')")
+        pytest.fail(f"the live map did not draw its points in {timeout} s; map elements: {plots}; browser errors: "
+                    f"{errors}; explorer text: {d.execute_script(EXPLORER_TEXT)[:300]!r}")
+
+
+EXPLORER_TEXT = "const e = document.querySelector('.wb-explorer'); return e ? e.innerText : '(no explorer)'"
 
 
 def mode_button(d, plot, value):
@@ -321,8 +328,7 @@ def test_a_mouse_selection_on_the_live_map_reaches_the_kernel(lab, small_pool_fi
         d.set_window_size(1400, 1400)
         open_notebook(b, lab, name)
         run_all(d)
-        plot = wait(d, "return document.querySelector('.wb-explorer .js-plotly-plot')", 60)
-        drawn(d, plot)
+        plot = drawn(d)
         cells = len(d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell"))
         probe = cells - 1
         d.execute_script("arguments[0].scrollIntoView({block: 'center'})", plot)

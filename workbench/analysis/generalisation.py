@@ -56,6 +56,9 @@ def read_labelled(path, taxonomy):
         text = obj.get("text")
         if not isinstance(text, str) or not text.strip():
             raise DataError(path, n, "missing or empty 'text'")
+        if obj.get("category") is None:
+            raise DataError(path, n, "missing 'category': scoring needs labelled messages ('text' and 'category'); "
+                                     "route unlabelled ones with workbench route")
         for key in ("category", "alt_category"):
             value = obj.get(key)
             if (key == "category" or value) and value not in taxonomy.tier_map:

@@ -63,9 +63,22 @@ def ready_batches(fh, max_batch):
         partial = [pieces[-1]] if pieces[-1] else []
 
 
+CSV_HINT = ("; this looks like CSV: this command reads JSONL, one {\"id\": ..., \"text\": ...} object a line "
+            "(workbench import reads CSV)")
+
+
+def looks_like_csv(line, name):
+    """A line that failed as JSON and reads as CSV (a .csv/.tsv file, or commas or tabs and no opening brace)."""
+    stripped = line.strip()
+    return (str(name).lower().endswith((".csv", ".tsv"))
+            or (not stripped.startswith(("{", "[")) and ("," in stripped or "\t" in stripped)))
+
+
 def message_problem(obj, *, labelled=False, taxonomy=None):
     """What is wrong with one message object, or None (text present and visible; known categories when labelled)."""
     text = obj.get("text")
+    if text is None and isinstance(obj.get("turns"), list):
+        return "this line is a conversation ('turns', no 'text'): pass --conversation to route conversations"
     if not isinstance(text, str) or not text.strip():
         return "missing or empty 'text'"
     if not has_visible_text(text):
@@ -75,6 +88,9 @@ def message_problem(obj, *, labelled=False, taxonomy=None):
             value = obj.get(key)
             if key == "alt_category" and not value:
                 continue
+            if key == "category" and value is None:
+                return ("missing 'category': score needs labelled messages ('text' and 'category'); "
+                        "route unlabelled ones with workbench route")
             if not isinstance(value, str) or value not in taxonomy.tier_map:
                 return f"unknown {key} {value!r:.60} (known: {', '.join(taxonomy.categories)})"
     return None
@@ -86,6 +102,8 @@ def parse_message(raw, name, n, *, labelled=False, taxonomy=None):
     if not line.strip():
         return None
     obj, problem = parse_json(line)
+    if problem and looks_like_csv(line, name):
+        problem += CSV_HINT
     if problem is None and not isinstance(obj, dict):
         problem = f"expected a JSON object, got {type(obj).__name__}"
     if problem is None:
