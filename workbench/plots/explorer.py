@@ -5,9 +5,15 @@ returns a :class:`MapExplorer` widget (a plotly ``FigureWidget`` with
 ipywidgets around it): lasso or box selection fills a table, a click shows
 the point's nearest neighbours, dropdowns choose the colouring and filter by
 category, tier, language, source and errors, a search box finds messages by
-id or text, and a button writes the selection to a review file
+id or text, a button writes the selection to a review file
 (:func:`workbench.analysis.review.write_review_file`, which the review queue
-and ``workbench label --input`` read). Where no widget can be shown (a
+and ``workbench label --input`` read; never an empty selection, never over a
+file without "overwrite"), and "relabel selection" records label edits
+(:mod:`workbench.traffic.edits`, applied by ``workbench merge --edits``).
+
+A box or lasso drawn with the mouse reaches the kernel as the outline plotly
+draws (``layout.selections``, :mod:`workbench.plots.selection`): the plotly
+widget forwards clicks and hovers but not its selection event. Where no widget can be shown (a
 nightly run, see :mod:`workbench.report.notebook`) it returns the figure,
 filtered as the widget would start.
 
