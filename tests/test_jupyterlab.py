@@ -328,6 +328,10 @@ def test_a_mouse_selection_on_the_live_map_reaches_the_kernel(lab, small_pool_fi
         d.set_window_size(1400, 1400)
         open_notebook(b, lab, name)
         run_all(d)
+        # where a user would look: the explorer in view (JupyterLab draws what it shows)
+        explorer = wait(d, "return document.querySelector('.wb-explorer')", 60)
+        d.execute_script("arguments[0].scrollIntoView({block: 'start'})", explorer)
+        time.sleep(5)
         plot = drawn(d)
         cells = len(d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell"))
         probe = cells - 1
