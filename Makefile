@@ -4,6 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATE   ?= $(shell date +%Y-%m-%d)
+# Flags for `make lab`, e.g. `make lab LAB_ARGS="--allow-root --port 8890"` (jupyter lab refuses root without it)
+LAB_ARGS ?=
+# Run metadata a notebook gains when it runs (JupyterLab's language_info, papermill's records): the git filter
+# strips it with the outputs, so running a notebook leaves `git status` clean
+NB_STRIP_KEYS := metadata.language_info metadata.papermill metadata.vscode metadata.colab metadata.toc \
+	metadata.varInspector cell.metadata.papermill cell.metadata.trusted
 
 .PHONY: help venv git-filter lab nightly test test-quick evaluate export clean-cache
 
@@ -24,10 +30,11 @@ venv: $(STAMP) git-filter  ## create .venv with everything (core, analysis, note
 # outputs of notebooks run locally stay on disk but never reach a commit (and `git status` stays clean).
 git-filter: $(STAMP)  ## strip notebook outputs at commit time (an nbstripout git filter; every target installs it)
 	@git rev-parse --git-dir >/dev/null 2>&1 || exit 0; \
-	$(BIN)/nbstripout --is-installed || $(BIN)/nbstripout --install --attributes .gitattributes
+	$(BIN)/nbstripout --is-installed || $(BIN)/nbstripout --install --attributes .gitattributes; \
+	git config filter.nbstripout.extrakeys "$(NB_STRIP_KEYS)"
 
-lab: $(STAMP) git-filter  ## JupyterLab on the notebooks (live map explorer; outputs stay local, see git-filter)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+lab: $(STAMP) git-filter  ## JupyterLab on the notebooks (live map explorer; outputs stay local, see git-filter); flags: LAB_ARGS="--allow-root ..."
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 nightly: $(STAMP) git-filter  ## the main job: run the notebooks on the bundled data into reports/<date>/
 	$(BIN)/workbench nightly

@@ -94,3 +94,20 @@ def external_refs(path):
     p = _ExternalRefs()
     p.feed(Path(path).read_text(encoding="utf-8"))
     return p.found
+
+
+def notebook_strip_keys():
+    """The run metadata the Makefile's git filter strips besides outputs (``NB_STRIP_KEYS``)."""
+    import re
+
+    text = (ROOT / "Makefile").read_text()
+    return " ".join(re.search(r"^NB_STRIP_KEYS := ((?:.*\\\n)*.*)$", text, re.M).group(1).replace("\\\n", " ").split())
+
+
+def as_committed(path):
+    """A notebook's text as the git filter stores it (nbstripout with the Makefile's extra keys)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "nbstripout", "--textconv", "--extra-keys", notebook_strip_keys(),
+                           str(path)], capture_output=True, text=True, check=True, encoding="utf-8").stdout

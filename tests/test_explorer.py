@@ -124,3 +124,104 @@ def test_the_review_file_box_reads_relative_to_the_project_root(explorer, monkey
     explorer.select(["c"])
     explorer.path_box.value = "picked/sel.jsonl"
     assert explorer.write_review() == tmp_path / "picked" / "sel.jsonl"
+
+
+def relayout(explorer, selections):
+    """What JupyterLab sends the kernel after a mouse drag: the outline plotly drew, as a relayout."""
+    explorer.figure._js2py_relayout = {"relayout_data": {"selections": selections}, "source_view_id": "view"}
+
+
+def test_a_box_drawn_with_the_mouse_selects_the_points_inside_it_in_the_kernel(explorer):
+    relayout(explorer, [{"type": "rect", "xref": "x", "yref": "y", "x0": -0.5, "x1": 1.5, "y0": 0.5, "y1": 1.5}])
+    assert sorted(explorer.selection["id"]) == ["c", "d"] and explorer.count.value == "2 selected"
+    # a lasso (an SVG path) around a and b only
+    relayout(explorer, [{"type": "path", "xref": "x", "yref": "y", "path": "M-0.5,-0.5L1.5,-0.5L1.5,0.5L-0.5,0.5Z"}])
+    assert sorted(explorer.selection["id"]) == ["a", "b"]
+    relayout(explorer, [])  # a double-click clears the outline: the selection goes too
+    assert explorer.selection.empty and explorer.count.value == "nothing selected"
+
+
+def test_a_search_or_a_python_selection_removes_the_old_outline(explorer):
+    relayout(explorer, [{"type": "rect", "xref": "x", "yref": "y", "x0": -0.5, "x1": 1.5, "y0": 0.5, "y1": 1.5}])
+    explorer.find("bonjour")
+    assert not explorer.figure.layout.to_plotly_json().get("selections") and explorer.selection["id"].tolist() == ["e"]
+
+
+def test_writing_refuses_an_empty_selection_and_an_existing_file(explorer, tmp_path):
+    from workbench.errors import WorkbenchError
+
+    target = tmp_path / "review.jsonl"
+    explorer.select([])
+    with pytest.raises(WorkbenchError, match="nothing is selected"):
+        explorer.write_review(target)
+    assert not target.exists()
+    explorer.write_button.click()  # the button says so instead of writing an empty file
+    assert explorer.status.value.startswith("refused: nothing is selected")
+    explorer.select(["a"])
+    explorer.write_review(target)
+    explorer.select(["b", "c"])
+    with pytest.raises(WorkbenchError, match="exists: tick 'overwrite'"):
+        explorer.write_review(target)
+    assert target.read_text(encoding="utf-8").count("\n") == 1
+    explorer.overwrite.value = True
+    explorer.write_review(target)
+    assert target.read_text(encoding="utf-8").count("\n") == 2
+
+
+def test_a_label_edit_on_the_map_reaches_a_merged_copy_of_the_pool(explorer, tmp_path, capsys):
+    """Map selection -> relabel -> review file -> workbench merge --edits -> a new pool folder with provenance."""
+    import json
+
+    from workbench.cli import main
+    from workbench.dataset.pool import load_pool
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    rows = [{k: FRAME.at[i, k] for k in ("id", "text", "category", "lang", "source")} | {"label_source": "author"}
+            for i in range(len(FRAME))]
+    (pool / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]), encoding="utf-8")
+    (pool / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[3:]), encoding="utf-8")
+    before = {f.name: f.read_bytes() for f in pool.iterdir()}
+    explorer.edits_file = tmp_path / "edits.jsonl"
+    relayout(explorer, [{"type": "rect", "xref": "x", "yref": "y", "x0": 0.5, "x1": 2.5, "y0": -0.5, "y1": 2.5}])
+    assert sorted(explorer.selection["id"]) == ["b", "d", "e"]
+    explorer.label_menu.value, explorer.note.value = "casual", "greetings, not code"
+    explorer.relabel_button.click()
+    assert "recorded 2 edit(s) to casual" in explorer.status.value  # e is casual already
+    edits = [json.loads(ln) for ln in explorer.edits_file.read_text(encoding="utf-8").splitlines()]
+    assert [(e["id"], e["old_label"], e["new_label"], e["note"]) for e in edits] == [
+        ("b", "coding", "casual", "greetings, not code"), ("d", "coding", "casual", "greetings, not code")]
+    assert all(e["who"] and e["when"].endswith("Z") for e in edits)
+
+    out = tmp_path / "merged"
+    assert main(["merge", "--edits", str(explorer.edits_file), "--pool-dir", str(pool), "--out", str(out)]) in (0, None)
+    said = capsys.readouterr().out
+    assert "applied 2 label edit(s)" in said and "coding -> casual: 2" in said and "a.jsonl: 1 line(s)" in said
+    assert {f.name: f.read_bytes() for f in pool.iterdir()} == before  # never in place
+    merged = load_pool(out).frame.set_index("id")
+    assert merged.loc[["b", "d"], "category"].tolist() == ["casual", "casual"]
+    assert merged.loc["a", "category"] == "coding" and len(merged) == 5
+    b = json.loads((out / "a.jsonl").read_text(encoding="utf-8").splitlines()[1])
+    assert b["label_source"] == "review" and b["review"]["old_label"] == "coding" and b["review"]["note"]
+    # a second merge into the same folder, or after the pool changed, is refused with the reason
+    assert main(["merge", "--edits", str(explorer.edits_file), "--pool-dir", str(pool), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    rows[1]["category"] = "analysis"
+    (pool / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]), encoding="utf-8")
+    assert main(["merge", "--edits", str(explorer.edits_file), "--pool-dir", str(pool),
+                 "--out", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err
+    assert "pool changed since" in err and "'b' is labelled 'analysis'" in err and not (tmp_path / "again").exists()
+
+
+def test_one_colour_control_and_legends_that_follow_it(explorer, fig):
+    assert fig.layout.updatemenus and not explorer.figure.layout.updatemenus  # the widget's dropdown only
+    explorer.color_menu.value = "error"
+    assert explorer.figure.layout.legend2.title.text == "colour: error"
+    assert "colour: error" in explorer.figure.layout.legend.title.text
+    explorer.color_menu.value = "category"
+    assert explorer.figure.layout.legend.title.text.startswith("colour: category")
+    # the report's map: every colour button retitles both legends
+    for button in fig.layout.updatemenus[0].buttons:
+        field = button.label.split(": ", 1)[1]
+        assert field in button.args[1]["legend.title.text"] and button.args[1]["legend2.title.text"] == f"colour: {field}"

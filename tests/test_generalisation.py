@@ -54,6 +54,18 @@ def test_the_index_flags_a_gap_of_more_than_five_points():
     assert generalisation_gap({"evaluate": {"tier_accuracy": 0.87}}) is None
 
 
+def test_the_gap_flag_compares_the_shipped_head_with_itself():
+    """The k-NN vote's leave-one-out (87%) is near the head's OOD score (84.9%), but the head itself drops 5.7
+    points from its in-pool 90.6%: that is the gap to flag."""
+    metrics = {"evaluate": {"tier_accuracy": 0.87}, "export": {"head_oof_tier_accuracy": 0.906},
+               "generalisation": {"tier_accuracy": 0.849, "n": 980}}
+    flag = generalisation_gap(metrics)
+    assert flag and "shipped head" in flag and "5.7 points" in flag and "90.6%" in flag
+    metrics["generalisation"]["tier_accuracy"] = 0.87  # the vote's LOO would now flag nothing either way
+    metrics["evaluate"]["tier_accuracy"] = 0.80
+    assert generalisation_gap(metrics) is None
+
+
 def test_score_dir_routes_every_set_with_the_pools_policy(small_npz, cache_dir, tmp_path):
     evals = tmp_path / "eval"
     evals.mkdir()

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_output
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, notebook_strip_keys
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -27,6 +27,7 @@ def test_executed_notebooks_are_committed_clean_and_stay_executed_on_disk(tmp_pa
     # what the Makefile's git-filter target runs
     subprocess.run([sys.executable, "-m", "nbstripout", "--install", "--attributes", ".gitattributes"], cwd=repo,
                    check=True)
+    git(repo, "config", "filter.nbstripout.extrakeys", notebook_strip_keys())
     assert (repo / ".gitattributes").read_text() == (ROOT / ".gitattributes").read_text()  # nothing appended
 
     stored = ROOT / "notebooks" / "02_clusters.ipynb"
@@ -35,6 +36,15 @@ def test_executed_notebooks_are_committed_clean_and_stay_executed_on_disk(tmp_pa
         cell.execution_count = n + 1
         cell.outputs = [new_output("stream", name="stdout", text="16 MB of figures\n")]
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    # what JupyterLab and papermill write into a notebook they run
+    nb.metadata["language_info"] = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                                    "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                                    "pygments_lexer": "ipython3", "version": "3.11.2"}
+    nb.metadata["papermill"] = {"duration": 12.5, "parameters": {"seed": 3}}
+    for cell in nb.cells:
+        cell.metadata["papermill"] = {"status": "completed"}
+        cell.metadata["trusted"] = True
+        cell.metadata["execution"] = {"iopub.status.idle": "2026-12-06T00:00:00Z"}
     nbformat.write(nb, str(repo / "notebooks" / stored.name))
 
     git(repo, "add", ".")
@@ -52,5 +62,8 @@ def test_every_make_target_that_runs_something_installs_the_filter():
     for target in ("venv", "lab", "nightly", "test", "test-quick", "evaluate", "export"):
         deps = re.search(rf"^{re.escape(target)}:([^#\n]*)", makefile, re.M).group(1)
         assert "git-filter" in deps, target
-    assert re.search(r"^lab:.*\n\t\$\(BIN\)/jupyter lab --notebook-dir=notebooks", makefile, re.M)
+    # an existing clone gets the extra keys too (not only at the first install)
+    assert 'git config filter.nbstripout.extrakeys "$(NB_STRIP_KEYS)"' in makefile
+    assert "metadata.language_info" in notebook_strip_keys().split()
+    assert re.search(r"^lab:.*\n\t\$\(BIN\)/jupyter lab --notebook-dir=notebooks \$\(LAB_ARGS\)$", makefile, re.M)
     assert "filter=nbstripout" in (ROOT / ".gitattributes").read_text()

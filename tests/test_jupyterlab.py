@@ -128,9 +128,10 @@ def run_all(d, timeout=1200):
                 f"{page_summary(d)}")
 
 
-def live_copy(root, small_pool_file, cache_dir, ids):
+def live_copy(root, small_pool_file, cache_dir, ids, *, probe=False):
     """02_clusters on small data: the test data injected after the parameters (as papermill does), the explorer
-    bound to a name, and one cell that sets a selection from Python."""
+    bound to a name, and one cell that sets a selection from Python (with ``probe``: a last cell that prints
+    ``explorer.selection``'s ids, run again from the page to read the kernel's state)."""
     nb = nbformat.read(str(ROOT / "notebooks" / "02_clusters.ipynb"), as_version=4)
     rows = [ln for f in sorted((ROOT / "data" / "templates").glob("*.jsonl"))
             for ln in f.read_text(encoding="utf-8").splitlines()[:8]]
@@ -143,8 +144,12 @@ def live_copy(root, small_pool_file, cache_dir, ids):
     cell.source = cell.source.replace("plots.explore_map(cluster_map, live=ctx.live)",
                                       "explorer = plots.explore_map(cluster_map, live=ctx.live)\nexplorer")
     nb.cells.insert(nb.cells.index(cell) + 1, nbformat.v4.new_code_cell(f"explorer.select({ids!r})"))
-    nbformat.write(nb, str(root / "02_clusters.ipynb"))
-    return "02_clusters.ipynb"
+    name = "02_clusters_probe.ipynb" if probe else "02_clusters.ipynb"
+    if probe:
+        nb.cells.append(nbformat.v4.new_code_cell(
+            "import json\nprint('SELECTION ' + json.dumps(explorer.selection['id'].tolist()))"))
+    nbformat.write(nb, str(root / name))
+    return name
 
 
 VISIBLE = ("return arguments[0]._fullData.filter(t => t.visible === true && t.customdata).length")
@@ -216,3 +221,169 @@ def test_executed_report_notebooks_show_their_figures_in_jupyterlab(lab, nightly
             assert drawn == figures, path.name
             text = d.find_element("css selector", ".jp-NotebookPanel:not(.lm-mod-hidden)").text
             assert "No renderer could be found" not in text and "Error displaying" not in text, path.name
+
+
+#: The data points of the live map inside a page rectangle (the drag's), computed in the browser from plotly's axes.
+INSIDE = """
+const gd = arguments[0], r = arguments[1], fl = gd._fullLayout, xa = fl.xaxis, ya = fl.yaxis;
+const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+const x0 = xa.p2d(r.x0 - box.left), x1 = xa.p2d(r.x1 - box.left);
+const y0 = ya.p2d(r.y0 - box.top), y1 = ya.p2d(r.y1 - box.top);
+const [lx, hx] = [Math.min(x0, x1), Math.max(x0, x1)], [ly, hy] = [Math.min(y0, y1), Math.max(y0, y1)];
+const ids = [];
+gd._fullData.forEach(t => {
+  if (t.visible !== true || !t.customdata) return;
+  t.x.forEach((x, i) => { const y = t.y[i];
+    if (x > lx && x < hx && y > ly && y < hy) ids.push(String(t.customdata[i][1])); });
+});
+return ids;
+"""
+
+
+def run_cell(d, index, timeout=120):
+    """Run code cell ``index`` from JupyterLab's UI and return its output text (what the kernel answered)."""
+    from selenium.webdriver.common.by import By
+
+    cells = d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell")
+    cell = cells[index]
+    d.execute_script("arguments[0].scrollIntoView()", cell)
+    before = cell.find_element(By.CSS_SELECTOR, ".jp-InputPrompt").text
+    cell.find_element(By.CSS_SELECTOR, ".jp-InputPrompt").click()
+    d.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
+    d.find_element(By.XPATH, "//li[contains(@class,'lm-Menu-item')]//div[text()='Run Selected Cell']").click()
+    end = time.time() + timeout
+    while time.time() < end:
+        prompt = cell.find_element(By.CSS_SELECTOR, ".jp-InputPrompt").text
+        if prompt != before and prompt[1:-2].isdigit():
+            return cell.find_element(By.CSS_SELECTOR, ".jp-Cell-outputArea").text
+        time.sleep(0.5)
+    pytest.fail(f"cell {index} did not run again in {timeout} s (its prompt stayed {before!r}); "
+                f"page: {d.find_element('tag name', 'body').text[-1500:]}")
+
+
+def drag(d, plot, points, steps=4):
+    """A real mouse drag over the map's drag layer through ``points`` (fractions of its width and height);
+    returns the page rectangle from the first point to the last."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    layer = plot.find_element("css selector", ".nsewdrag")
+    box = d.execute_script("const b = arguments[0].getBoundingClientRect();"
+                           "return {left: b.left, top: b.top, width: b.width, height: b.height}", layer)
+    at = [(round(box["width"] * fx), round(box["height"] * fy)) for fx, fy in points]
+    chain = ActionChains(d, duration=40).move_to_element_with_offset(
+        layer, at[0][0] - round(box["width"] / 2), at[0][1] - round(box["height"] / 2)).click_and_hold()
+    here = at[0]
+    for x1, y1 in at[1:]:
+        for step in range(1, steps + 1):  # small steps: plotly draws the outline from mouse moves
+            to = (here[0] + round((x1 - here[0]) * 1 / (steps + 1 - step)), here[1] + round((y1 - here[1]) / (steps + 1 - step)))
+            chain.move_by_offset(to[0] - here[0], to[1] - here[1])
+            here = to
+    chain.release().perform()
+    return {"x0": box["left"] + at[0][0], "y0": box["top"] + at[0][1],
+            "x1": box["left"] + at[-1][0], "y1": box["top"] + at[-1][1]}
+
+
+def drawn(d, timeout=180):
+    """The live map once drawn with its points (the widget first draws an empty placeholder, and a view may be
+    drawn again into a new element: the element is looked up each time)."""
+    find = ("return [...document.querySelectorAll('.wb-explorer .js-plotly-plot')].find(gd => gd._fullData"
+            " && gd._fullData.some(t => t.customdata) && gd.querySelector('.nsewdrag'))")
+    try:
+        return wait(d, find, timeout)
+    except Exception:
+        errors = [e["message"][:400] for e in d.get_log("browser") if e["level"] == "SEVERE"]
+        plots = d.execute_script("return [...document.querySelectorAll('.wb-explorer .js-plotly-plot')]"
+                                 ".map(gd => (gd._fullData || []).length + ' traces')")
+        pytest.fail(f"the live map did not draw its points in {timeout} s; map elements: {plots}; browser errors: "
+                    f"{errors}; explorer text: {d.execute_script(EXPLORER_TEXT)[:300]!r}")
+
+
+EXPLORER_TEXT = "const e = document.querySelector('.wb-explorer'); return e ? e.innerText : '(no explorer)'"
+
+
+def mode_button(d, plot, value):
+    """The map's mode-bar button for ``value`` (plotly draws the bar when the mouse is over the figure)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(d).move_to_element(plot).perform()
+    try:
+        return wait(d, f"return arguments[0].querySelector(\".modebar-btn[data-val='{value}']\")", 60, plot)
+    except Exception:
+        pytest.fail(f"the map's mode bar has no '{value}' button after 60 s; the figure holds: "
+                    + d.execute_script("return arguments[0].innerHTML.slice(0, 600)", plot))
+
+
+def selected_in_page(d, plot):
+    """The ids plotly marks selected in the page (every data trace's ``selectedpoints``)."""
+    return sorted(d.execute_script(
+        "return arguments[0].data.flatMap(t => t.customdata && t.selectedpoints"
+        " ? t.selectedpoints.map(i => String(t.customdata[i][1])) : [])", plot))
+
+
+def kernel_selection(d, cell):
+    import json
+
+    out = run_cell(d, cell)
+    line = [ln for ln in out.splitlines() if ln.startswith("SELECTION ")]
+    assert line, f"the selection cell printed no 'SELECTION ...' line; its output: {out[-1500:]!r}"
+    return json.loads(line[-1][len("SELECTION "):])
+
+
+def test_a_mouse_selection_on_the_live_map_reaches_the_kernel(lab, small_pool_file, cache_dir):
+    """Box and lasso drags with the mouse select points in plotly; the kernel's ``explorer.selection`` holds them."""
+    from selenium.webdriver.common.by import By
+
+    name = live_copy(lab.root, small_pool_file, cache_dir, [], probe=True)
+    with browser.Browser(offline=False) as b:
+        d = b.driver
+        d.set_window_size(1400, 1400)
+        open_notebook(b, lab, name)
+        run_all(d)
+        # where a user would look: the explorer in view (JupyterLab draws what it shows)
+        explorer = wait(d, "return document.querySelector('.wb-explorer')", 60)
+        d.execute_script("arguments[0].scrollIntoView({block: 'start'})", explorer)
+        time.sleep(5)
+        plot = drawn(d)
+        cells = len(d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell"))
+        probe = cells - 1
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", plot)
+        time.sleep(1)
+        # box: the user picks the box tool in the mode bar, then drags over the middle of the map
+        tool = mode_button(d, plot, "select")
+        d.execute_script("arguments[0].dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))", tool)
+        tool.click()
+        rect = drag(d, plot, [(0.2, 0.2), (0.5, 0.5), (0.8, 0.8)])
+        inside = selected_in_page(d, plot)
+        assert inside, f"plotly selected no point after the drag {rect}"
+        geometric = set(d.execute_script(INSIDE, plot, rect))
+        # the same box up to the points under its edge (the mouse's pixels against plotly's rounding)
+        assert len(geometric & set(inside)) >= 0.9 * max(len(geometric), len(inside)), \
+            f"plotly selected {len(inside)} points, the dragged box holds {len(geometric)}"
+        try:
+            wait(d, "return document.querySelector('.wb-explorer').innerText"
+                    f".includes('{len(inside)} selected')", 60)
+        except Exception:
+            pytest.fail(f"the explorer never said '{len(inside)} selected' after a box drag; it says: "
+                        + d.find_element(By.CSS_SELECTOR, ".wb-explorer").text[:600])
+        assert sorted(kernel_selection(d, probe)) == inside
+        # lasso: a triangle over the left part of the map
+        tool = mode_button(d, plot, "lasso")
+        tool.click()
+        drag(d, plot, [(0.05, 0.05), (0.6, 0.1), (0.1, 0.9), (0.05, 0.06)])
+        try:
+            wait(d, "const t = document.querySelector('.wb-explorer').innerText;"
+                    f"return !t.includes('{len(inside)} selected') && /\\d+ selected|nothing selected/.test(t)", 60)
+        except Exception:
+            pytest.fail("the explorer's count did not change after a lasso drag; it says: "
+                        + d.find_element(By.CSS_SELECTOR, ".wb-explorer").text[:600])
+        lasso = kernel_selection(d, probe)
+        assert sorted(lasso) == selected_in_page(d, plot)
+        shown = d.find_element(By.CSS_SELECTOR, ".wb-explorer").text
+        assert (f"{len(lasso)} selected" if lasso else "nothing selected") in shown
+        assert set(lasso) != set(inside)
+        # a double-click clears the selection in the kernel too
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        ActionChains(d).move_to_element(plot.find_element(By.CSS_SELECTOR, ".nsewdrag")).double_click().perform()
+        wait(d, "return document.querySelector('.wb-explorer').innerText.includes('nothing selected')", 60)
+        assert kernel_selection(d, probe) == []

@@ -1,7 +1,9 @@
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings, strategies as st
 
 from workbench import plots
+from workbench.plots.pool import legend_title
 from workbench import plots as plots_eval
 
 FRAME = pd.DataFrame({
@@ -61,7 +63,8 @@ def test_plot_map_colourings_switch_marker_colours_not_traces():
     lang = buttons[3].args[0]
     coding = list(buttons[3].args[2]).index(data[1])
     assert fig.data[data[1]].name == "coding" and lang["marker.color"][coding] == [1, 1, 0]  # en, en, de: codes
-    assert buttons[3].args[1] == {"legend2.visible": True, "legend2.title.text": "colour: lang"}
+    assert buttons[3].args[1] == {"legend2.visible": True, "legend2.title.text": "colour: lang",
+                                  "legend.title.text": legend_title("lang")}
     shown = [fig.data[t].name for t, on in zip(buttons[3].args[2], lang["showlegend"]) if on and t not in data]
     assert shown == ["de", "en"]  # the colour key of the chosen field
 
@@ -175,3 +178,18 @@ def test_per_category_legend_gives_each_meaning_its_own_swatch():
     assert [t.name for t in shown] == ["category accuracy", "tier accuracy", "tier: cheap", "tier: strong"]
     swatches = [(t.marker.color, t.marker.pattern.shape) for t in shown]
     assert len(set(swatches)) == len(swatches)  # no two legend entries look alike
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=80), min_size=1, max_size=25))
+def test_every_value_with_30_or_more_points_gets_its_own_colour(sizes):
+    """Colour by language: a language big enough for the slice flag never hides in "other"."""
+    from workbench.plots._base import PALETTE, color_key
+
+    values = [f"v{i:02d}" for i, n in enumerate(sizes) for _ in range(n)]
+    key, names = color_key(values, max_colors=12, min_count=30)
+    big = [f"v{i:02d}" for i, n in enumerate(sizes) if n >= 30]
+    if len(big) < len(PALETTE):
+        assert all(names[v] == v for v in big)
+    assert len(set(key.values())) == len(key) <= len(PALETTE) + 1  # no colour twice; "other" is its own grey
+    assert set(names.values()) <= set(key)

@@ -3,7 +3,9 @@ panel works (selection, neighbours, search, export), and hostile message text st
 
 Screenshots go to the test's folder; with ``WORKBENCH_SCREENSHOTS=1`` the README's copy in ``docs/`` is updated.
 """
+import json
 import os
+import re
 import shutil
 import time
 
@@ -13,6 +15,7 @@ from tests import browser
 from tests.helpers import ROOT, XSS_SCRIPT
 
 pytestmark = pytest.mark.browser
+MIN_FIGURE_HEIGHT = 250
 PAGES = ["index.html"] + sorted(p.stem + ".html" for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -55,6 +58,18 @@ def test_every_page_renders_offline_with_every_figure_and_text_escaped(run, page
         assert b.severe_logs() == []
         if page in ("index.html", "02_clusters.html"):
             assert XSS_SCRIPT in d.find_element("tag name", "body").text  # shown as text
+        # readable: no figure squashed (a figure without a height once drew 100 px high), no unfilled placeholder
+        heights = d.execute_script("return [...document.querySelectorAll('div.wb-figure')].map(f => "
+                                   "[f.getBoundingClientRect().height, (f.querySelector('.gtitle') || {}).textContent"
+                                   " || f.getAttribute('data-figure') || '(untitled)'])")
+        low = [(round(h), title) for h, title in heights if h < MIN_FIGURE_HEIGHT]
+        assert not low, f"{page}: figures under {MIN_FIGURE_HEIGHT} px high: {low}"
+        # the page's own prose: tables, code and outputs quote messages, which may hold "{name}" themselves
+        text = d.execute_script("const c = document.body.cloneNode(true);"
+                                "c.querySelectorAll('table, pre, code, script, style, .wb-figure').forEach(n => n.remove());"
+                                "return c.textContent")
+        placeholders = re.findall(r"\{[A-Za-z_][A-Za-z0-9_.]*\}", text)
+        assert not placeholders, f"{page} shows literal placeholders {placeholders[:5]}"
 
 
 def _explorer(d):
@@ -160,3 +175,41 @@ def test_a_legend_click_hides_one_category_and_a_double_click_isolates_it(run):
         ActionChains(d).double_click(items[3]).perform()
         time.sleep(1)
         assert d.execute_script(VISIBLE) == 1  # only that one
+
+
+def test_a_label_edit_on_the_report_map_merges_into_a_copy_of_the_pool(run, small_pool_file, tmp_path):
+    """Report map: select, pick a new label, download the edits; workbench merge --edits applies them to a copy."""
+    from selenium.webdriver.support.ui import Select
+
+    from workbench.traffic.edits import apply_edits
+
+    rows = [json.loads(ln) for ln in small_pool_file.read_text(encoding="utf-8").splitlines()]
+    ids = [r["id"] for r in rows if r["category"] == "casual"][:3]
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with browser.Browser(downloads=downloads) as b:
+        open_page(b, run / "02_clusters.html")
+        d = b.driver
+        gd = _explorer(d)
+        assert d.execute_script("return arguments[0].wbExplore.select(arguments[1])", gd, ids) == 3
+        Select(d.find_element("css selector", ".wb-new-label")).select_by_value("analysis")
+        d.find_element("css selector", ".wb-note").send_keys("asks for an analysis")
+        d.find_element("css selector", ".wb-who").send_keys("tester")
+        d.find_element("css selector", ".wb-relabel").click()
+        target = downloads / "label-edits.jsonl"
+        end = time.time() + 60
+        while not target.exists() and time.time() < end:
+            time.sleep(0.5)
+        assert target.exists(), f"no download after 60 s; status: {d.find_element('css selector', '.wb-status').text}"
+    edits = [json.loads(ln) for ln in target.read_text(encoding="utf-8").splitlines()]
+    assert sorted(e["id"] for e in edits) == sorted(ids)
+    assert {(e["old_label"], e["new_label"], e["who"], e["note"]) for e in edits} == {
+        ("casual", "analysis", "tester", "asks for an analysis")}
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    shutil.copyfile(small_pool_file, pool / "small.jsonl")
+    summary = apply_edits(target, tmp_path / "merged", pool_dir=pool)
+    assert summary["edits"] == 3 and summary["changes"] == {"casual -> analysis": 3}
+    merged = {json.loads(ln)["id"]: json.loads(ln) for ln in (tmp_path / "merged" / "small.jsonl").read_text(
+        encoding="utf-8").splitlines()}
+    assert all(merged[i]["category"] == "analysis" and merged[i]["review"]["who"] == "tester" for i in ids)

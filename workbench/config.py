@@ -222,3 +222,15 @@ MAP_NEIGHBORS = 5
 WEBGL_MIN_POINTS = 5000
 #: The file the map explorers write a selection to, for the review queue and ``workbench label --input``.
 REVIEW_FILE = INTERIM_DIR / "review" / "selection.jsonl"
+#: The file the explorers append label edits to (id, old label, new label, who, when, note); ``workbench merge
+#: --edits`` applies it to a copy of the pool.
+EDITS_FILE = INTERIM_DIR / "review" / "label-edits.jsonl"
+#: A value of a map colouring with at least this many points gets its own colour (not "other"), as far as the
+#: palette reaches: every language the slice flag looks at is told apart on the map.
+COLOR_MIN_COUNT = 30
+#: The index flags a slice (a language, a source) of at least this many messages whose leave-one-out tier
+#: accuracy is more than SLICE_MAX_GAP under the pool's.
+SLICE_MIN_COUNT = 30
+SLICE_MAX_GAP = 0.10
+#: Words per cluster label on a map (class-based TF-IDF over clusters of the 2-D map, analysis/keywords.py).
+CLUSTER_KEYWORDS = 3

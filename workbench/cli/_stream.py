@@ -73,12 +73,25 @@ def ready_batches(fh, max_batch, name="<stdin>"):
         held = len(pieces[-1])
 
 
+CSV_HINT = ("; this looks like CSV: this command reads JSONL, one {\"id\": ..., \"text\": ...} object a line "
+            "(workbench import reads CSV)")
+
+
+def looks_like_csv(line, name):
+    """A line that failed as JSON and reads as CSV (a .csv/.tsv file, or commas or tabs and no opening brace)."""
+    stripped = line.strip()
+    return (str(name).lower().endswith((".csv", ".tsv"))
+            or (not stripped.startswith(("{", "[")) and ("," in stripped or "\t" in stripped)))
+
+
 def parse_message(raw, name, n, *, labelled=False, taxonomy=None):
     """One JSONL line as a message object, or None for a blank line; DataError names ``name:n``."""
     line = decode_line(raw, name, n)
     if not line.strip():
         return None
     obj, problem = parse_json(line)
+    if problem and looks_like_csv(line, name):
+        problem += CSV_HINT
     if problem is None and not isinstance(obj, dict):
         problem = f"expected a JSON object, got {type(obj).__name__}"
     if problem is None:

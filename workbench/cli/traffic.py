@@ -99,6 +99,16 @@ def cmd_merge(args):
     """Labelled candidates -> a new pool file with source 'real'."""
     from ..traffic.merge import merge_labelled
 
+    if args.edits:  # label edits from a map: a new copy of the pool (workbench.traffic.edits)
+        from ..traffic.edits import apply_edits, default_edits_out, format_summary
+
+        out = args.out or default_edits_out()
+        pool = args.pool_dir[0] if args.pool_dir else None
+        return echo(format_summary(apply_edits(args.edits, out, pool_dir=pool, taxonomy=_taxonomy(args))))
+    if not args.input:
+        from ..errors import ConfigError
+
+        raise ConfigError("give --input (labelled candidates) or --edits (label edits made on a map)")
     pool = args.pool_dir if args.pool_dir else None
     if args.out:  # a new pool file is what merge makes: only an input is refused
         check_output_path(args.out, inputs=[args.input], option="--out")
@@ -189,8 +199,11 @@ def register(subparsers):
     p.set_defaults(func=cmd_label)
 
     p = subparsers.add_parser("merge", formatter_class=opt.Formatter, help="labelled candidates -> a new pool file (source 'real')")
-    p.add_argument("--input", required=True, metavar="FILE", help="labelled JSONL from 'workbench label'")
-    p.add_argument("--out", metavar="FILE", help="new pool file (default data/pool/real-<date>.jsonl)")
+    p.add_argument("--input", metavar="FILE", help="labelled JSONL from 'workbench label'")
+    p.add_argument("--edits", metavar="FILE", help="label edits from a map explorer: the pool with them applied goes "
+                   "to a new folder (--out, default data/interim/pool-edited-<time>)")
+    p.add_argument("--out", metavar="FILE", help="new pool file (default data/pool/real-<date>.jsonl); with --edits "
+                   "a new folder")
     opt.add_pool_dir(p, help="existing pool, repeatable")
     p.add_argument("--label-source", metavar="MODEL", help="override the rows' label_source")
     opt.add_taxonomy(p)

@@ -76,6 +76,8 @@ def message_problem(obj, *, labelled=False, taxonomy=None):
     category name of ``taxonomy`` (a list or an object is reported, not hashed).
     """
     text = obj.get("text")
+    if text is None and isinstance(obj.get("turns"), list):
+        return "this line is a conversation ('turns', no 'text'): pass --conversation to route conversations"
     if not isinstance(text, str) or not text.strip():
         return "missing or empty 'text'"
     if not has_visible_text(text):
@@ -85,6 +87,9 @@ def message_problem(obj, *, labelled=False, taxonomy=None):
             value = obj.get(key)
             if key == "alt_category" and not value:
                 continue
+            if key == "category" and value is None:
+                return ("missing 'category': scoring needs labelled messages ('text' and 'category'); "
+                        "route unlabelled ones with workbench route")
             if not isinstance(value, str) or value not in taxonomy.tier_map:
                 return f"unknown {key} {value!r:.60} (known: {', '.join(taxonomy.categories)})"
     return None

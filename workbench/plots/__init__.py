@@ -16,11 +16,11 @@ from .evaluation import (plot_backends, plot_confusion, plot_group_accuracy, plo
 from .explorer import MapExplorer, explore_map
 from .generalisation import plot_conversation_policies, plot_reliability, plot_source_accuracy
 from .label_source import plot_outage
-from .pool import hover_text, plot_counts, plot_length_histogram, plot_map, plot_set_comparison
+from .pool import hover_text, label_clusters, plot_counts, plot_length_histogram, plot_map, plot_set_comparison
 from .table import SortableTable, sortable_table
 
 __all__ = ["plot_map", "plot_set_comparison", "plot_counts", "plot_length_histogram", "hover_text",
            "plot_confusion", "plot_per_category", "plot_rates", "plot_group_accuracy", "plot_sweep", "plot_backends",
            "plot_abstain_curve", "plot_savings", "plot_baselines", "plot_pool_size_curve", "plot_robustness",
            "plot_review_queue", "plot_outage", "plot_reliability", "plot_source_accuracy", "plot_conversation_policies",
-           "explore_map", "MapExplorer", "sortable_table", "SortableTable"]
+           "explore_map", "MapExplorer", "sortable_table", "SortableTable", "label_clusters"]

@@ -6,7 +6,8 @@ import html
 from .. import config as _config
 from ..errors import require
 
-__all__ = ["go", "esc", "clip", "wrap", "PALETTE", "TIER_COLORS", "OTHER_COLOR", "PCT_AXIS", "color_key"]
+__all__ = ["go", "esc", "clip", "wrap", "PALETTE", "TIER_COLORS", "OTHER_COLOR", "PCT_AXIS", "color_key",
+           "FIGURE_HEIGHT", "sized"]
 
 #: One colour per sorted value, the same in every map (plotly's default qualitative colours, then D3's
 #: paired lighter shades): 20 colours, none repeated.
@@ -19,6 +20,16 @@ OTHER_COLOR = "#c7c7c7"
 #: Tick labels of a share axis: up to two decimals, trailing zeros trimmed, so no two ticks read the same
 #: ("85%", "85.5%", "86%" on a narrow range; "20%", "40%" on a wide one).
 PCT_AXIS = ".2~%"
+#: The height (px) of a figure that does not set its own: a report page draws a figure without a height at its
+#: box's height (100 px once), JupyterLab at 360 px. ``plots/static/figures.js`` uses the same number.
+FIGURE_HEIGHT = 420
+
+
+def sized(fig, height=FIGURE_HEIGHT):
+    """``fig`` with an explicit height when it has none (returns it)."""
+    if fig.layout.height is None:
+        fig.layout.height = height
+    return fig
 
 
 def go():
@@ -56,14 +67,18 @@ def wrap(escaped, width=80):
     return "<br>".join(part for part in out if part)
 
 
-def color_key(values, *, max_colors=_config.MAX_COLORS, other="other"):
+def color_key(values, *, max_colors=_config.MAX_COLORS, min_count=_config.COLOR_MIN_COUNT, other="other"):
     """A colour for each distinct value; past ``max_colors`` the rarest share one grey ``other`` entry.
 
     Parameters
     ----------
     values : sequence of str
     max_colors : int
-        Distinct colours at most (``len(PALETTE)`` is the ceiling).
+        Distinct colours at most for values rarer than ``min_count``.
+    min_count : int
+        A value with at least this many occurrences always gets its own colour
+        (as far as the palette reaches: ``len(PALETTE)`` is the ceiling), so
+        no slice big enough to be judged hides in ``other``.
 
     Returns
     -------
@@ -73,11 +88,13 @@ def color_key(values, *, max_colors=_config.MAX_COLORS, other="other"):
     from collections import Counter
 
     counts = Counter(str(v) for v in values)
+    ranked = [v for v, _ in sorted(counts.items(), key=lambda vc: (-vc[1], vc[0]))]
     limit = min(int(max_colors), len(PALETTE))
     if len(counts) <= limit:
         kept = sorted(counts)
     else:
-        kept = sorted(v for v, _ in sorted(counts.items(), key=lambda vc: (-vc[1], vc[0]))[:limit - 1])
+        big = sum(counts[v] >= min_count for v in ranked)
+        kept = sorted(ranked[:min(len(PALETTE) - 1, max(limit - 1, big))])
     key = {v: PALETTE[i] for i, v in enumerate(kept)}
     names = {v: v for v in kept}
     rest = [v for v in counts if v not in key]

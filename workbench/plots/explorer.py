@@ -5,9 +5,15 @@ returns a :class:`MapExplorer` widget (a plotly ``FigureWidget`` with
 ipywidgets around it): lasso or box selection fills a table, a click shows
 the point's nearest neighbours, dropdowns choose the colouring and filter by
 category, tier, language, source and errors, a search box finds messages by
-id or text, and a button writes the selection to a review file
+id or text, a button writes the selection to a review file
 (:func:`workbench.analysis.review.write_review_file`, which the review queue
-and ``workbench label --input`` read). Where no widget can be shown (a
+and ``workbench label --input`` read; never an empty selection, never over a
+file without "overwrite"), and "relabel selection" records label edits
+(:mod:`workbench.traffic.edits`, applied by ``workbench merge --edits``).
+
+A box or lasso drawn with the mouse reaches the kernel as the outline plotly
+draws (``layout.selections``, :mod:`workbench.plots.selection`): the plotly
+widget forwards clicks and hovers but not its selection event. Where no widget can be shown (a
 nightly run, see :mod:`workbench.report.notebook`) it returns the figure,
 filtered as the widget would start.
 
@@ -22,9 +28,10 @@ import numpy as np
 
 from .. import config as _config
 from ..analysis.review import REVIEW_FIELDS, write_review_file
-from ..errors import require
+from ..errors import ConfigError, WorkbenchError, require
 from ._base import go as _go
-from .pool import plot_map
+from .pool import legend_title, plot_map
+from .selection import points_in_selections
 from .table import static_file, table_html
 
 __all__ = ["MapExplorer", "explore_map", "map_table"]
@@ -124,13 +131,17 @@ class MapExplorer:
         Start with only the messages the router got wrong.
     review_file : path
         Where :meth:`write_review` writes by default.
+    edits_file : path
+        Where :meth:`relabel` appends label edits (``workbench merge --edits``).
     """
 
-    def __init__(self, fig, *, color=None, errors_only=False, review_file=_config.REVIEW_FILE):
+    def __init__(self, fig, *, color=None, errors_only=False, review_file=_config.REVIEW_FILE,
+                 edits_file=_config.EDITS_FILE):
         self.fig = fig
         self.color = color
         self.errors_only = errors_only
         self.review_file = review_file
+        self.edits_file = edits_file
 
     def _build(self):
         widgets = require("ipywidgets", purpose="the map explorer")
@@ -142,14 +153,17 @@ class MapExplorer:
         self._trace_category = {int(t): c for t, c in meta["traces"].items()}
         self._data_traces = sorted(self._trace_category)
         self._proxies = {t: (tr.legend, tr.name) for t, tr in enumerate(self.fig.data) if tr.legend == "legend2"}
-        self._picked, self._selection = {}, np.array([], dtype=np.int64)
+        self._picked, self._selection, self._quiet = {}, np.array([], dtype=np.int64), False
         self.figure = go.FigureWidget(self.fig)
         self.figure.layout.dragmode = "lasso"
+        self.figure.layout.updatemenus = []  # one colour control: the widget's dropdown (the figure's would disagree)
         for t in self._data_traces:
             trace = self.figure.data[t]
             trace.on_selection(self._on_selection)
             trace.on_deselect(lambda trace, points: self.select([]))
             trace.on_click(self._on_click)
+        # what reaches the kernel of a mouse selection: the outline plotly draws (see plots.selection)
+        self.figure.layout.on_change(self._on_outline, "selections")
         drop = lambda desc, opts, value: widgets.Dropdown(  # noqa: E731
             description=desc, options=opts, value=value, style={"description_width": "initial"},
             layout=widgets.Layout(width="auto", max_width="260px", margin="2px 12px 2px 0"))
@@ -171,13 +185,23 @@ class MapExplorer:
         for w in [self.color_menu, self.errors_box, *self.filters.values()]:
             w.observe(lambda change: self._refresh(), names="value")
         self.search.observe(lambda change: self.find(change["new"]), names="value")
-        self.write_button.on_click(lambda button: self.write_review())
+        self.overwrite = widgets.Checkbox(description="overwrite", value=False, indent=False,
+                                          layout=widgets.Layout(width="auto"))
+        self.write_button.on_click(lambda button: self._report(self.write_review))
+        self._categories = list(meta["categories"])
+        self.label_menu = drop("new label", self._categories, self._categories[0])
+        self.note = widgets.Text(placeholder="note (why)", layout=widgets.Layout(width="260px"))
+        self.relabel_button = widgets.Button(description="relabel selection", icon="tag",
+                                             tooltip="append an edit per selected message to the edits file")
+        self.relabel_button.on_click(lambda button: self._report(
+            lambda: self.relabel(self.label_menu.value, note=self.note.value)))
         style = widgets.HTML(f"<style>{static_file('workbench.css')}</style>")
         wrap = widgets.Layout(flex_flow="row wrap", align_items="center")
         self.widget = widgets.VBox([
             style, widgets.HBox([self.color_menu, *self.filters.values(), self.errors_box], layout=wrap),
             widgets.HBox([self.search, self.count], layout=wrap), self.figure, self.table, self.neighbours,
-            widgets.HBox([self.path_box, self.write_button, self.status], layout=wrap)])
+            widgets.HBox([self.path_box, self.overwrite, self.write_button], layout=wrap),
+            widgets.HBox([self.label_menu, self.note, self.relabel_button], layout=wrap), self.status])
         self.widget.add_class("wb-explorer")
         self._refresh()
         return self.widget
@@ -209,8 +233,19 @@ class MapExplorer:
                 if t in self._proxies:
                     trace.showlegend = field != "category" and trace.name in {html.escape(n) for n in names}
             self.figure.layout.legend2.update(visible=field != "category", title_text=f"colour: {field}")
+            self.figure.layout.legend.title.text = legend_title(field)
         self._picked = {}
+        self._clear_outline()
         self._show(np.array([], dtype=np.int64))
+
+    def _clear_outline(self):
+        """Remove plotly's selection outline (a selection from Python, a search or a filter replaces it)."""
+        if self._outlines():
+            self._quiet = True
+            try:
+                self.figure.layout.selections = ()
+            finally:
+                self._quiet = False
 
     def _show(self, rows):
         self._selection = np.asarray(rows, dtype=np.int64)
@@ -225,6 +260,27 @@ class MapExplorer:
         self._picked[t] = self._shown[t][np.asarray(points.point_inds, dtype=np.int64)]
         if t == self._data_traces[-1]:  # plotly calls every trace in order: the last one closes the event
             self._show(np.concatenate([self._picked.get(k, []) for k in self._data_traces]).astype(np.int64))
+
+    def _outlines(self):
+        # the layout's raw dict: plotly does not rebuild ``layout.selections`` objects after a relayout from the page
+        return self.figure.layout.to_plotly_json().get("selections") or []
+
+    def _on_outline(self, layout, selections):
+        if self._quiet:
+            return
+        selections = self._outlines()
+        rows = []
+        for t in self._data_traces:
+            part = self.points.loc[self._shown[t]]
+            rows.append(self._shown[t][points_in_selections(part["x"], part["y"], selections)])
+        self._show(np.concatenate(rows).astype(np.int64) if rows else [])
+
+    def _report(self, action):
+        """Run a button's action; a refusal goes to the status line, not a traceback in the log."""
+        try:
+            action()
+        except WorkbenchError as exc:
+            self.status.value = f"refused: {exc}"
 
     def _on_click(self, trace, points, state=None):
         if points.point_inds:
@@ -246,6 +302,7 @@ class MapExplorer:
         wanted = set(map(str, ids))
         rows = {t: np.flatnonzero(self.points.loc[self._shown[t], "id"].isin(wanted).to_numpy())
                 for t in self._data_traces}
+        self._clear_outline()
         with self.figure.batch_update():
             for t, inds in rows.items():
                 self.figure.data[t].selectedpoints = inds.tolist() if wanted else None
@@ -277,27 +334,51 @@ class MapExplorer:
                 f"({html.escape(p['category'])}): {html.escape(p['text'])}</p>")
         self.neighbours.value = head + table_html(pd.DataFrame(records), index=False, max_height="16em")
 
-    def write_review(self, path=None):
+    def write_review(self, path=None, *, overwrite=None):
         """Write the selection to a review file (JSONL); returns its path.
 
         Without ``path``: the file in the widget's box (relative to the
         project root, as the notebooks read data paths), else ``review_file``.
+        An empty selection is refused, and so is an existing file unless
+        ``overwrite`` (default: the widget's "overwrite" box) says so.
         """
         from pathlib import Path
 
         if path is None:
             box = self.path_box.value.strip()
             path = _config.PROJECT_ROOT / box if box and not Path(box).is_absolute() else (box or self.review_file)
+        overwrite = self.overwrite.value if overwrite is None else overwrite
+        if not len(self._selection):
+            raise ConfigError("nothing is selected: select messages on the map first (nothing written)")
+        if Path(path).exists() and not overwrite:
+            raise ConfigError(f"{_shown_path(path)} exists: tick 'overwrite' to replace it (nothing written)")
         path = write_review_file(self.selection, path)
         self.status.value = f"wrote {len(self._selection)} message(s) to {path.name}"
         return path
+
+    def relabel(self, new_label, *, note="", who=None):
+        """Record that the selected messages should be labelled ``new_label``: one edit each in ``edits_file``.
+
+        ``workbench merge --edits`` applies the file to a copy of the pool.
+        Returns how many edits were recorded (messages already so labelled are skipped).
+        """
+        from ..traffic.edits import record_edits
+
+        if not len(self._selection):
+            raise ConfigError("nothing is selected: select the messages to relabel first")
+        rows = self.points.loc[self._selection, ["id", "text", "category"]]
+        n = record_edits(rows, new_label, self.edits_file, who=who, note=note,
+                         categories=self._categories)
+        self.status.value = f"recorded {n} edit(s) to {new_label} in {_shown_path(self.edits_file)}"
+        return n
 
     def _repr_mimebundle_(self, **kwargs):
         widget = getattr(self, "widget", None) or self._build()
         return widget._repr_mimebundle_(**kwargs)
 
 
-def explore_map(fig, *, live=True, color=None, errors_only=False, review_file=_config.REVIEW_FILE):
+def explore_map(fig, *, live=True, color=None, errors_only=False, review_file=_config.REVIEW_FILE,
+                edits_file=_config.EDITS_FILE):
     """A :class:`MapExplorer` of ``fig`` when ``live``, else the figure as the explorer would start.
 
     Parameters
@@ -310,8 +391,9 @@ def explore_map(fig, *, live=True, color=None, errors_only=False, review_file=_c
     color : str, optional
     errors_only : bool
     review_file : path
+    edits_file : path
     """
     if live:
-        return MapExplorer(fig, color=color, errors_only=errors_only, review_file=review_file)
+        return MapExplorer(fig, color=color, errors_only=errors_only, review_file=review_file, edits_file=edits_file)
     points = map_table(fig)
     return _static(fig, points, _mask(points, errors_only=errors_only), color)

@@ -20,7 +20,7 @@ from .. import config as _config
 from ._base import OTHER_COLOR, TIER_COLORS, clip, color_key, esc, go as _go, wrap
 
 __all__ = ["plot_map", "plot_set_comparison", "plot_counts", "plot_length_histogram", "hover_text", "map_points",
-           "MAP_COLUMNS", "MAP_COLOR_FIELDS", "ERROR_COLORS"]
+           "legend_title", "label_clusters", "MAP_COLUMNS", "MAP_COLOR_FIELDS", "ERROR_COLORS"]
 
 MAP_COLOR_FIELDS = ("category", "tier", "source", "lang", "error")
 #: What ``customdata`` holds for each map point, in order: the row position in the frame, the HTML-escaped id,
@@ -116,6 +116,12 @@ def _hovertemplate(name, tier, neighbors):
     if neighbors is not None:
         tpl += f"<br>neighbours with this label: {c['agree']}"
     return tpl + "<extra></extra>"
+
+
+def legend_title(color):
+    """The title of a map's category legend under a colouring: its entries colour the points only by category."""
+    hint = "<br><sup>click: hide · double-click: only this</sup>"
+    return f"colour: category{hint}" if color == "category" else f"show category (colour: {esc(color)}){hint}"
 
 
 def _colors(field, values, max_colors):
@@ -232,8 +238,8 @@ def plot_map(coords, frame, *, color_by=MAP_COLOR_FIELDS, color="category", neig
         if f != "category":
             restyle.update({k: v for k, v in style.items() if k != "marker.color"})
         buttons.append(dict(label=f"colour: {f}", method="update",
-                            args=[restyle, {"legend2.visible": f != "category", "legend2.title.text": f"colour: {f}"},
-                                  traces + all_proxies]))
+                            args=[restyle, {"legend2.visible": f != "category", "legend2.title.text": f"colour: {f}",
+                                            "legend.title.text": legend_title(f)}, traces + all_proxies]))
     if color != "category":
         for t, c in zip(traces, styles[color]["marker.color"]):
             fig.data[t].marker.update(color=c, colorscale=styles[color]["marker.colorscale"][0], cmin=-0.5,
@@ -243,8 +249,7 @@ def plot_map(coords, frame, *, color_by=MAP_COLOR_FIELDS, color="category", neig
     fig.update_layout(
         title=title, height=700, hoverlabel=dict(align="left"), margin=dict(t=100, b=40),
         xaxis=dict(showticklabels=False, title=""), yaxis=dict(showticklabels=False, title=""),
-        legend=dict(itemsizing="constant",
-                    title=dict(text="category<br><sup>click: hide · double-click: only this</sup>")),
+        legend=dict(itemsizing="constant", title=dict(text=legend_title(color))),
         legend2=dict(visible=color != "category", itemclick=False, itemdoubleclick=False, orientation="h", x=0,
                      y=-0.02, yanchor="top", title=dict(text=f"colour: {color}")),
         updatemenus=[dict(buttons=buttons, active=fields.index(color), x=1, xanchor="right", y=1.02,
@@ -253,6 +258,23 @@ def plot_map(coords, frame, *, color_by=MAP_COLOR_FIELDS, color="category", neig
                             "tiers": {c: tier_of.get(c, "") for c in categories}, "errors": list(ERROR_COLORS),
                             "traces": {str(t): c for t, c in trace_categories.items()},
                             "colors": {f: {"key": keys[f][0], "of": keys[f][1]} for f in fields}}})
+    return fig
+
+
+def label_clusters(fig, keywords, *, max_labels=40):
+    """Write each cluster's keywords on a map at its centre (returns ``fig``).
+
+    Parameters
+    ----------
+    fig : plotly Figure from :func:`plot_map`
+    keywords : pandas.DataFrame from :func:`workbench.analysis.keywords.cluster_keywords`
+        (``x``, ``y``, ``label``, ``n``); the ``max_labels`` biggest clusters are labelled.
+    """
+    rows = keywords[keywords["label"] != ""].sort_values("n", ascending=False, kind="stable").head(max_labels)
+    for rec in rows.to_dict("records"):
+        fig.add_annotation(x=rec["x"], y=rec["y"], text=esc(rec["label"]), showarrow=False, name="cluster keywords",
+                           font=dict(size=11, color="#222"), bgcolor="rgba(255,255,255,0.75)", borderpad=2,
+                           hovertext=f"{int(rec['n'])} messages")
     return fig
 
 

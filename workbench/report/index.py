@@ -24,7 +24,9 @@ from .html import head_html, tail_html, write_assets
 log = logging.getLogger(__name__)
 
 __all__ = ["HEADLINES", "flatten_metrics", "is_report_folder", "find_previous", "headline_rows", "generalisation_gap",
-           "write_index"]
+           "slice_flags", "write_index"]
+#: The table 03_evaluate records of every language and source with enough messages (analysis.slices).
+SLICES_TABLE = "03_slices"
 
 #: (section, key, label, format, better): format "pct" (a share, change in points), "int" or "float";
 #: better "up", "down" or None (no judgement).
@@ -114,16 +116,37 @@ def headline_rows(metrics, previous=None):
 
 
 def generalisation_gap(metrics, *, threshold=_config.OOD_GAP_FLAG):
-    """A warning when leave-one-out and out-of-distribution tier accuracy differ by more than ``threshold``, else None."""
+    """A warning when the shipped pool's in-pool and out-of-distribution tier accuracy differ by more than
+    ``threshold``, else None.
+
+    Both sides judge the head that ships: its out-of-fold tier accuracy in the pool (``export``) against its tier
+    accuracy on the evaluation sets (``generalisation``). Only a report without the export's number falls back to
+    the k-NN vote's leave-one-out (and says so).
+    """
     flat = flatten_metrics(metrics)
-    loo, ood = flat.get("evaluate.tier_accuracy"), flat.get("generalisation.tier_accuracy")
-    if loo is None or ood is None or abs(loo - ood) <= threshold:
+    inside, ood = flat.get("export.head_oof_tier_accuracy"), flat.get("generalisation.tier_accuracy")
+    what = "The shipped head's out-of-fold tier accuracy in the pool"
+    if inside is None:
+        inside, what = flat.get("evaluate.tier_accuracy"), "Leave-one-out tier accuracy (k-NN vote)"
+    if inside is None or ood is None or abs(inside - ood) <= threshold:
         return None
-    return (f"Leave-one-out tier accuracy ({100 * loo:.1f}%) and out-of-distribution tier accuracy on "
+    return (f"{what} ({100 * inside:.1f}%) and its out-of-distribution tier accuracy on "
             f"{flat.get('generalisation.n', 0):.0f} evaluation prompts ({100 * ood:.1f}%) differ by "
-            f"{100 * abs(loo - ood):.1f} points (more than {100 * threshold:.0f}): the pool "
+            f"{100 * abs(inside - ood):.1f} points (more than {100 * threshold:.0f}): the pool "
             + ("routes itself better than the messages it will meet; see 08_generalisation for the sources and "
-               "confusions." if loo > ood else "scores itself lower than unseen prompts; check its labels."))
+               "confusions." if inside > ood else "scores itself lower than unseen prompts; check its labels."))
+
+
+def slice_flags(run_dir):
+    """Sentences for the slices (languages, sources) the report's ``03_slices`` table flags, else []."""
+    from ..analysis.slices import slice_sentences
+
+    path = Path(run_dir) / "tables" / f"{SLICES_TABLE}.json"
+    if not path.exists():
+        return []
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    records = [dict(zip(payload["columns"], row)) for row in payload["rows"]]
+    return slice_sentences([r for r in records if r.get("flagged")])
 
 
 def _table_html(payload):
@@ -165,6 +188,10 @@ def write_index(run_dir, *, previous=None):
     gap = generalisation_gap(metrics)
     if gap:
         parts.append(f"<p class='failed'><b>Generalisation gap:</b> {esc(gap)}</p>")
+    weak = slice_flags(run_dir)
+    if weak:
+        parts.append(f"<div class='failed'><b>Slices more than {100 * _config.SLICE_MAX_GAP:.0f} points under the pool:</b><ul>"
+                     + "".join(f"<li>{esc(w)}</li>" for w in weak) + "</ul></div>")
     rows = headline_rows(metrics, prev_metrics)
     if rows:
         parts.append("<h2>Headline numbers</h2><table><tr><th>measure</th><th>value</th><th>previous</th>"

@@ -103,7 +103,9 @@ def record_figure(output_dir, name, fig):
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ConfigError(f"figure name must be letters, digits, '_', '.' or '-'; got {name!r}")
-    figure = json.loads(fig.to_json())
+    from ..plots._base import sized
+
+    figure = json.loads(sized(fig).to_json())
     write_text_atomic(Path(output_dir) / "figures" / f"{name}.js", figure_script(name, figure))
     return fig
 

@@ -105,11 +105,22 @@
     var clear = el("button", {"type": "button", "class": "wb-clear"}, "clear");
     var status = el("span", {"class": "wb-status", "role": "status"});
     [search, count, copy, download, clear, status].forEach(function (n) { bar.appendChild(n); });
+    // fixing a label where you see it: edits in the format of workbench.traffic.edits (workbench merge --edits)
+    var meta = gd.layout.meta.workbench;
+    var edit = el("div", {"class": "wb-explore-bar wb-edit"});
+    var newLabel = el("select", {"class": "wb-new-label", "aria-label": "new label"});
+    meta.categories.forEach(function (c) { newLabel.appendChild(el("option", {"value": c}, c)); });
+    var note = el("input", {"type": "text", "class": "wb-note", "placeholder": "note (why)", "aria-label": "note"});
+    var who = el("input", {"type": "text", "class": "wb-who", "placeholder": "your name", "aria-label": "who"});
+    var relabel = el("button", {"type": "button", "class": "wb-relabel"}, "download label edits");
+    [el("span", {}, "relabel the selection as"), newLabel, note, who, relabel].forEach(function (n) {
+      edit.appendChild(n);
+    });
     var hint = el("p", {"class": "wb-hint"}, "Lasso or box-select points (toolbar, top right) to list their messages; "
       + "click a point for its nearest neighbours; the legend hides a category (double-click: only that one).");
     var neighbours = el("div", {"class": "wb-neighbours"});
     var selection = el("div", {"class": "wb-selection wb-table-wrap"});
-    [bar, hint, neighbours, selection].forEach(function (n) { panel.appendChild(n); });
+    [bar, edit, hint, neighbours, selection].forEach(function (n) { panel.appendChild(n); });
     gd.parentNode.insertBefore(panel, gd.nextSibling);
 
     function show(records) {
@@ -125,8 +136,18 @@
       var traces = Object.keys(data.byTrace).map(Number), per = {};
       traces.forEach(function (t) { per[t] = []; });
       records.forEach(function (r) { per[r.trace].push(r.point); });
+      // a search or "clear" replaces a mouse selection: its outline goes too
+      if ((gd.layout.selections || []).length) window.Plotly.relayout(gd, {selections: []});
       window.Plotly.restyle(gd, {selectedpoints: traces.map(function (t) { return records.length ? per[t] : null; })},
                             traces);
+    }
+
+    function editsJSONL(records, label, by, why) {
+      var when = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+      return records.filter(function (r) { return r.category !== label; }).map(function (r) {
+        return JSON.stringify({id: r.id, old_label: r.category, new_label: label, who: by || "report", when: when,
+                               note: why, text: r.text}) + "\n";
+      }).join("");
     }
 
     function pointsToRows(points) {
@@ -206,6 +227,18 @@
       a.remove();
       status.textContent = "downloaded " + selected.length + " message(s) as selection.jsonl";
     });
+    relabel.addEventListener("click", function () {
+      if (!selected.length) { status.textContent = "select messages first"; return; }
+      var text = editsJSONL(selected, newLabel.value, who.value.trim(), note.value.trim());
+      if (!text) { status.textContent = "every selected message is labelled " + newLabel.value + " already"; return; }
+      var blob = new Blob([text], {type: "application/x-ndjson"});
+      var a = el("a", {"href": URL.createObjectURL(blob), "download": "label-edits.jsonl"});
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      status.textContent = "downloaded " + (text.split("\n").length - 1) + " edit(s) as label-edits.jsonl: "
+        + "workbench merge --edits label-edits.jsonl";
+    });
     window.Plotly.relayout(gd, {dragmode: "lasso"});
     gd.wbExplore = {rows: data.rows, select: function (ids) {
       var want = {}; ids.forEach(function (i) { want[i] = true; });
@@ -215,7 +248,7 @@
       return found.length;
     }, selected: function () { return selected.slice(); }, neighbours: showNeighbours, jsonl: function () {
       return toJSONL(selected);
-    }};
+    }, edits: function (label, by, why) { return editsJSONL(selected, label, by, why || ""); }};
     return gd.wbExplore;
   }
 

@@ -6,6 +6,7 @@
 (function () {
   "use strict";
   var registry = window.WB_FIGURES = window.WB_FIGURES || {};
+  var DEFAULT_HEIGHT = 420;  // px, as workbench.plots.FIGURE_HEIGHT
 
   function figureOf(div) {
     var name = div.getAttribute("data-figure");
@@ -25,6 +26,8 @@
     }
     var layout = fig.layout || {};
     if (!layout.template && window.WB_TEMPLATE) layout.template = window.WB_TEMPLATE;  // assets/template.js
+    // a figure without a height would take its box's (a bare div: 100 px); JupyterLab draws such figures 360 px high
+    if (!layout.height) layout.height = DEFAULT_HEIGHT;
     return window.Plotly.newPlot(div, fig.data, layout, {responsive: true, displaylogo: false}).then(function (gd) {
       var meta = (layout.meta && layout.meta.workbench) || {};
       if (meta.kind === "pool-map" && window.wbExplore) window.wbExplore.attach(gd);
