@@ -88,7 +88,7 @@ def message_problem(obj, *, labelled=False, taxonomy=None):
             if key == "alt_category" and not value:
                 continue
             if key == "category" and value is None:
-                return ("missing 'category': scoring needs labelled messages ('text' and 'category'); "
+                return ("missing 'category': score needs labelled messages ('text' and 'category'); "
                         "route unlabelled ones with workbench route")
             if not isinstance(value, str) or value not in taxonomy.tier_map:
                 return f"unknown {key} {value!r:.60} (known: {', '.join(taxonomy.categories)})"
