@@ -206,7 +206,7 @@ def test_healthz_hides_the_pool_path_and_answers_503_when_the_router_thread_is_d
     with TestClient(hash_app) as client:
         health = client.get("/healthz")
         assert health.status_code == 200 and "pool" not in health.json() and len(health.json()["pool_sha256"]) == 64
-        hash_app.app.state.service["worker"].stop()
+        hash_app.app.state.worker.stop()
         dead = client.get("/healthz")
         assert dead.status_code == 503 and "router thread has stopped" in dead.json()["error"]
 
