@@ -5,8 +5,8 @@
 1. **Added latency.** One client sends each message to an upstream that
    answers at once, directly and through the gateway (``model: "auto"``,
    decision log on); added = gateway - direct, paired per message. Against
-   the bare encoder's time for the same message (``encode([text])`` in this
-   process). Goal: added p50 <= encoder p50 + 5 ms.
+   the bare encoder's time for the same message (``encode([text])`` in a
+   fresh process that imports what the server imports). Goal: added p50 <= encoder p50 + 5 ms.
 2. **Service CPU per routed message**, read from the server processes
    (``/proc``, via psutil: the master and its workers), so the clients'
    CPU on the same cores does not count: one-message chat requests (batch
@@ -138,6 +138,17 @@ def bare_encoder(backend, texts):
     return wall, cpu
 
 
+def bare_encoder_clean(backend, texts, folder):
+    """:func:`bare_encoder` in a fresh process that imports what the server imports (the core and the encoder):
+    in this process, pandas and scikit-learn's thread pools (loaded by the export) slow the encoder down."""
+    path = Path(folder) / "texts.json"
+    path.write_text(json.dumps(texts))
+    res = subprocess.run([sys.executable, __file__, "--bare", backend, str(path)], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    out = json.loads(res.stdout)
+    return out["wall"], {int(k): v for k, v in out["cpu"].items()}
+
+
 def start_gateway(pool, upstreams, folder, workers):
     port = free_port()
     log = open(Path(folder) / f"gateway-{workers}.log", "w")
@@ -199,9 +210,13 @@ def main():
     ap.add_argument("--max-chars", type=int, default=200, help="longest pool message used")
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--bare", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.upstream:
         return upstream_main(args.upstream)
+    if args.bare:
+        wall, cpu = bare_encoder(args.bare[0], json.loads(Path(args.bare[1]).read_text()))
+        return print(json.dumps({"wall": wall, "cpu": cpu}))
     from workbench.core.knn import KNNConfig
     from workbench.dataset.embeddings import load_embedded_pool
     from workbench.decisions.export import export_pool
@@ -226,7 +241,7 @@ def main():
         f"  {t}: {{base_url: 'http://127.0.0.1:{up_port}/v1', model: m-{t}, api_key_env: BENCH_KEY}}\n" for t in tiers))
     out = {"backend": args.backend, "n": args.n}
     try:
-        wall, bare_cpu = bare_encoder(args.backend, texts)
+        wall, bare_cpu = bare_encoder_clean(args.backend, texts, folder)
         progress("bare encoder measured")
         proc, port = start_gateway(Path(folder) / "pool.npz", Path(folder) / "upstreams.yaml", folder, 1)
         try:
