@@ -47,6 +47,9 @@ EMBED_CHUNK_SIZE = 256
 #: Longest text (characters) an encoder is given, unless a backend sets its own ``max_chars``: about 512
 #: tokens of English (the E5 window); longer texts are cut (see ``workbench.core.text``).
 MAX_TEXT_CHARS = 2048
+#: Of a text over the cap, the end kept after its beginning (at most a quarter of the cap): a long paste's question
+#: comes after it. Pasted-context messages in data/dev ask it in the last few hundred characters.
+MAX_TEXT_TAIL_CHARS = 512
 #: Most texts, and about how many characters, per encoder call (a backend may set its own; see core.embed).
 EMBED_BATCH_ITEMS = 64
 EMBED_BATCH_CHARS = 16384
@@ -146,14 +149,26 @@ CALIBRATION_BINS = 10
 
 # -- conversations --------------------------------------------------------------------------------
 
-#: How a turn is routed in a conversation: "alone", "previous" (with the previous user turn), "confident"
-#: (whichever of the two readings is more confident), "lift" (the same, but the context may only raise a turn's tier,
-#: so it never adds a downgrade) or "sticky" (see workbench.core.conversation). "lift" is the one of these that beats
-#: the message alone on follow-ups without more downgrades on fresh turns, on data/conversations (08_generalisation).
-CONVERSATION_POLICY = "lift"
-#: Sticky tier: a turn is not routed below the tiers of the previous STICKY_TURNS turns ...
-STICKY_TURNS = 2
-#: ... unless it is routed to this category with at least this confidence (a clearly fresh casual turn).
+#: The context rule: how a turn is routed in a conversation (see workbench.core.conversation): "alone", "previous"
+#: (with the earlier user turns), "confident" (the most confident reading), "lift" (the same, but context may only
+#: raise a turn's tier), "sticky", "inherit" (lift, then short turns continue the task) or "detector" (lift, then
+#: turns a learned follow-up detector flags continue the task). Chosen on folds of data/conversations split by
+#: conversation (08_generalisation).
+CONTEXT_RULE = "lift"
+#: The name before "context rule" (kept for one release).
+CONVERSATION_POLICY = CONTEXT_RULE
+#: Earlier user turns read with a message (and the sticky window).
+CONTEXT_TURNS = 2
+STICKY_TURNS = CONTEXT_TURNS
+#: "inherit": a turn of at most this many words (two CJK characters a word) continues the previous turn's task.
+INHERIT_SHORT_WORDS = 6
+#: "detector": intercept and weights of the follow-up detector over workbench.core.conversation.FOLLOW_UP_FEATURES,
+#: fitted on data/conversations (workbench.analysis.conversations.fit_follow_up_detector), and its threshold.
+FOLLOW_UP_WEIGHTS = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+FOLLOW_UP_THRESHOLD = 0.5
+#: Folds of the labelled conversations (split by conversation) that context rules are compared on.
+CONTEXT_FOLDS = 5
+#: A turn routed to this category with at least this confidence is a fresh casual one: it never inherits a task.
 STICKY_RELEASE_CATEGORY = "casual"
 STICKY_RELEASE_CONFIDENCE = 0.9
 

@@ -13,7 +13,7 @@ from ..errors import ArtifactError, ConfigError
 from .ann import restore_index
 from .artifact import load_pool_npz
 from .calibration import Calibration
-from .conversation import ConversationPolicy, lifted, more_confident, sticky_decisions, with_previous
+from .conversation import ContextRule, decide_turns
 from .heads import load_head
 from .knn import center, decide, predict, predict_from_neighbors
 from .policy import DecisionPolicy
@@ -164,21 +164,14 @@ class Router:
         """Route one message."""
         return self.route_batch([text])[0]
 
-    def route_conversation(self, turns, *, policy=None):
+    def route_conversation(self, turns, *, context=None, policy=None):
         """Route the user turns of one conversation, oldest first: one decision per turn, in order.
 
-        ``turns`` are strings or mappings with a ``text``; ``policy`` is a
-        :class:`~workbench.core.conversation.ConversationPolicy` (default: the
-        project's, see :mod:`workbench.core.conversation`).
+        ``turns`` are strings or mappings with a ``text``; ``context`` is a
+        :class:`~workbench.core.conversation.ContextRule` (default: the
+        project's, see :mod:`workbench.core.conversation`); ``policy`` is its
+        old name, kept for one release.
         """
-        policy = policy or ConversationPolicy()
+        rule = context or policy or ContextRule()
         texts = [t["text"] if isinstance(t, dict) else t for t in turns]
-        if policy.name == "previous":
-            return self.route_batch(with_previous(texts))
-        if policy.name in ("confident", "lift"):
-            both = self.route_batch(texts + with_previous(texts)[1:])
-            alone, previous = both[:len(texts)], both[:1] + both[len(texts):]
-            return more_confident(alone, previous) if policy.name == "confident" else \
-                lifted(alone, previous, self.tiers)
-        decisions = self.route_batch(texts)
-        return sticky_decisions(decisions, self.tiers, policy) if policy.name == "sticky" else decisions
+        return decide_turns(rule, texts, self.route_batch, self.tiers)
