@@ -22,9 +22,9 @@ from ..core.conversation import (FOLLOW_UP_FEATURES, ContextRule, context_texts,
                                  lifted, more_confident)
 from ..errors import ConfigError, DataError
 
-__all__ = ["KINDS", "CANDIDATE_RULES", "read_conversations", "route_context_rules", "fit_follow_up_detector",
+__all__ = ["KINDS", "CANDIDATE_RULES", "rule_label", "candidate_rules", "read_dev_conversations", "read_conversations", "route_context_rules", "fit_follow_up_detector",
            "compare_context_rules", "choose_context_rule", "context_rule_errors",
-           "compare_conversation_policies", "choose_conversation_policy"]
+           "context_rule_metrics", "compare_conversation_policies", "choose_conversation_policy"]
 
 KINDS = ("fresh", "follow_up")
 
@@ -72,14 +72,17 @@ def read_conversations(paths=None, taxonomy=None):
     return pd.DataFrame(rows)
 
 
+def rule_label(rule):
+    """A rule's label in the comparison: its name and how many earlier turns it reads (``alone`` reads none)."""
+    return rule.name if rule.name == "alone" else f"{rule.name}-{rule.turns}"
+
+
 def candidate_rules():
     """Every context rule compared (label -> :class:`ContextRule`); learned parts are refitted on each training fold."""
-    return {"alone": ContextRule("alone"), "previous": ContextRule("previous", turns=1),
-            "previous-2": ContextRule("previous", turns=2), "confident": ContextRule("confident", turns=1),
-            "confident-2": ContextRule("confident", turns=2), "lift": ContextRule("lift", turns=1),
-            "lift-2": ContextRule("lift", turns=2), "lift-3": ContextRule("lift", turns=3),
-            "sticky-2": ContextRule("sticky", turns=2), "inherit-2": ContextRule("inherit", turns=2),
-            "detector-2": ContextRule("detector", turns=2), "detector-3": ContextRule("detector", turns=3)}
+    rules = [ContextRule("alone"), *(ContextRule(n, turns=k) for n in ("previous", "confident") for k in (1, 2)),
+             *(ContextRule("lift", turns=k) for k in (1, 2, 3)), ContextRule("sticky", turns=2),
+             ContextRule("inherit", turns=2), *(ContextRule("detector", turns=k) for k in (1, 2))]
+    return {rule_label(r): r for r in rules}
 
 
 CANDIDATE_RULES = tuple(candidate_rules())
@@ -109,6 +112,16 @@ def cached_route(router, frame, *, turns, cache_dir=None):
     needed = list(needed)
     table = dict(zip(needed, router.route_vectors(embed_texts(needed, router.embedder, cache_dir=cache_dir))))
     return lambda batch: [table[t] for t in batch]
+
+
+def read_dev_conversations(dev_dir=None, taxonomy=None):
+    """The development conversations (``conversations*.jsonl`` of ``dev_dir``, default ``data/dev``); None when absent.
+
+    Their errors are the ones to read when deciding what to change; ``data/eval`` only reports.
+    """
+    folder = Path(dev_dir) if dev_dir is not None else _config.DEV_DIR
+    files = sorted(folder.glob("conversations*.jsonl")) if folder.is_dir() else []
+    return read_conversations(files, taxonomy) if files else None
 
 
 def route_context_rules(frame, rules, route, tiers):
@@ -288,8 +301,11 @@ def choose_context_rule(table, *, baseline="alone"):
 def context_rule_errors(frame, decisions, taxonomy):
     """The turns ``decisions`` route to the wrong tier: text, kind, labelled and routed category and tier.
 
-    Read these on the development conversations (``data/dev``), never on ``data/eval``.
+    Read these on the development conversations (``data/dev``), never on ``data/eval``. ``frame`` None (no
+    such set) gives None.
     """
+    if frame is None:
+        return None
     frame = frame.reset_index(drop=True)
     out = frame.assign(tier=frame["category"].map(taxonomy.tier_map), routed_category=[d.category for d in decisions],
                        routed_tier=[d.tier for d in decisions], confidence=[d.confidence for d in decisions])
@@ -306,3 +322,14 @@ def compare_conversation_policies(router, frame, policies=None, *, cache_dir=Non
 
 
 choose_conversation_policy = choose_context_rule
+
+
+def context_rule_metrics(table, shipped_label, *, baseline="alone"):
+    """What a report records of a comparison: the shipped rule's rates, the best rule and the baseline's rates."""
+    shipped = table.loc[shipped_label]
+    keys = ("all_tier_accuracy", "follow_up_tier_accuracy", "follow_up_downgrade_rate", "fresh_tier_accuracy",
+            "fresh_downgrade_rate")
+    return {"shipped_rule": shipped_label, "best_rule": choose_context_rule(table, baseline=baseline)["rule"],
+            "turns": int(shipped["all_n"]), **{k: float(shipped[k]) for k in keys},
+            f"{baseline}_follow_up_tier_accuracy": float(table.loc[baseline, "follow_up_tier_accuracy"]),
+            f"{baseline}_fresh_downgrade_rate": float(table.loc[baseline, "fresh_downgrade_rate"])}

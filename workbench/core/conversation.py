@@ -23,13 +23,17 @@ nothing in particular. A **context rule** says how turn ``i`` is routed
   :func:`text_words`) that still routes below the previous turn's decision
   continues that task (its category and tier), unless it is released as above:
   "round up", "in F?", "shorter, as bullets";
-- ``detector``: ``lift``, then a turn that a small learned follow-up detector
+- ``detector``: a turn that a small learned follow-up detector
   (:func:`follow_up_probability`, weights fitted on labelled conversations by
   :mod:`workbench.analysis.conversations`) calls a follow-up with at least
-  ``threshold`` probability continues the previous turn's task when that is higher.
+  ``threshold`` probability continues the previous turn's task (its category
+  and tier), or takes its reading with all ``turns`` earlier turns when that
+  routes higher (a follow-up of the turn before the previous one); every other turn is routed alone, so a fresh turn is not lifted
+  by the task before it. The detector reads the message's own decision, its
+  readings with the earlier turns and the previous turn's decision.
 
-Every rule but ``previous`` and ``confident`` only raises tiers over the message
-alone, so none of them adds a downgrade.
+``lift``, ``sticky`` and ``inherit`` only raise tiers over the message alone,
+so they never add a downgrade; ``previous``, ``confident`` and ``detector`` may.
 :meth:`~workbench.core.router.Router.route_conversation` applies the project's
 default (:data:`workbench.config.CONTEXT_RULE`); :mod:`workbench.analysis.conversations`
 compares them on folds of a labelled set.
@@ -38,14 +42,18 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from .. import config as _config
 from ..errors import ConfigError
 
 __all__ = ["CONTEXT_RULES", "ContextRule", "context_texts", "with_previous", "more_confident", "lifted",
            "sticky_decisions", "continued", "text_words", "follow_up_features", "follow_up_probability",
-           "decide_turns", "CONVERSATION_POLICIES", "ConversationPolicy"]
+           "decide_turns", "RecentVectors", "CONVERSATION_POLICIES", "ConversationPolicy"]
 
 CONTEXT_RULES = ("alone", "previous", "confident", "lift", "sticky", "inherit", "detector")
 #: Features of the follow-up detector, in the order of its weights (after the intercept).
@@ -276,13 +284,55 @@ def decide_turns(rule, texts, route, tiers):
 
 
 def detected(rule, texts, alone, readings, lift, tiers):
-    """The ``detector`` rule: ``lift``, then a turn detected as a follow-up continues the previous turn's task."""
+    """The ``detector`` rule: a turn the detector calls a follow-up takes the previous turn's task, others stay alone."""
+    rank = _rank(tiers)
     best = more_confident(alone, *readings)
     out = []
-    for i, d in enumerate(lift):  # the detector reads the previous turn's *final* decision
-        if i > 0 and follow_up_probability(follow_up_features(
-                texts[i], alone[i], best[i], out[-1], tiers, release_category=rule.release_category),
+    for i, d in enumerate(alone):  # the detector reads the previous turn's *final* decision
+        if i > 0 and not _released(d, rule) and follow_up_probability(follow_up_features(
+                texts[i], d, best[i], out[-1], tiers, release_category=rule.release_category),
                 rule.weights) >= rule.threshold:
-            d = continued([out[-1], d], [False, True], tiers, rule)[1]
+            widest = readings[-1][i]  # the previous turn's task, or the widest reading when it is higher
+            d = widest if rank[widest.tier] > rank[out[-1].tier] else _take_task(d, out[-1])
         out.append(d)
     return out
+
+
+class RecentVectors:
+    """The vectors of the most recently embedded texts (a bounded LRU, thread-safe), in front of an embedder.
+
+    A conversation is routed again at every turn with all its turns: the
+    earlier turns, alone and with their context, were embedded the time
+    before, so a new turn costs its own texts only.
+
+    Parameters
+    ----------
+    embedder : Embedder
+    size : int
+        Texts remembered (the oldest is forgotten first).
+    """
+
+    def __init__(self, embedder, size=_config.CONTEXT_MEMORY):
+        self.embedder = embedder
+        self.size = size
+        self._vectors = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, texts):
+        """``(len(texts), dim)`` vectors, as ``embedder.encode`` returns them; only unseen texts are embedded."""
+        prepare = getattr(self.embedder, "prepare", str)
+        keys = [prepare(t) for t in texts]
+        if not keys:
+            return np.zeros((0, self.embedder.dim), np.float32)
+        with self._lock:
+            known = {k: self._vectors[k] for k in keys if k in self._vectors}
+        missing = [k for k in dict.fromkeys(keys) if k not in known]
+        if missing:
+            known.update(zip(missing, self.embedder.encode(missing)))
+        with self._lock:
+            for k in dict.fromkeys(keys):
+                self._vectors[k] = known[k]
+                self._vectors.move_to_end(k)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return np.stack([known[k] for k in keys])

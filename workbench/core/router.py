@@ -13,7 +13,7 @@ from ..errors import ArtifactError, ConfigError
 from .ann import restore_index
 from .artifact import load_pool_npz
 from .calibration import Calibration
-from .conversation import ContextRule, decide_turns
+from .conversation import ContextRule, RecentVectors, decide_turns
 from .heads import load_head
 from .knn import center, decide, predict, predict_from_neighbors
 from .policy import DecisionPolicy
@@ -155,9 +155,7 @@ class Router:
         texts = list(texts)
         if not texts:
             return []
-        blank = next((i for i, t in enumerate(texts) if not has_visible_text(t)), None)
-        if blank is not None:
-            raise ConfigError(f"text {blank} has no visible characters (got {str(texts[blank])[:20]!r})")
+        _check_visible(texts)
         return self.route_vectors(self.embedder.encode(texts))
 
     def route(self, text):
@@ -174,4 +172,18 @@ class Router:
         """
         rule = context or policy or ContextRule()
         texts = [t["text"] if isinstance(t, dict) else t for t in turns]
-        return decide_turns(rule, texts, self.route_batch, self.tiers)
+        _check_visible(texts)
+        return decide_turns(rule, texts, lambda batch: self.route_vectors(self._turn_vectors.encode(batch)), self.tiers)
+
+    @property
+    def _turn_vectors(self):
+        # a client sends the whole conversation again at every turn: earlier turns' vectors are remembered
+        if getattr(self, "_turn_memo", None) is None:
+            self._turn_memo = RecentVectors(self.embedder)
+        return self._turn_memo
+
+
+def _check_visible(texts):
+    blank = next((i for i, t in enumerate(texts) if not has_visible_text(t)), None)
+    if blank is not None:
+        raise ConfigError(f"text {blank} has no visible characters (got {str(texts[blank])[:20]!r})")
