@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import config as _config
-from ..core.conversation import (FOLLOW_UP_FEATURES, ContextRule, context_texts, decide_turns, follow_up_features,
+from ..core.conversation import (ContextRule, context_texts, decide_turns, follow_up_features,
                                  lifted, more_confident)
 from ..errors import ConfigError, DataError
 
