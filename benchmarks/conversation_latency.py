@@ -9,8 +9,8 @@ alternating order so a busy machine slows every mode alike, each timed once
 
 - ``route, head+tail cap``: the same message with today's cap (beginning and end of an over-long text);
 - ``turn, <rule>``: the newest turn of a conversation, routed the way a client
-  asks, ``route_conversation(all turns so far)`` after the turns before it were
-  routed (the router remembers their vectors), for each context rule.
+  asks, ``route_conversation(all turns so far)``, the turns before it routed by
+  the same router at the turns before (it remembers their vectors), for each context rule.
 
 The messages are the user turns of ``data/conversations`` (every turn after
 the first is a "newest turn"), plus long pasted-context texts (``--long``
@@ -60,17 +60,16 @@ def main():
     ratios = {"route, head+tail cap": []} | {f"turn, {r}": [] for r in RULES}
     base_times = []
     for n, turns in enumerate(convs):
+        clients = {r: Router(router.artifact, router.embedder) for r in RULES}  # one memory per rule, as a service
+        for r, (name, k) in RULES.items():
+            clients[r].route_conversation(turns[:1], context=ContextRule(name, turns=k))
         for i in range(1, len(turns)):
-            fresh = {r: Router(router.artifact, router.embedder) for r in RULES}  # an empty memory per rule
-            for r, (name, k) in RULES.items():
-                fresh[r].route_conversation(turns[:i], context=ContextRule(name, turns=k))
-            modes = list(RULES)[::(1 if (n + i) % 2 else -1)]
             base = timed(lambda: router.route(head_only(turns[i])), 1)  # every mode timed once: a turn's memory is used up
             base_times.append(base)
             ratios["route, head+tail cap"].append(timed(lambda: router.route(turns[i]), 1) / base)
-            for r in modes:
+            for r in list(RULES)[::(1 if (n + i) % 2 else -1)]:
                 name, k = RULES[r]
-                ratios[f"turn, {r}"].append(timed(lambda: fresh[r].route_conversation(
+                ratios[f"turn, {r}"].append(timed(lambda: clients[r].route_conversation(
                     turns[:i + 1], context=ContextRule(name, turns=k)), 1) / base)
     long_ratio = [timed(lambda: router.route(t), args.repeat) / timed(lambda: router.route(head_only(t)), args.repeat)
                   for t in longs]
