@@ -141,6 +141,7 @@ def nightly_report(small_pool_file, cache_dir, tmp_path_factory):
     lines_seen = []
     run = run_nightly({"pool_dir": str(pool), "templates_dir": str(templates), "cache_dir": str(cache_dir),
                        "backends": ["e5-small", "use-multilingual"], "seed": 42, "eval_dir": str(evals),
-                       "per_source": EVAL_ROWS - 2, "conversations_dir": str(conversations)},
+                       "per_source": EVAL_ROWS - 2, "conversations_dir": str(conversations),
+                       "dev_dir": str(data / "dev")},  # no development sets: their sections show nothing
                       reports_dir=reports, date="2026-11-25", progress=lines_seen.append)
     return run, lines_seen

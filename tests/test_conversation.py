@@ -1,4 +1,4 @@
-"""Routing conversations: the policies on known decisions, the labelled set, and `route --conversation`."""
+"""Routing conversations: the context rules on known decisions, the labelled set, and `route --conversation`."""
 import io
 import json
 
@@ -8,15 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import ROOT, run_cli, unit_rows
-from workbench.core.conversation import ConversationPolicy, lifted, more_confident, sticky_decisions, with_previous
+from workbench.core.conversation import (ContextRule, ConversationPolicy, context_texts, continued, decide_turns, lifted,
+                                         more_confident, sticky_decisions, text_words, with_previous)
 from workbench.core.router import RouteDecision
 from workbench.errors import ConfigError, DataError
 
 TIERS = ("cheap", "medium", "strong")
 
 
-def d(category, tier, confidence=0.9):
-    return RouteDecision(category, tier, confidence, 0.5, vote_tier=tier)
+def d(category, tier, confidence=0.9, similarity=0.8):
+    return RouteDecision(category, tier, confidence, 0.5, similarities=[similarity], vote_tier=tier)
 
 
 def test_with_previous_prepends_the_previous_user_turn():
@@ -34,7 +35,58 @@ def test_lift_takes_the_context_only_when_it_is_surer_and_raises_the_tier():
              d("simple_lookup", "cheap", 0.7)]
     ctx = [d("coding", "strong", 1.0), d("coding", "strong", 0.93), d("creative", "medium", 0.99),
            d("analysis", "medium", 0.6)]
-    assert [x.tier for x in lifted(alone, ctx, TIERS)] == ["cheap", "strong", "strong", "cheap"]
+    assert [x.tier for x in lifted(alone, ctx, tiers=TIERS)] == ["cheap", "strong", "strong", "cheap"]
+
+
+def test_context_texts_read_up_to_k_earlier_turns():
+    assert context_texts(["a", "b", "c"], 2) == [["a", "a\nb", "b\nc"], ["a", "a\nb", "a\nb\nc"]]
+
+
+def test_lift_reads_the_turn_before_the_previous_one():
+    """A follow-up that only the turn two back explains is lifted by the two-turn reading."""
+    alone = [d("creative", "medium", 0.9), d("casual", "cheap", 0.9), d("casual", "cheap", 0.5)]
+    one = [alone[0], d("casual", "cheap", 0.95), d("casual", "cheap", 0.6)]
+    two = [alone[0], one[1], d("creative", "medium", 0.8)]
+    assert [x.tier for x in lifted(alone, one, two, tiers=TIERS)] == ["medium", "cheap", "medium"]
+
+
+def test_text_words_counts_words_across_scripts():
+    assert text_words("round up") == 2 and text_words("四舍五入") == 2 and text_words("and in °F?") == 3
+    assert text_words("用 python 写") == 2
+
+
+def test_inherit_continues_the_task_for_short_turns_only():
+    rule = ContextRule("inherit", turns=1, short_words=3)
+    decided = {"write a python function that dedupes a list": d("coding", "strong"),
+               "shorter": d("casual", "cheap", 0.6), "thanks a lot": d("casual", "cheap", 0.97),
+               "what is the capital of Peru, by the way?": d("simple_lookup", "cheap", 0.95)}
+    route = lambda texts: [decided.get(t, d("casual", "cheap", 0.1)) for t in texts]  # noqa: E731
+    texts = list(decided)
+    assert [x.tier for x in decide_turns(rule, texts, route, TIERS)] == ["strong", "strong", "cheap", "cheap"]
+
+
+def test_decide_turns_routes_every_distinct_text_once():
+    calls = []
+
+    def route(texts):
+        calls.append(list(texts))
+        return [d("casual", "cheap") for _ in texts]
+
+    decide_turns(ContextRule("detector", turns=2), ["a", "b", "a"], route, TIERS)
+    assert len(calls) == 1 and len(calls[0]) == len(set(calls[0])) == 5  # a, b, a\nb, b\na, a\nb\na
+    calls.clear()
+    decide_turns(ContextRule("alone"), ["a", "b"], route, TIERS)
+    assert calls == [["a", "b"]]
+
+
+def test_detector_continues_the_task_when_it_calls_a_follow_up_and_routes_others_alone():
+    texts = ["fix my regex", "and for emails?", "thanks!"]
+    own = {texts[0]: d("coding", "strong"), texts[1]: d("simple_lookup", "cheap", 0.7), texts[2]: d("casual", "cheap")}
+    route = lambda ts: [own.get(t, d("coding", "strong", 0.99)) for t in ts]  # noqa: E731 (context reads as coding)
+    always = ContextRule("detector", turns=1, weights=(50.0,) + (0.0,) * 7, release_confidence=0.8)
+    never = ContextRule("detector", turns=1, weights=(-50.0,) + (0.0,) * 7)
+    assert [x.tier for x in decide_turns(always, texts, route, TIERS)] == ["strong", "strong", "cheap"]  # released
+    assert [x.tier for x in decide_turns(never, texts, route, TIERS)] == ["strong", "cheap", "cheap"]
 
 
 _CAT_TIER = {"casual": "cheap", "simple_lookup": "cheap", "analysis": "medium", "creative": "medium",
@@ -48,7 +100,7 @@ def test_lift_never_routes_a_turn_below_its_message_alone(alone, ctx):
     """The class behind "no more fresh-turn downgrades": whatever the readings, lift only ever raises a tier."""
     a = [d(c, _CAT_TIER[c], conf) for c, conf in alone]
     p = [d(c, _CAT_TIER[c], conf) for c, conf in (ctx * len(alone))[:len(alone)]]
-    out = lifted(a, p, TIERS)
+    out = lifted(a, p, tiers=TIERS)
     assert out[0] == a[0] and len(out) == len(a)
     for o, x, y in zip(out, a, p):
         assert o in (x, y) and TIERS.index(o.tier) >= TIERS.index(x.tier)
@@ -56,7 +108,7 @@ def test_lift_never_routes_a_turn_below_its_message_alone(alone, ctx):
 
 
 def test_sticky_continues_the_task_unless_a_turn_is_clearly_casual():
-    policy = ConversationPolicy("sticky", turns=2, release_category="casual", release_confidence=0.9)
+    policy = ContextRule("sticky", turns=2, release_category="casual", release_confidence=0.9)
     turns = [d("coding", "strong"), d("simple_lookup", "cheap", 0.6), d("casual", "cheap", 0.95),
              d("creative", "medium", 0.5), d("casual", "cheap", 0.99), d("casual", "cheap", 0.97),
              d("research_lookup", "medium", 0.5), d("simple_lookup", "cheap", 0.5)]
@@ -71,10 +123,15 @@ def test_sticky_continues_the_task_unless_a_turn_is_clearly_casual():
 
 
 def test_policy_parameters_are_checked():
-    with pytest.raises(ConfigError, match="conversation policy must be one of"):
-        ConversationPolicy("telepathy")
+    with pytest.raises(ConfigError, match="context rule must be one of"):
+        ContextRule("telepathy")
     with pytest.raises(ConfigError, match="turns must be"):
-        ConversationPolicy("sticky", turns=0)
+        ContextRule("sticky", turns=0)
+    with pytest.raises(ConfigError, match="weights must be 8 finite numbers"):
+        ContextRule("detector", weights=(1.0, 2.0))
+    with pytest.raises(ConfigError, match="threshold must be in"):
+        ContextRule("detector", threshold=1.5)
+    assert ConversationPolicy is ContextRule  # the old name works for one release
 
 
 def test_the_labelled_set_holds_what_its_readme_says(taxonomy):
@@ -148,19 +205,24 @@ def test_route_conversation_writes_one_decision_per_turn_in_order(small_npz, e5)
     assert all({"category", "tier", "confidence", "margin", "abstain"} <= set(o) for o in out)
 
 
-def test_every_policy_is_compared_on_the_same_turns(small_npz, taxonomy, cache_dir):
-    from workbench.analysis.conversations import choose_conversation_policy, compare_conversation_policies, read_conversations
+def test_every_context_rule_is_compared_on_held_out_folds(small_npz, taxonomy, cache_dir):
+    from workbench.analysis.conversations import (CANDIDATE_RULES, choose_context_rule, compare_context_rules,
+                                                  compare_conversation_policies, read_conversations)
     from workbench.core.router import Router
 
     turns = read_conversations(ROOT / "data" / "conversations" / "conversations_a.jsonl", taxonomy)
     turns = turns[turns["conversation_id"].isin(turns["conversation_id"].unique()[:8])].reset_index(drop=True)
-    table = compare_conversation_policies(Router.load(small_npz), turns, cache_dir=cache_dir)
-    assert list(table.index) == ["alone", "previous", "confident", "lift", "sticky"]
-    assert (table["all_n"] == len(turns)).all()
-    for policy in ("lift", "sticky"):  # they only raise tiers: never more downgrades than the message alone
-        assert table.loc[policy, "fresh_downgrade_rate"] <= table.loc["alone", "fresh_downgrade_rate"]
-        assert table.loc[policy, "follow_up_downgrade_rate"] <= table.loc["alone", "follow_up_downgrade_rate"]
-    assert choose_conversation_policy(table)["policy"] in table.index
+    result = compare_context_rules(Router.load(small_npz), turns, folds=3, cache_dir=cache_dir)
+    table = result.table
+    assert list(table.index) == list(CANDIDATE_RULES)
+    assert (table["all_n"] == len(turns)).all() and all(None not in v for v in result.decisions.values())
+    for rule in ("lift-1", "lift-2", "sticky-2", "inherit-2"):  # they only raise tiers: never more downgrades
+        assert table.loc[rule, "fresh_downgrade_rate"] <= table.loc["alone", "fresh_downgrade_rate"]
+        assert table.loc[rule, "follow_up_downgrade_rate"] <= table.loc["alone", "follow_up_downgrade_rate"]
+    assert set(result.per_fold["fold"]) == {0, 1, 2}
+    assert choose_context_rule(table)["rule"] in table.index
+    assert compare_conversation_policies(Router.load(small_npz), turns, cache_dir=cache_dir).equals(
+        compare_context_rules(Router.load(small_npz), turns, cache_dir=cache_dir).table)
 
 
 @settings(max_examples=60, deadline=None)
@@ -170,8 +232,90 @@ def test_sticky_only_raises_tiers_and_inherits_a_recent_decision(turns, window, 
     tier_of = {"casual": "cheap", "simple_lookup": "cheap", "analysis": "medium", "creative": "medium",
                "coding": "strong", "reasoning": "strong"}
     own = [d(c, tier_of[c], conf) for c, conf in turns]
-    out = sticky_decisions(own, TIERS, ConversationPolicy("sticky", turns=window, release_confidence=release))
+    out = sticky_decisions(own, TIERS, ContextRule("sticky", turns=window, release_confidence=release))
     assert out[0] == own[0] and len(out) == len(own)
     for i, (o, a) in enumerate(zip(out, own)):
         assert TIERS.index(o.tier) >= TIERS.index(a.tier)
         assert o == a or any((o.category, o.tier) == (p.category, p.tier) for p in out[max(0, i - window):i])
+
+
+_RULES = st.sampled_from(["lift", "inherit", "sticky"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(_readings, st.integers(1, 3), _RULES, st.floats(-3, 3), st.floats(0, 12))
+def test_the_raising_rules_never_route_a_turn_below_its_message_alone(turns, window, name, bias, short):
+    """The class behind "no added downgrades": lift, inherit and sticky only ever raise a turn's tier."""
+    texts = [f"turn {i} " + "word " * i for i in range(len(turns))]
+    own = {t: d(c, _CAT_TIER[c], conf) for t, (c, conf) in zip(texts, turns)}
+    others = [d(c, _CAT_TIER[c], conf) for c, conf in turns]
+
+    def route(batch):  # a turn alone reads as drawn; a joined text as one of the draws, picked by its length
+        return [own.get(t, others[len(t) % len(others)]) for t in batch]
+
+    rule = ContextRule(name, turns=window, short_words=short, weights=(bias,) + (0.5,) * 7)
+    out = decide_turns(rule, texts, route, TIERS)
+    for o, t in zip(out, texts):
+        assert TIERS.index(o.tier) >= TIERS.index(own[t].tier)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=2, max_size=30), st.integers(2, 5), st.integers(0, 99))
+def test_folds_never_split_a_conversation(lengths, folds, seed):
+    import pandas as pd
+
+    from workbench.analysis.conversations import conversation_folds
+
+    frame = pd.DataFrame({"conversation_id": [f"c{i}" for i, n in enumerate(lengths) for _ in range(n)]})
+    if folds > len(lengths):
+        with pytest.raises(ConfigError, match="folds must be in"):
+            conversation_folds(frame, folds, seed=seed)
+        return
+    fold = conversation_folds(frame, folds, seed=seed)
+    assert frame.assign(f=fold).groupby("conversation_id")["f"].nunique().max() == 1
+    assert set(fold) == set(range(folds))
+
+
+def test_recent_vectors_embed_only_unseen_texts_and_forget_the_oldest():
+    from tests.helpers import HashEmbedder
+    from workbench.core.conversation import RecentVectors
+
+    class Counting(HashEmbedder):
+        seen = []
+
+        def encode(self, texts):
+            self.seen.extend(texts)
+            return super().encode(texts)
+
+    emb = Counting(8)
+    memo = RecentVectors(emb, size=3)
+    first = memo.encode(["a", "b", "a"])
+    assert emb.seen == ["a", "b"] and np.allclose(first, HashEmbedder(8).encode(["a", "b", "a"]))
+    memo.encode(["b", "c", "d"])  # "a" is now the oldest of four: forgotten
+    assert emb.seen == ["a", "b", "c", "d"]
+    memo.encode(["a", "d"])
+    assert emb.seen == ["a", "b", "c", "d", "a"] and memo.encode([]).shape == (0, 8)
+
+
+def test_route_conversation_reads_the_remembered_vectors_as_fresh_ones(tmp_path, taxonomy):
+    from tests.helpers import HashEmbedder, synthetic_pool
+    from workbench.core.artifact import write_pool_npz
+    from workbench.core.conversation import context_texts
+    from workbench.core.knn import KNNConfig
+    from workbench.core.router import Router
+
+    x, labels, ids = synthetic_pool(np.random.default_rng(0), taxonomy, per_class=3, dim=16)
+    write_pool_npz(tmp_path / "p.npz", x, labels, ids, taxonomy=taxonomy, embedder_spec=HashEmbedder(16).spec,
+                   config=KNNConfig(k=3))
+    router = Router.load(tmp_path / "p.npz", embedder=HashEmbedder(16))
+    turns = ["write a sort in go", "and in rust?", "thanks"]
+    rule = ContextRule("confident", turns=2)
+    for n in (1, 2, 3):  # routed again at every turn, as a client does
+        got = router.route_conversation(turns[:n], context=rule)
+    fresh = Router.load(tmp_path / "p.npz", embedder=HashEmbedder(16))
+    assert [(g.category, g.tier) for g in got] == [(f.category, f.tier) for f in
+                                                   decide_turns(rule, turns, fresh.route_batch, fresh.tiers)]
+    assert router.route_conversation(turns, policy=rule) == got  # the old keyword, for one release
+    assert len(context_texts(turns, 2)) == 2
+    with pytest.raises(ConfigError, match="text 1 has no visible characters"):
+        router.route_conversation(["hi", "\u200b"])

@@ -19,7 +19,8 @@ CONSTANTS = {"backend": "DEFAULT_BACKEND", "dup_threshold": "DUP_THRESHOLD", "cl
              "categorizer_tokens": "CATEGORIZER_TOKENS", "baseline_folds": "N_SPLITS", "pool_sizes": "POOL_SIZES",
              "robustness_n": "ROBUSTNESS_N", "dtype": "EXPORT_DTYPE",
              "default_tier": "OUTAGE_TIER", "head": "HEAD", "calibration": "CALIBRATION", "per_source": "EVAL_PER_SOURCE",
-             "conversation_policy": "CONVERSATION_POLICY", "map_neighbors": "MAP_NEIGHBORS"}
+             "context_rule": "CONTEXT_RULE", "context_turns": "CONTEXT_TURNS",
+             "context_folds": "CONTEXT_FOLDS", "map_neighbors": "MAP_NEIGHBORS"}
 MAX_CODE_LINES = 60
 
 
@@ -113,7 +114,9 @@ def test_metrics_hold_every_section(report):
     assert m["export"]["n"] == 143 and m["run"]["status"] == "ok"
     assert m["export"]["head"] in ("knn", "logreg", "blend") and 0 <= m["export"]["ece"] <= 1
     assert m["generalisation"]["n"] == 2 * (EVAL_ROWS - 2) and m["generalisation"]["sources"] == 2
-    assert m["conversations"]["shipped_policy"] == "lift" and 0 <= m["conversations"]["follow_up_tier_accuracy"] <= 1
+    assert m["conversations"]["shipped_rule"].startswith(__import__("workbench.config").config.CONTEXT_RULE)
+    assert 0 <= m["conversations"]["follow_up_tier_accuracy"] <= 1
+    assert 0 <= m["long_messages"]["question_past_cap_after"] <= m["long_messages"]["question_past_cap_before"] <= 1
     assert sorted(p.name for p in (run / "figures").glob("*.js"))[:2] == ["02_cluster_map.js",
                                                                          "02_template_vs_written.js"]
 

@@ -1,24 +1,30 @@
-"""Conversation routing compared per turn: the message alone, with the previous user turn, or a sticky tier.
+"""Context rules compared per turn, on folds of a labelled conversation set split by conversation.
 
 The labelled set (``data/conversations/``) has one conversation per line,
 ``{"conversation_id", "lang", "turns": [{"id", "text", "category", "kind"}]}``,
 user turns only, oldest first; ``kind`` is ``fresh`` (a message that stands
 alone, a new task or social talk) or ``follow_up`` (continues an earlier
-task and takes its category). A policy should route follow-ups better than
-the message alone without adding downgrades on fresh turns.
+task and takes its category). A context rule should route follow-ups better
+than the message alone without adding downgrades on fresh turns. Rules with
+learned parts (the ``inherit`` length, the ``detector`` weights) are fitted on
+the training folds and scored on the held-out one, so every rule's number is
+held out; folds never split a conversation.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import config as _config
-from ..core.conversation import (CONVERSATION_POLICIES, ConversationPolicy, lifted, more_confident, sticky_decisions,
-                                 with_previous)
+from ..core.conversation import (ContextRule, context_texts, decide_turns, follow_up_features,
+                                 lifted, more_confident)
 from ..errors import ConfigError, DataError
 
-__all__ = ["KINDS", "read_conversations", "route_policies", "compare_conversation_policies", "choose_conversation_policy"]
+__all__ = ["KINDS", "CANDIDATE_RULES", "rule_label", "candidate_rules", "read_dev_conversations", "read_conversations", "route_context_rules", "fit_follow_up_detector",
+           "compare_context_rules", "choose_context_rule", "context_rule_errors",
+           "context_rule_metrics", "compare_conversation_policies", "choose_conversation_policy"]
 
 KINDS = ("fresh", "follow_up")
 
@@ -66,91 +72,216 @@ def read_conversations(paths=None, taxonomy=None):
     return pd.DataFrame(rows)
 
 
-def route_policies(router, frame, policies, *, cache_dir=None):
-    """Each policy's decisions for every turn of ``frame`` (rows grouped by conversation, oldest first).
+def rule_label(rule):
+    """A rule's label in the comparison: its name and how many earlier turns it reads (``alone`` reads none)."""
+    return rule.name if rule.name == "alone" else f"{rule.name}-{rule.turns}"
 
-    Every text is embedded once (cached); the sticky rules reuse the messages' own decisions.
 
-    Returns
-    -------
-    dict policy label -> list of RouteDecision, aligned with ``frame``'s rows.
+def candidate_rules():
+    """Every context rule compared (label -> :class:`ContextRule`); learned parts are refitted on each training fold."""
+    rules = [ContextRule("alone"), *(ContextRule(n, turns=k) for n in ("previous", "confident") for k in (1, 2)),
+             *(ContextRule("lift", turns=k) for k in (1, 2, 3)), ContextRule("sticky", turns=2),
+             ContextRule("inherit", turns=2), *(ContextRule("detector", turns=k) for k in (1, 2))]
+    return {rule_label(r): r for r in rules}
+
+
+CANDIDATE_RULES = tuple(candidate_rules())
+_SHORT_WORDS_GRID = (2, 3, 4, 5, 6, 8, 10)
+_THRESHOLD_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def _groups(frame):
+    groups = [g.index.to_numpy() for _, g in frame.groupby("conversation_id", sort=False)]
+    if not (np.concatenate(groups) == np.arange(len(frame))).all():
+        raise ConfigError("frame rows must be grouped by conversation, oldest turn first (a fresh index)")
+    return groups
+
+
+def cached_route(router, frame, *, turns, cache_dir=None):
+    """``route(texts) -> decisions`` over every text a rule reading up to ``turns`` earlier turns needs.
+
+    Each distinct text (a turn alone, or with its earlier turns) is embedded once, through the cache.
     """
     from ..dataset.embeddings import embed_texts
 
-    groups = [g.index.to_numpy() for _, g in frame.groupby("conversation_id", sort=False)]
-    order = np.concatenate(groups)
-    if not (order == np.arange(len(frame))).all():
-        raise ConfigError("frame rows must be grouped by conversation, oldest turn first")
     texts = frame["text"].tolist()
-    alone = router.route_vectors(embed_texts(texts, router.embedder, cache_dir=cache_dir))
-    previous = None
-    out = {}
-    for label, policy in policies.items():
-        if policy.name == "alone":
-            out[label] = alone
-        elif policy.name in ("previous", "confident", "lift"):
-            if previous is None:
-                ctx = [t for g in groups for t in with_previous([texts[i] for i in g])]
-                previous = router.route_vectors(embed_texts(ctx, router.embedder, cache_dir=cache_dir))
-            combine = {"confident": more_confident,
-                       "lift": lambda a, p: lifted(a, p, router.tiers)}.get(policy.name)
-            out[label] = previous if combine is None else \
-                [d for g in groups for d in combine([alone[i] for i in g], [previous[i] for i in g])]
-        else:
-            out[label] = [d for g in groups for d in sticky_decisions([alone[i] for i in g], router.tiers, policy)]
-    return out
+    needed = dict.fromkeys(texts)
+    for g in _groups(frame):
+        for window in context_texts([texts[i] for i in g], turns):
+            needed.update(dict.fromkeys(window))
+    needed = list(needed)
+    table = dict(zip(needed, router.route_vectors(embed_texts(needed, router.embedder, cache_dir=cache_dir))))
+    return lambda batch: [table[t] for t in batch]
 
 
-def _outcomes(frame, decisions, taxonomy):
-    rank = {t: i for i, t in enumerate(taxonomy.tiers)}
-    true = np.array([rank[taxonomy.tier_map[c]] for c in frame["category"]])
+def read_dev_conversations(dev_dir=None, taxonomy=None):
+    """The development conversations (``conversations*.jsonl`` of ``dev_dir``, default ``data/dev``); None when absent.
+
+    Their errors are the ones to read when deciding what to change; ``data/eval`` only reports.
+    """
+    folder = Path(dev_dir) if dev_dir is not None else _config.DEV_DIR
+    files = sorted(folder.glob("conversations*.jsonl")) if folder.is_dir() else []
+    return read_conversations(files, taxonomy) if files else None
+
+
+def route_context_rules(frame, rules, route, tiers):
+    """Each rule's decisions for every turn of ``frame`` (rows grouped by conversation, oldest first).
+
+    Returns
+    -------
+    dict label -> list of RouteDecision, aligned with ``frame``'s rows.
+    """
+    texts = frame["text"].tolist()
+    groups = _groups(frame)
+    return {label: [d for g in groups for d in decide_turns(rule, [texts[i] for i in g], route, tiers)]
+            for label, rule in rules.items()}
+
+
+def _detector_rows(frame, route, tiers, rule):
+    """Features and follow-up labels of every turn but the first of each conversation."""
+    texts, kinds = frame["text"].tolist(), frame["kind"].tolist()
+    x, y = [], []
+    for g in _groups(frame):
+        t = [texts[i] for i in g]
+        alone = route(t)
+        readings = [route(w) for w in context_texts(t, rule.turns)]
+        best, lift = more_confident(alone, *readings), lifted(alone, *readings, tiers=tiers)
+        for j in range(1, len(g)):
+            x.append(follow_up_features(t[j], alone[j], best[j], lift[j - 1], tiers,
+                                        release_category=rule.release_category))
+            y.append(kinds[g[j]] == "follow_up")
+    return np.array(x, float), np.array(y)
+
+
+def fit_follow_up_detector(frame, route, tiers, *, turns=_config.CONTEXT_TURNS, c=1.0):
+    """Weights of the follow-up detector (intercept first, then :data:`FOLLOW_UP_FEATURES`), by logistic regression.
+
+    Returns
+    -------
+    tuple of float, what :class:`ContextRule` takes as ``weights``.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _detector_rows(frame, route, tiers, ContextRule("detector", turns=turns))
+    if len(set(y)) < 2:
+        raise ConfigError("fitting the follow-up detector needs both fresh and follow-up turns after the first")
+    model = LogisticRegression(C=c, max_iter=2000).fit(x, y)
+    return (float(model.intercept_[0]), *map(float, model.coef_[0]))
+
+
+def _accuracy(frame, decisions, tiers):
+    rank = {t: i for i, t in enumerate(tiers)}
+    return float(np.mean([rank[d.tier] == rank[t] for d, t in zip(decisions, frame["tier"])]))
+
+
+def fit_rule(rule, frame, route, tiers):
+    """``rule`` with its learned parts fitted on ``frame`` (the training folds); other rules come back unchanged.
+
+    ``inherit`` picks its word limit and ``detector`` its threshold by tier accuracy over the training turns
+    (``frame`` has a ``tier`` column, the labelled category's tier).
+    """
+    from dataclasses import replace
+
+    if rule.name == "detector":
+        rule = replace(rule, weights=fit_follow_up_detector(frame, route, tiers, turns=rule.turns))
+        grid = [replace(rule, threshold=t) for t in _THRESHOLD_GRID]
+    elif rule.name == "inherit":
+        grid = [replace(rule, short_words=w) for w in _SHORT_WORDS_GRID]
+    else:
+        return rule
+    scores = [_accuracy(frame, route_context_rules(frame, {"r": r}, route, tiers)["r"], tiers) for r in grid]
+    return grid[int(np.argmax(scores))]
+
+
+def conversation_folds(frame, folds=_config.CONTEXT_FOLDS, *, seed=_config.SEED):
+    """Fold number of each row: conversations shuffled with ``seed`` and dealt round-robin (never split)."""
+    ids = frame["conversation_id"].unique()
+    if not 2 <= folds <= len(ids):
+        raise ConfigError(f"folds must be in [2, {len(ids)}] (the conversations); got {folds!r}")
+    order = np.random.default_rng(seed).permutation(len(ids))
+    fold_of = {ids[j]: n % folds for n, j in enumerate(order)}
+    return frame["conversation_id"].map(fold_of).to_numpy()
+
+
+@dataclass
+class ContextComparison:
+    """Held-out results of every context rule: ``table`` (one row a rule), ``decisions`` (label -> list aligned with
+    ``frame``), ``fitted`` (label -> the rule fitted on all of ``frame``, what would ship) and ``per_fold``."""
+
+    table: object
+    decisions: dict
+    fitted: dict
+    per_fold: object
+
+
+def _metrics(frame, decisions, rank):
+    true = frame["tier"].map(rank).to_numpy()
     routed = np.array([rank[d.tier] for d in decisions])
-    return true, routed
+    row = {}
+    for kind, mask in (("all", np.ones(len(frame), bool)), *((k, (frame["kind"] == k).to_numpy()) for k in KINDS)):
+        row[f"{kind}_n"] = int(mask.sum())
+        row[f"{kind}_tier_accuracy"] = float((routed[mask] == true[mask]).mean()) if mask.any() else float("nan")
+        row[f"{kind}_downgrade_rate"] = float((routed[mask] < true[mask]).mean()) if mask.any() else float("nan")
+        row[f"{kind}_upgrade_rate"] = float((routed[mask] > true[mask]).mean()) if mask.any() else float("nan")
+    return row
 
 
-def compare_conversation_policies(router, frame, policies=None, *, cache_dir=None):
-    """Tier accuracy, downgrades and upgrades per policy and turn kind.
+def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FOLDS, seed=_config.SEED,
+                          cache_dir=None):
+    """Tier accuracy, downgrades and upgrades per context rule and turn kind, on held-out folds by conversation.
 
     Parameters
     ----------
     router : Router
     frame : pandas.DataFrame from :func:`read_conversations`
-    policies : dict label -> ConversationPolicy, optional
-        Default: every policy, with the project's sticky parameters.
+    rules : dict label -> ContextRule, optional
+        Default :func:`candidate_rules`.
+    folds : int
+        Each rule's learned parts are fitted on the other folds; a fold's turns are decided by that fit.
 
     Returns
     -------
-    pandas.DataFrame indexed by policy label, with ``<kind>_tier_accuracy``,
-    ``<kind>_downgrade_rate``, ``<kind>_upgrade_rate`` for ``all``, ``fresh`` and ``follow_up``.
+    ContextComparison; its ``table`` is indexed by rule label, with ``<kind>_tier_accuracy``,
+    ``<kind>_downgrade_rate``, ``<kind>_upgrade_rate`` for ``all``, ``fresh`` and ``follow_up``, and the spread of
+    the follow-up accuracy over folds.
     """
     import pandas as pd
 
     from ..core.taxonomy import Taxonomy
 
-    if policies is None:
-        policies = {name: ConversationPolicy(name) for name in CONVERSATION_POLICIES}
-    taxonomy = Taxonomy.from_metadata(router.metadata)
-    decided = route_policies(router, frame, policies, cache_dir=cache_dir)
-    rows = []
-    for label, decisions in decided.items():
-        true, routed = _outcomes(frame, decisions, taxonomy)
-        row = {"policy": label}
-        for kind, mask in (("all", np.ones(len(frame), bool)), *((k, (frame["kind"] == k).to_numpy()) for k in KINDS)):
-            row[f"{kind}_n"] = int(mask.sum())
-            row[f"{kind}_tier_accuracy"] = float((routed[mask] == true[mask]).mean())
-            row[f"{kind}_downgrade_rate"] = float((routed[mask] < true[mask]).mean())
-            row[f"{kind}_upgrade_rate"] = float((routed[mask] > true[mask]).mean())
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("policy")
+    rules = rules or candidate_rules()
+    tiers = list(router.tiers)
+    rank = {t: i for i, t in enumerate(tiers)}
+    frame = frame.reset_index(drop=True).assign(tier=lambda f: f["category"].map(
+        Taxonomy.from_metadata(router.metadata).tier_map))
+    route = cached_route(router, frame, turns=max(r.turns for r in rules.values()), cache_dir=cache_dir)
+    fold = conversation_folds(frame, folds, seed=seed)
+    held = {label: [None] * len(frame) for label in rules}
+    per_fold = []
+    for k in range(folds):
+        train, test = frame[fold != k].reset_index(drop=True), frame[fold == k]
+        fitted = {label: fit_rule(rule, train, route, tiers) for label, rule in rules.items()}
+        decided = route_context_rules(test.reset_index(drop=True), fitted, route, tiers)
+        for label, decisions in decided.items():
+            for row, d in zip(test.index, decisions):
+                held[label][row] = d
+            per_fold.append({"rule": label, "fold": k, **_metrics(test, decisions, rank)})
+    per_fold = pd.DataFrame(per_fold)
+    spread = per_fold.groupby("rule")[["follow_up_tier_accuracy", "fresh_tier_accuracy"]].agg(["min", "std"])
+    spread.columns = [f"{a}_fold_{b}" for a, b in spread.columns]
+    table = pd.DataFrame([{"rule": label, **_metrics(frame, held[label], rank)} for label in rules]).set_index("rule")
+    table = table.join(spread)
+    shipped = {label: fit_rule(rule, frame, route, tiers) for label, rule in rules.items()}
+    return ContextComparison(table, held, shipped, per_fold)
 
 
-def choose_conversation_policy(table, *, baseline="alone"):
-    """The policy to ship: the best tier accuracy over all turns among those that route follow-ups better than
+def choose_context_rule(table, *, baseline="alone"):
+    """The rule to ship: the best tier accuracy over all turns among those that route follow-ups better than
     ``baseline`` without more fresh-turn downgrades (ties: fewer downgrades); ``baseline`` when none does.
 
     Returns
     -------
-    dict with ``policy`` (label), ``beats_baseline`` and ``summary`` (one sentence).
+    dict with ``rule`` (label), ``beats_baseline`` and ``summary`` (one sentence).
     """
     base = table.loc[baseline]
     ok = table[(table["fresh_downgrade_rate"] <= base["fresh_downgrade_rate"] + 1e-12)
@@ -160,7 +291,45 @@ def choose_conversation_policy(table, *, baseline="alone"):
     r = table.loc[best]
     summary = (f"{best}: {100 * r['all_tier_accuracy']:.1f}% tier accuracy over all turns "
                f"({100 * base['all_tier_accuracy']:.1f}% {baseline}); follow-ups {100 * r['follow_up_tier_accuracy']:.1f}% "
+               f"with {100 * r['follow_up_downgrade_rate']:.1f}% downgrades "
                f"({100 * base['follow_up_tier_accuracy']:.1f}%); fresh turns {100 * r['fresh_tier_accuracy']:.1f}% "
                f"({100 * base['fresh_tier_accuracy']:.1f}%) with {100 * r['fresh_downgrade_rate']:.1f}% downgrades "
-               f"({100 * base['fresh_downgrade_rate']:.1f}%).")
-    return {"policy": best, "beats_baseline": best != baseline, "summary": summary}
+               f"({100 * base['fresh_downgrade_rate']:.1f}%); held-out folds by conversation.")
+    return {"rule": best, "policy": best, "beats_baseline": best != baseline, "summary": summary}
+
+
+def context_rule_errors(frame, decisions, taxonomy):
+    """The turns ``decisions`` route to the wrong tier: text, kind, labelled and routed category and tier.
+
+    Read these on the development conversations (``data/dev``), never on ``data/eval``. ``frame`` None (no
+    such set) gives None.
+    """
+    if frame is None:
+        return None
+    frame = frame.reset_index(drop=True)
+    out = frame.assign(tier=frame["category"].map(taxonomy.tier_map), routed_category=[d.category for d in decisions],
+                       routed_tier=[d.tier for d in decisions], confidence=[d.confidence for d in decisions])
+    rank = {t: i for i, t in enumerate(taxonomy.tiers)}
+    out = out[out["tier"] != out["routed_tier"]]
+    out = out.assign(error=np.where(out["routed_tier"].map(rank) < out["tier"].map(rank), "downgrade", "upgrade"))
+    return out[["conversation_id", "turn", "kind", "text", "category", "routed_category", "tier", "routed_tier",
+                "confidence", "error"]]
+
+
+def compare_conversation_policies(router, frame, policies=None, *, cache_dir=None):
+    """The name before :func:`compare_context_rules` (kept for one release): its ``table``."""
+    return compare_context_rules(router, frame, policies, cache_dir=cache_dir).table
+
+
+choose_conversation_policy = choose_context_rule
+
+
+def context_rule_metrics(table, shipped_label, *, baseline="alone"):
+    """What a report records of a comparison: the shipped rule's rates, the best rule and the baseline's rates."""
+    shipped = table.loc[shipped_label]
+    keys = ("all_tier_accuracy", "follow_up_tier_accuracy", "follow_up_downgrade_rate", "fresh_tier_accuracy",
+            "fresh_downgrade_rate")
+    return {"shipped_rule": shipped_label, "best_rule": choose_context_rule(table, baseline=baseline)["rule"],
+            "turns": int(shipped["all_n"]), **{k: float(shipped[k]) for k in keys},
+            f"{baseline}_follow_up_tier_accuracy": float(table.loc[baseline, "follow_up_tier_accuracy"]),
+            f"{baseline}_fresh_downgrade_rate": float(table.loc[baseline, "fresh_downgrade_rate"])}

@@ -197,7 +197,10 @@ def cmd_route_conversation(args):
     """
     from ._console import json_line
 
+    from ..core.conversation import ContextRule
+
     router = opt.load_router(args)
+    rule = ContextRule(args.context)
     errors = 0
     for n, conv, error in _read_conversation_input(args.input):
         if error is not None:
@@ -208,7 +211,7 @@ def cmd_route_conversation(args):
             _write(json_line({"conversation_id": cid if isinstance(cid, (str, int)) and not isinstance(cid, bool)
                               else None, "line": n, "error": error.problem}))
             continue
-        for turn, d in zip(conv["turns"], router.route_conversation(conv["turns"])):
+        for turn, d in zip(conv["turns"], router.route_conversation(conv["turns"], context=rule)):
             _write(json_line({"conversation_id": conv["conversation_id"], "id": turn["id"],
                               **d.to_dict(neighbors=args.neighbors)}))
         sys.stdout.flush()
@@ -278,6 +281,7 @@ def cmd_datasheet(args):
 def register(sub):
     """Add the pool commands to the ``workbench`` parser."""
     from ..core.artifact_schema import EMBEDDING_DTYPES
+    from ..core.conversation import CONTEXT_RULES
 
     p = sub.add_parser("evaluate", help="leave-one-out metrics of the pool, as a table", formatter_class=opt.Formatter)
     opt.add_pool_options(p)
@@ -310,7 +314,9 @@ def register(sub):
                         "record {id, line, error} in its place and go on")
     p.add_argument("--conversation", action="store_true",
                    help="input lines are conversations {'conversation_id', 'turns': [{'id','text'}, ...]} (oldest turn "
-                        f"first); one decision per turn, routed with the {_config.CONVERSATION_POLICY!r} policy")
+                        "first); one decision per turn, routed with the --context rule")
+    p.add_argument("--context", choices=CONTEXT_RULES, default=_config.CONTEXT_RULE,
+                   help="with --conversation: how a turn reads the turns before it (see workbench.core.conversation)")
     p.add_argument("--batch-size", type=opt.positive_int, default=64, help=opt.argparse.SUPPRESS)
     p.set_defaults(func=cmd_route)
 

@@ -2,94 +2,169 @@
 
 A follow-up makes sense only after the turn it continues, and the taxonomy
 gives it that task's category; alone, "also handle empty input" looks like
-nothing in particular. Four ways to route turn ``i`` (user turns only,
-oldest first):
+nothing in particular. A **context rule** says how turn ``i`` is routed
+(user turns only, oldest first); "context rule" names this conversation side,
+"decision policy" (:mod:`workbench.core.policy`) the tier decision of one message.
 
 - ``alone``: the message by itself;
-- ``previous``: the previous user turn and the message, embedded together;
-- ``confident``: both readings, keeping the one whose decision is more
-  confident (the pool's calibrated probability that its tier is right;
-  the message alone on a tie). A fresh question reads confidently alone; a
-  follow-up reads confidently only with the turn it continues. No parameter;
-- ``lift``: as ``confident``, but the reading with the previous turn may only
-  raise a turn's tier, never lower it. A follow-up is short and reads as
-  little alone ("also handle empty input" looks casual), so the task it
-  continues lifts it; a fresh question that happens to read more
-  confidently with the previous turn keeps at least its own tier, so the
-  context never adds a downgrade to what the message alone decides;
-- ``sticky``: the message by itself, but never below the tier of the
-  decisions of the previous ``turns`` turns: a turn that would drop below
-  that floor continues the task that set it (its category and tier), unless
-  the message is clearly a fresh casual one (routed to ``release_category``
-  with at least ``release_confidence``), such as "thanks, that works!".
-  Sticky rules only raise tiers, so they never add a downgrade.
+- ``previous``: the message read with its ``turns`` earlier user turns, embedded together;
+- ``confident``: the message alone and with 1..``turns`` earlier turns, keeping the
+  most confident reading (the pool's calibrated probability that its tier is
+  right; the message alone on a tie);
+- ``lift``: as ``confident``, but a reading with context may only raise a turn's
+  tier, never lower it: a fresh question that happens to read more confidently
+  with the turns before keeps at least its own tier, so context never adds a
+  downgrade to what the message alone decides;
+- ``sticky``: the message by itself, but never below the tier of the decisions
+  of the previous ``turns`` turns, unless the message is clearly a fresh casual
+  one (routed to ``release_category`` with at least ``release_confidence``),
+  such as "thanks, that works!";
+- ``inherit``: ``lift``, then a short turn (at most ``short_words`` words, see
+  :func:`text_words`) that still routes below the previous turn's decision
+  continues that task (its category and tier), unless it is released as above:
+  "round up", "in F?", "shorter, as bullets";
+- ``detector``: a turn that a small learned follow-up detector
+  (:func:`follow_up_probability`, weights fitted on labelled conversations by
+  :mod:`workbench.analysis.conversations`) calls a follow-up with at least
+  ``threshold`` probability continues the previous turn's task (its category
+  and tier), or takes its reading with all ``turns`` earlier turns when that
+  routes higher (a follow-up of the turn before the previous one); every other turn is routed alone, so a fresh turn is not lifted
+  by the task before it. The detector reads the message's own decision, its
+  readings with the earlier turns and the previous turn's decision.
 
-:class:`~workbench.core.router.Router.route_conversation` applies the
-project's default (:data:`workbench.config.CONVERSATION_POLICY`);
-:mod:`workbench.analysis.conversations` compares them on a labelled set.
+``lift``, ``sticky`` and ``inherit`` only raise tiers over the message alone,
+so they never add a downgrade; ``previous``, ``confident`` and ``detector`` may.
+:meth:`~workbench.core.router.Router.route_conversation` applies the project's
+default (:data:`workbench.config.CONTEXT_RULE`); :mod:`workbench.analysis.conversations`
+compares them on folds of a labelled set.
 """
 from __future__ import annotations
 
+import math
+import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from .. import config as _config
 from ..errors import ConfigError
 
-__all__ = ["CONVERSATION_POLICIES", "ConversationPolicy", "with_previous", "more_confident", "lifted",
-           "sticky_decisions"]
+__all__ = ["CONTEXT_RULES", "ContextRule", "context_texts", "with_previous", "more_confident", "lifted",
+           "sticky_decisions", "continued", "text_words", "follow_up_features", "follow_up_probability",
+           "decide_turns", "RecentVectors", "CONVERSATION_POLICIES", "ConversationPolicy"]
 
-CONVERSATION_POLICIES = ("alone", "previous", "confident", "lift", "sticky")
+CONTEXT_RULES = ("alone", "previous", "confident", "lift", "sticky", "inherit", "detector")
+#: Features of the follow-up detector, in the order of its weights (after the intercept).
+FOLLOW_UP_FEATURES = ("log_words", "alone_confidence", "alone_similarity", "context_gain", "context_agrees",
+                      "tier_drop", "alone_casual")
 
 
 @dataclass(frozen=True)
-class ConversationPolicy:
-    """How a conversation's turns are routed.
+class ContextRule:
+    """How a conversation's turns are routed (see the module docstring for each ``name``).
 
     Parameters
     ----------
-    name : {"alone", "previous", "confident", "lift", "sticky"}
+    name : str
+        One of :data:`CONTEXT_RULES`.
     turns : int
-        Sticky window: the floor is the highest tier decided in the previous ``turns`` turns.
+        Earlier user turns read with a message (``previous``, ``confident``, ``lift``,
+        ``inherit``, ``detector``), or the sticky window.
     release_category : str
-        A turn routed here with ``release_confidence`` or more escapes the floor (a fresh casual turn).
+        A turn routed here with ``release_confidence`` or more never inherits (a fresh casual turn).
     release_confidence : float
         In [0, 1]; compared with the turn's own ``confidence``.
+    short_words : float
+        ``inherit``: a turn of at most this many words (:func:`text_words`) continues the task.
+    weights : tuple of float
+        ``detector``: intercept then one weight per :data:`FOLLOW_UP_FEATURES`.
+    threshold : float
+        ``detector``: follow-up probability from which a turn continues the task.
     """
 
-    name: str = _config.CONVERSATION_POLICY
-    turns: int = _config.STICKY_TURNS
+    name: str = _config.CONTEXT_RULE
+    turns: int = _config.CONTEXT_TURNS
     release_category: str = _config.STICKY_RELEASE_CATEGORY
     release_confidence: float = _config.STICKY_RELEASE_CONFIDENCE
+    short_words: float = _config.INHERIT_SHORT_WORDS
+    weights: tuple = _config.FOLLOW_UP_WEIGHTS
+    threshold: float = _config.FOLLOW_UP_THRESHOLD
 
     def __post_init__(self):
-        if self.name not in CONVERSATION_POLICIES:
-            raise ConfigError(f"conversation policy must be one of {CONVERSATION_POLICIES}; got {self.name!r}")
+        if self.name not in CONTEXT_RULES:
+            raise ConfigError(f"context rule must be one of {CONTEXT_RULES}; got {self.name!r}")
         if not isinstance(self.turns, int) or self.turns < 1:
             raise ConfigError(f"turns must be an integer >= 1; got {self.turns!r}")
-        if not 0.0 <= float(self.release_confidence) <= 1.0:
-            raise ConfigError(f"release_confidence must be in [0, 1]; got {self.release_confidence!r}")
+        for what in ("release_confidence", "threshold"):
+            if not 0.0 <= float(getattr(self, what)) <= 1.0:
+                raise ConfigError(f"{what} must be in [0, 1]; got {getattr(self, what)!r}")
+        if not float(self.short_words) >= 0:
+            raise ConfigError(f"short_words must be >= 0; got {self.short_words!r}")
+        if len(self.weights) != len(FOLLOW_UP_FEATURES) + 1 or not all(map(math.isfinite, self.weights)):
+            raise ConfigError(f"weights must be {len(FOLLOW_UP_FEATURES) + 1} finite numbers (intercept, "
+                              f"{', '.join(FOLLOW_UP_FEATURES)}); got {self.weights!r}")
+
+    @property
+    def reads_context(self) -> bool:
+        """Whether the rule embeds messages together with earlier turns."""
+        return self.name not in ("alone", "sticky")
+
+
+#: The names before "context rule" (kept for one release).
+ConversationPolicy = ContextRule
+CONVERSATION_POLICIES = CONTEXT_RULES
+
+
+def context_texts(texts, turns, *, separator="\n"):
+    """Per window ``k`` in 1..``turns``: each message preceded by its ``k`` earlier user turns (fewer at the start).
+
+    Returns
+    -------
+    list of ``turns`` lists, each aligned with ``texts``.
+    """
+    texts = [str(t) for t in texts]
+    return [[separator.join(texts[max(0, i - k):i + 1]) for i in range(len(texts))] for k in range(1, turns + 1)]
 
 
 def with_previous(texts, *, separator="\n"):
     """Each message preceded by the previous user turn (the first message alone)."""
-    texts = [str(t) for t in texts]
-    return [t if i == 0 else texts[i - 1] + separator + t for i, t in enumerate(texts)]
+    return context_texts(texts, 1, separator=separator)[0]
 
 
-def more_confident(alone, previous):
-    """Per turn, the more confident of the two readings (the message alone on a tie, and always for the first turn)."""
-    return [a if i == 0 or a.confidence >= p.confidence else p for i, (a, p) in enumerate(zip(alone, previous))]
+def _rank(tiers):
+    return {t: i for i, t in enumerate(tiers)}
 
 
-def lifted(alone, previous, tiers):
-    """Per turn, the reading with the previous turn when it is more confident *and* routes to a higher tier.
+def more_confident(alone, *readings):
+    """Per turn, the most confident of the readings (the message alone on a tie, and always for the first turn)."""
+    out = []
+    for i, a in enumerate(alone):
+        best = a
+        for r in readings:
+            if i > 0 and r[i].confidence > best.confidence:
+                best = r[i]
+        out.append(best)
+    return out
+
+
+def lifted(alone, *readings, tiers):
+    """Per turn, the most confident reading with context that is more confident *and* routes to a higher tier.
 
     Otherwise the message alone (always for the first turn): no turn is ever
     routed below the tier its message alone gets.
     """
-    rank = {t: i for i, t in enumerate(tiers)}
-    return [p if i > 0 and p.confidence > a.confidence and rank[p.tier] > rank[a.tier] else a
-            for i, (a, p) in enumerate(zip(alone, previous))]
+    rank = _rank(tiers)
+    out = []
+    for i, a in enumerate(alone):
+        best = a
+        for r in readings:
+            p = r[i]
+            if i > 0 and p.confidence > best.confidence and rank[p.tier] > rank[a.tier]:
+                best = p
+        out.append(best)
+    return out
 
 
 def sticky_decisions(decisions, tiers, policy):
@@ -101,21 +176,163 @@ def sticky_decisions(decisions, tiers, policy):
         Each turn routed alone.
     tiers : sequence of str
         Tier names, cheapest first.
-    policy : ConversationPolicy
+    policy : ContextRule
 
     Returns
     -------
     list of RouteDecision: a turn below the floor gets the category and tier of
     the recent decision that set it (the latest one on a tie); others are unchanged.
     """
-    rank = {t: i for i, t in enumerate(tiers)}
+    rank = _rank(tiers)
     out = []
     for i, d in enumerate(decisions):
         recent = out[max(0, i - policy.turns):i]
-        released = d.category == policy.release_category and d.confidence >= policy.release_confidence
-        if recent and not released:
+        if recent and not _released(d, policy):
             floor = max(reversed(recent), key=lambda p: rank[p.tier])  # latest among the highest
             if rank[floor.tier] > rank[d.tier]:
-                d = replace(d, category=floor.category, tier=floor.tier, vote_tier=floor.vote_tier)
+                d = _take_task(d, floor)
         out.append(d)
     return out
+
+
+def _released(d, rule):
+    return d.category == rule.release_category and d.confidence >= rule.release_confidence
+
+
+def _take_task(d, task):
+    return replace(d, category=task.category, tier=task.tier, vote_tier=task.vote_tier)
+
+
+def continued(decisions, follows, tiers, rule):
+    """Turns marked in ``follows`` continue the previous turn's final decision when it is higher (oldest first).
+
+    A turn released as a clear casual one (``rule.release_*``) keeps its own decision.
+    """
+    rank = _rank(tiers)
+    out = []
+    for i, (d, follow) in enumerate(zip(decisions, follows)):
+        if i > 0 and follow and not _released(d, rule) and rank[out[-1].tier] > rank[d.tier]:
+            d = _take_task(d, out[-1])
+        out.append(d)
+    return out
+
+
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_WORD = re.compile(r"\w+")
+
+
+def text_words(text) -> float:
+    """Words in ``text``, comparable across scripts: runs of letters or digits, and two CJK characters a word."""
+    cjk = len(_CJK.findall(text))
+    return len(_WORD.findall(_CJK.sub(" ", text))) + cjk / 2
+
+
+def follow_up_features(text, alone, best, previous, tiers, *, release_category=_config.STICKY_RELEASE_CATEGORY):
+    """The detector's inputs for one turn (see :data:`FOLLOW_UP_FEATURES`).
+
+    ``alone`` is the turn's own decision, ``best`` its most confident reading
+    with context, ``previous`` the previous turn's final decision.
+    """
+    rank = _rank(tiers)
+    return (math.log1p(text_words(text)), alone.confidence, alone.similarities[0] if alone.similarities else 0.0,
+            best.confidence - alone.confidence, float(best.category == previous.category),
+            float(rank[previous.tier] - rank[alone.tier]),
+            float(alone.category == release_category) * alone.confidence)
+
+
+def follow_up_probability(features, weights) -> float:
+    """Logistic model: ``sigmoid(weights[0] + sum(weights[1:] * features))``."""
+    z = weights[0] + sum(w * f for w, f in zip(weights[1:], features))
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+def decide_turns(rule, texts, route, tiers):
+    """One decision per turn of one conversation under ``rule``.
+
+    Parameters
+    ----------
+    rule : ContextRule
+    texts : list of str
+        User turns, oldest first.
+    route : callable
+        ``route(list of str) -> list of RouteDecision`` (e.g. ``Router.route_batch``); called once,
+        with every distinct text the rule reads.
+    tiers : sequence of str
+        Tier names, cheapest first.
+    """
+    windows = context_texts(texts, rule.turns) if rule.reads_context and len(texts) > 1 else []
+    if rule.name == "previous" and windows:
+        windows = windows[-1:]
+    distinct = list(dict.fromkeys([*texts, *(t for w in windows for t in w[1:])]))
+    decided = dict(zip(distinct, route(distinct)))
+    alone = [decided[t] for t in texts]
+    readings = [[decided[t] for t in w] for w in windows]
+    if rule.name == "alone" or not (readings or rule.name == "sticky"):
+        return alone
+    if rule.name == "previous":
+        return readings[0]
+    if rule.name == "confident":
+        return more_confident(alone, *readings)
+    if rule.name == "sticky":
+        return sticky_decisions(alone, tiers, rule)
+    lift = lifted(alone, *readings, tiers=tiers)
+    if rule.name == "lift":
+        return lift
+    if rule.name == "inherit":
+        return continued(lift, [text_words(t) <= rule.short_words for t in texts], tiers, rule)
+    return detected(rule, texts, alone, readings, lift, tiers)
+
+
+def detected(rule, texts, alone, readings, lift, tiers):
+    """The ``detector`` rule: a turn the detector calls a follow-up takes the previous turn's task, others stay alone."""
+    rank = _rank(tiers)
+    best = more_confident(alone, *readings)
+    out = []
+    for i, d in enumerate(alone):  # the detector reads the previous turn's *final* decision
+        if i > 0 and not _released(d, rule) and follow_up_probability(follow_up_features(
+                texts[i], d, best[i], out[-1], tiers, release_category=rule.release_category),
+                rule.weights) >= rule.threshold:
+            widest = readings[-1][i]  # the previous turn's task, or the widest reading when it is higher
+            d = widest if rank[widest.tier] > rank[out[-1].tier] else _take_task(d, out[-1])
+        out.append(d)
+    return out
+
+
+class RecentVectors:
+    """The vectors of the most recently embedded texts (a bounded LRU, thread-safe), in front of an embedder.
+
+    A conversation is routed again at every turn with all its turns: the
+    earlier turns, alone and with their context, were embedded the time
+    before, so a new turn costs its own texts only.
+
+    Parameters
+    ----------
+    embedder : Embedder
+    size : int
+        Texts remembered (the oldest is forgotten first).
+    """
+
+    def __init__(self, embedder, size=_config.CONTEXT_MEMORY):
+        self.embedder = embedder
+        self.size = size
+        self._vectors = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, texts):
+        """``(len(texts), dim)`` vectors, as ``embedder.encode`` returns them; only unseen texts are embedded."""
+        prepare = getattr(self.embedder, "prepare", str)
+        keys = [prepare(t) for t in texts]
+        if not keys:
+            return np.zeros((0, self.embedder.dim), np.float32)
+        with self._lock:
+            known = {k: self._vectors[k] for k in keys if k in self._vectors}
+        missing = [k for k in dict.fromkeys(keys) if k not in known]
+        if missing:
+            known.update(zip(missing, self.embedder.encode(missing)))
+        with self._lock:
+            for k in dict.fromkeys(keys):
+                self._vectors[k] = known[k]
+                self._vectors.move_to_end(k)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+        return np.stack([known[k] for k in keys])

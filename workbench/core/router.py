@@ -13,7 +13,7 @@ from ..errors import ArtifactError, ConfigError
 from .ann import restore_index
 from .artifact import load_pool_npz
 from .calibration import Calibration
-from .conversation import ConversationPolicy, lifted, more_confident, sticky_decisions, with_previous
+from .conversation import ContextRule, RecentVectors, decide_turns
 from .heads import load_head
 from .knn import center, decide, predict, predict_from_neighbors
 from .policy import DecisionPolicy
@@ -165,30 +165,35 @@ class Router:
         texts = list(texts)
         if not texts:
             return []
-        blank = next((i for i, t in enumerate(texts) if not has_visible_text(t)), None)
-        if blank is not None:
-            raise ConfigError(f"text {blank} has no visible characters (got {str(texts[blank])[:20]!r})")
+        _check_visible(texts)
         return self.route_vectors(self.embedder.encode(texts))
 
     def route(self, text):
         """Route one message."""
         return self.route_batch([text])[0]
 
-    def route_conversation(self, turns, *, policy=None):
+    def route_conversation(self, turns, *, context=None, policy=None):
         """Route the user turns of one conversation, oldest first: one decision per turn, in order.
 
-        ``turns`` are strings or mappings with a ``text``; ``policy`` is a
-        :class:`~workbench.core.conversation.ConversationPolicy` (default: the
-        project's, see :mod:`workbench.core.conversation`).
+        ``turns`` are strings or mappings with a ``text``; ``context`` is a
+        :class:`~workbench.core.conversation.ContextRule` (default: the
+        project's, see :mod:`workbench.core.conversation`); ``policy`` is its
+        old name, kept for one release.
         """
-        policy = policy or ConversationPolicy()
+        rule = context or policy or ContextRule()
         texts = [t["text"] if isinstance(t, dict) else t for t in turns]
-        if policy.name == "previous":
-            return self.route_batch(with_previous(texts))
-        if policy.name in ("confident", "lift"):
-            both = self.route_batch(texts + with_previous(texts)[1:])
-            alone, previous = both[:len(texts)], both[:1] + both[len(texts):]
-            return more_confident(alone, previous) if policy.name == "confident" else \
-                lifted(alone, previous, self.tiers)
-        decisions = self.route_batch(texts)
-        return sticky_decisions(decisions, self.tiers, policy) if policy.name == "sticky" else decisions
+        _check_visible(texts)
+        return decide_turns(rule, texts, lambda batch: self.route_vectors(self._turn_vectors.encode(batch)), self.tiers)
+
+    @property
+    def _turn_vectors(self):
+        # a client sends the whole conversation again at every turn: earlier turns' vectors are remembered
+        if getattr(self, "_turn_memo", None) is None:
+            self._turn_memo = RecentVectors(self.embedder)
+        return self._turn_memo
+
+
+def _check_visible(texts):
+    blank = next((i for i, t in enumerate(texts) if not has_visible_text(t)), None)
+    if blank is not None:
+        raise ConfigError(f"text {blank} has no visible characters (got {str(texts[blank])[:20]!r})")

@@ -12,25 +12,36 @@ and what reaches a model follow the same rules:
   become U+FFFD, since they cannot be encoded as UTF-8.
 - **A length cap** per backend (``Embedder.max_chars``, default
   :data:`workbench.config.MAX_TEXT_CHARS` = 2,048 characters, about 512
-  tokens of English text, the window of the E5 and MiniLM models): longer
-  texts are cut. Without it the default backend embeds every 512-token
-  window of a text, so cost grows with length (a 60k-character message cost
-  about 20x a 1k one) and one long line stalls a stream behind it. The
-  routing signal of a chat message is in its beginning.
+  tokens of English text, the window of the E5 and MiniLM models): a longer
+  text keeps its beginning and its end (:func:`clip_text`: the last
+  :data:`~workbench.config.MAX_TEXT_TAIL_CHARS` characters, from a line
+  start when there is one), joined by :data:`CLIP_MARK`. Without a cap the
+  default backend embeds every 512-token window of a text, so cost grows
+  with length (a 60k-character message cost about 20x a 1k one) and one
+  long line stalls a stream behind it. The routing signal of a chat message
+  is in its beginning, *and* in its end when it pastes a long context and
+  asks its question after it ("... so what time do I need to be there?"):
+  cutting at the cap alone dropped that question.
 - **Invisible-only text** (whitespace, control and format characters such as
   zero-width spaces and joiners, combining marks on nothing, Hangul fillers,
   the braille blank) counts as empty: :func:`has_visible_text` is False.
 
 Nothing else changes (no case folding, no Unicode normalisation, newlines
-kept), so the vector of an ordinary message is what it always was and the
-embedding cache, keyed by the prepared text, stays valid.
+kept), so the vector of a message within the cap is what it always was and
+the embedding cache, keyed by the prepared text, stays valid for it (only
+texts over the cap got new keys when the tail was added).
 """
 from __future__ import annotations
 
 import re
 import unicodedata
 
-__all__ = ["prepare_text", "has_visible_text", "is_clipped", "message_problem"]
+from .. import config as _config
+
+__all__ = ["prepare_text", "clip_text", "has_visible_text", "is_clipped", "message_problem", "CLIP_MARK"]
+
+#: Between the kept beginning and end of a clipped text.
+CLIP_MARK = "\n[...]\n"
 
 #: C0 controls except \t \n \r, DEL and the C1 block.
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -52,8 +63,29 @@ def prepare_text(text, max_chars=None) -> str:
         text = _SURROGATES.sub("\ufffd", text)
     if max_chars is not None and len(text) > max_chars:
         # blanks cost no meaning: 2,048 leading spaces used to push the whole question past the cap
-        text = _BLANKS.sub(" ", text).strip()[:max_chars]
+        text = clip_text(_BLANKS.sub(" ", text).strip(), max_chars)
     return text
+
+
+def clip_text(text, max_chars, *, tail_chars=_config.MAX_TEXT_TAIL_CHARS) -> str:
+    """At most ``max_chars`` characters of ``text``: its beginning, :data:`CLIP_MARK`, and its end.
+
+    The end is the last ``tail_chars`` characters (at most a quarter of
+    ``max_chars``), starting after a line break in its first half when there
+    is one, so it opens on the line that asks the question. A text within
+    ``max_chars`` comes back unchanged; a cap too small for the mark keeps the beginning only.
+    """
+    if len(text) <= max_chars:
+        return text
+    tail = min(tail_chars, max_chars // 4)
+    head = max_chars - tail - len(CLIP_MARK)
+    if tail < 1 or head < 1:
+        return text[:max_chars]
+    end = text[len(text) - tail:]
+    cut = end.find("\n", 0, tail // 2)
+    if cut >= 0:
+        end = end[cut + 1:]
+    return text[:head] + CLIP_MARK + end
 
 
 def has_visible_text(text) -> bool:

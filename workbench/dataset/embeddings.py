@@ -289,7 +289,7 @@ def load_embedded_pool(pool=None, *, taxonomy=None, backend=None, cache_dir=None
 
 
 def clipped_messages(frame, embedder):
-    """Pool messages longer than the backend's cap (it embeds only their beginning), each logged with file:line.
+    """Pool messages longer than the backend's cap (it embeds their beginning and end), each logged with file:line.
 
     Returns
     -------
@@ -299,8 +299,8 @@ def clipped_messages(frame, embedder):
     out = [{"file": f, "line": int(n), "id": str(i), "chars": len(t)}
            for t, f, n, i in zip(frame["text"], frame["file"], frame["line"], frame["id"]) if is_clipped(t, cap)]
     for c in out[:20]:
-        log.warning("%s:%d: message %r has %d characters; %s embeds the first %d", c["file"], c["line"], c["id"],
-                    c["chars"], embedder.name, cap)
+        log.warning("%s:%d: message %r has %d characters; %s embeds %d of them (its beginning and end)", c["file"],
+                    c["line"], c["id"], c["chars"], embedder.name, cap)
     if len(out) > 20:
         log.warning("... and %d more message(s) longer than %d characters", len(out) - 20, cap)
     return out

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from ._base import PALETTE, esc, go as _go
 
-__all__ = ["plot_reliability", "plot_source_accuracy", "plot_conversation_policies"]
+__all__ = ["plot_reliability", "plot_source_accuracy", "plot_context_rules", "plot_conversation_policies",
+           "plot_confidence_coverage"]
 
 
 def plot_reliability(tables, *, title="Reliability of tier confidence (out of fold)"):
@@ -56,12 +57,12 @@ def plot_source_accuracy(per_source, *, target=None, title="Tier accuracy per so
     return fig
 
 
-def plot_conversation_policies(table, *, title="Conversation policies: tier accuracy per turn kind"):
-    """Tier accuracy on all, fresh and follow-up turns for each policy, with fresh-turn downgrades in the hover.
+def plot_context_rules(table, *, title="Context rules: tier accuracy per turn kind (held-out folds)"):
+    """Tier accuracy on all, fresh and follow-up turns for each context rule, with the downgrades in the hover.
 
     Parameters
     ----------
-    table : pandas.DataFrame from :func:`workbench.analysis.conversations.compare_conversation_policies`
+    table : pandas.DataFrame, the ``table`` of :func:`workbench.analysis.conversations.compare_context_rules`
     """
     go = _go()
     fig = go.Figure()
@@ -72,4 +73,31 @@ def plot_conversation_policies(table, *, title="Conversation policies: tier accu
             textposition="outside", customdata=table[f"{kind}_downgrade_rate"],
             hovertemplate="%{x}: tier accuracy %{y:.3f}, downgrades %{customdata:.3f}<extra></extra>"))
     fig.update_layout(title=title, barmode="group", yaxis=dict(title="tier accuracy", range=[0, 1.1]), height=420)
+    return fig
+
+
+#: The name before "context rule" (kept for one release).
+plot_conversation_policies = plot_context_rules
+
+
+def plot_confidence_coverage(frame, *, title="Confidence against nearest-pool similarity"):
+    """Each message's confidence against its nearest pool neighbour's similarity, one colour per source.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame from :func:`workbench.analysis.coverage.confidence_by_coverage`
+        (``source``, ``nearest_similarity``, ``confidence``, ``text``; ``correct`` shapes right and wrong tiers).
+    """
+    go = _go()
+    fig = go.Figure()
+    for i, (source, part) in enumerate(frame.groupby(frame["source"].fillna("messages"), sort=False)):
+        symbols = ["circle" if c else "x" for c in part["correct"]] if "correct" in part else "circle"
+        fig.add_trace(go.Scatter(
+            x=part["nearest_similarity"], y=part["confidence"], mode="markers", name=esc(str(source)),
+            marker=dict(size=6, opacity=0.6, color=PALETTE[i % len(PALETTE)], symbol=symbols),
+            customdata=[esc(t[:120]) for t in part["text"]],
+            hovertemplate="similarity %{x:.3f}, confidence %{y:.3f}<br>%{customdata}<extra></extra>"))
+    fig.update_layout(title=title, xaxis=dict(title="similarity of the nearest pool message"),
+                      yaxis=dict(title="confidence (routed tier)", range=[0, 1.02]), height=460,
+                      legend=dict(orientation="h", y=-0.2))
     return fig
