@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workbench.core.conversation import CONTEXT_RULES
+
 from workbench.errors import ConfigError
 from workbench.serve.chat import parse_chat_request, user_texts
 from workbench.serve.clients import load_client_keys, token_digest
@@ -227,7 +229,7 @@ CONVERSATIONS = [["hi!"], ["write a python function that merges two sorted lists
                  ["¿me ayudas con una consulta SQL?", "agrupada por mes", "y ordenada"]]
 
 
-@pytest.mark.parametrize("policy", ["alone", "previous", "confident", "lift", "sticky"])
+@pytest.mark.parametrize("policy", list(CONTEXT_RULES))
 def test_the_gateway_decides_the_last_turn_as_route_conversation_does(small_npz, e5, policy):
     """Reading only the last two turns (what every non-sticky policy's last decision depends on) changes nothing."""
     import asyncio
@@ -249,7 +251,7 @@ def test_the_gateway_decides_the_last_turn_as_route_conversation_does(small_npz,
     try:
         for texts in CONVERSATIONS:
             got, sha = asyncio.run(route_turns(state, texts, pol))
-            want = pool.router.route_conversation(texts, policy=pol)[-1]
+            want = pool.router.route_conversation(texts, context=pol)[-1]
             assert (got.category, got.tier, got.abstain) == (want.category, want.tier, want.abstain), texts
             assert got.confidence == pytest.approx(want.confidence, abs=1e-6) and sha == pool.sha256
     finally:

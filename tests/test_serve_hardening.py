@@ -223,3 +223,31 @@ def test_route_requires_json_content_type_and_answers_strict_json(hash_app):
         ok = client.post("/route", content=b'{"messages": [{"id": 1.5, "text": "hi there"}]}',
                          headers={"Content-Type": "application/json; charset=utf-8"})
         assert ok.status_code == 200 and ok.json()["decisions"][0]["id"] == 1.5
+
+
+def test_a_client_that_disconnects_mid_body_is_a_disconnect_not_a_500(hash_app, caplog):
+    """Issue 21 class 13: counted under 499 and in the disconnect counter, one log line, no traceback."""
+    import asyncio
+    import logging
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/route", "raw_path": b"/route", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080)}
+    messages = [{"type": "http.request", "body": b'{"text": "half a mess', "more_body": True}]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        pass
+
+    with caplog.at_level(logging.INFO, logger="workbench.serve"):
+        asyncio.run(hash_app(scope, receive, send))
+    registry = hash_app.metrics.registry
+    assert registry.get_sample_value("workbench_requests_total", {"path": "/route", "status": "499"}) == 1
+    assert registry.get_sample_value("workbench_requests_total", {"path": "/route", "status": "500"}) is None
+    assert registry.get_sample_value("workbench_client_disconnects_total", {"path": "/route"}) == 1
+    assert registry.get_sample_value("workbench_errors_total") == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert any("client disconnected" in r.getMessage() for r in caplog.records)

@@ -30,7 +30,7 @@ from .batching import RouterWorker
 from .gateway import Gateway, chat_completions, models
 from .metrics import Metrics
 from .pools import PoolWatcher, load_served_pool
-from .payloads import RequestError, parse_conversation_request, parse_route_request
+from .payloads import RequestError, parse_conversation_request, parse_route_request, read_body
 
 # the serve extra: without it, importing the service fails with the install hint
 Route = require("starlette.routing", purpose="workbench serve").Route
@@ -68,21 +68,6 @@ def _json(obj, status=200):
 
 def _error(status, message):
     return _json({"error": " ".join(str(message).split()), "status": status}, status)
-
-
-async def _read_body(request, limit):
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/json":
-        raise RequestError(415, f"Content-Type must be application/json; got {kind[:40] or 'none'!r}")
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > limit:
-        raise RequestError(413, f"body of {size} bytes; the limit is {limit}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, f"body larger than the limit of {limit} bytes")
-    return bytes(body)
 
 
 # ---------------------------------------------------------------- lifespan: the pool, the encoder worker, the watcher
@@ -132,7 +117,7 @@ async def route(request):
     """``POST /route``: one text or a batch of messages, through the micro-batching worker."""
     state, settings = request.app.state, request.app.state.settings
     try:
-        req = parse_route_request(await _read_body(request, settings.max_body), max_messages=settings.max_messages,
+        req = parse_route_request(await read_body(request, settings.max_body), max_messages=settings.max_messages,
                                   max_chars=settings.max_chars, max_total_chars=settings.max_total_chars)
     except RequestError as e:
         return _error(e.status, e.message)
@@ -153,7 +138,7 @@ async def route_conversation(request):
     """``POST /route/conversation``: the turns of one conversation, routed together."""
     state, settings = request.app.state, request.app.state.settings
     try:
-        req = parse_conversation_request(await _read_body(request, settings.max_body),
+        req = parse_conversation_request(await read_body(request, settings.max_body),
                                          max_turns=settings.max_messages, max_chars=settings.max_chars,
                                          max_total_chars=settings.max_total_chars)
     except RequestError as e:
@@ -193,6 +178,19 @@ async def http_error(request, exc):
     return _error(exc.status_code, exc.detail)
 
 
+#: The status a request is counted under when its client went away first (nginx's "client closed request").
+CLIENT_GONE = 499
+
+
+async def client_gone(request, exc):
+    """A client that disconnected before its answer: counted as a disconnect, one log line, no traceback."""
+    from starlette.responses import Response
+
+    request.app.state.metrics.disconnects.labels(_metric_path(request.url.path)).inc()
+    log.info("client disconnected before the answer on %s", request.url.path)
+    return Response(status_code=CLIENT_GONE)  # nobody reads it; the middleware counts it under 499
+
+
 async def internal_error(request, exc):
     log.exception("unhandled error on %s", request.url.path)
     return _error(500, "internal error (see the service log)")
@@ -207,6 +205,11 @@ ROUTES = [Route("/route", route, methods=["POST"]),
           Route("/v1/models", models, methods=["GET"])]
 
 _PATHS = tuple(r.path for r in ROUTES)
+
+
+def _metric_path(path):
+    """A metric label from a fixed set: a route's path, or "other" (a client cannot mint label values)."""
+    return path if path in _PATHS else "other"
 
 
 class _Timing:
@@ -228,8 +231,7 @@ class _Timing:
         try:
             await self.app(scope, receive, record)
         finally:
-            path = scope["path"] if scope["path"] in _PATHS else "other"
-            self.metrics.request(path, status[0], time.perf_counter() - start)
+            self.metrics.request(_metric_path(scope["path"]), status[0], time.perf_counter() - start)
 
 
 def create_app(pool_path, *, loaded=None, **settings):
@@ -253,9 +255,11 @@ def create_app(pool_path, *, loaded=None, **settings):
     """
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
 
     app = Starlette(routes=list(ROUTES), lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, Exception: internal_error})
+                    exception_handlers={HTTPException: http_error, ClientDisconnect: client_gone,
+                                        Exception: internal_error})
     from dataclasses import asdict
 
     from .limits import check_settings

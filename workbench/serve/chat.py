@@ -10,10 +10,10 @@ client sending an id).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 
-from .payloads import RequestError
+from ..core.text import has_visible_text
+from .payloads import RequestError, json_body, read_body
 
 __all__ = ["ChatRequest", "parse_chat_request", "read_body", "user_texts"]
 
@@ -27,19 +27,6 @@ class ChatRequest:
     stream: bool
     texts: list               # the user turns' text, oldest first (empty turns left out)
     conversation_id: str
-
-
-async def read_body(request, limit):
-    """The request body, refused (413) past ``limit`` bytes without reading the rest."""
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > limit:
-        raise RequestError(413, f"body of {size} bytes; the limit is {limit}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, f"body larger than the limit of {limit} bytes")
-    return bytes(body)
 
 
 def _text(content):
@@ -57,17 +44,18 @@ def user_texts(messages):
     for m in messages:
         if isinstance(m, dict) and m.get("role") == "user":
             text = _text(m.get("content"))
-            if text.strip():
+            if has_visible_text(text):  # the visible-text rule of every reader: a zero-width turn routes nothing
                 out.append(text)
     return out
 
 
 def parse_chat_request(raw: bytes, *, conversation_header=None) -> ChatRequest:
-    """Validate the parts the gateway reads (the upstream judges the rest); RequestError on a bad body."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise RequestError(400, "the body is not valid JSON") from None
+    """Validate the parts the gateway reads (the upstream judges the rest); RequestError (4xx) on a bad body.
+
+    The body is strict JSON (``NaN``, ``Infinity``, integers past Python's digit limit and lone surrogates are
+    400, as in ``POST /route``), so whatever is forwarded or logged can be written back as JSON.
+    """
+    body = json_body(raw, "'model' and 'messages'")  # strict JSON, as every reader of the project parses it
     if not isinstance(body, dict):
         raise RequestError(422, "the body must be a JSON object with 'model' and 'messages'")
     model, messages = body.get("model"), body.get("messages")

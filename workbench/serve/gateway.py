@@ -96,7 +96,7 @@ def _json(obj, status=200, headers=None):
 
     from starlette.responses import Response
 
-    return Response(json.dumps(obj, ensure_ascii=False, separators=(",", ":")), status_code=status,
+    return Response(json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")), status_code=status,
                     media_type="application/json", headers=headers)
 
 
@@ -121,14 +121,16 @@ async def _submit(worker, texts):
 
 
 async def route_turns(state, texts, policy):
-    """The decision for the last user turn under ``policy``, and the SHA-256 of the pool that made it.
+    """The decision for the last user turn under ``policy`` (a context rule), and the SHA-256 of the pool that made it.
 
-    Non-sticky policies read the last two turns only (that is all their last decision depends on), through
-    the micro-batcher; ``sticky`` routes the whole conversation.
+    The rules that read one earlier turn (``alone``, ``previous``, ``confident``, ``lift``) decide the last turn
+    from the last two turns only, so those go through the micro-batcher; every other rule (``sticky``, ``inherit``,
+    ``detector``, or a wider window) routes the whole conversation with the router's own conversation API, so the
+    gateway never re-implements a rule.
     """
-    if policy.name == "sticky":
+    if policy.name not in _TWO_TURN_RULES or policy.turns != 1:
         pool = state.pool
-        decisions = await asyncio.to_thread(pool.router.route_conversation, texts, policy=policy)
+        decisions = await asyncio.to_thread(pool.router.route_conversation, texts, context=policy)
         return decisions[-1], pool.sha256
     joined = with_previous(texts[-2:])[-1] if len(texts) > 1 else None
     batch = [texts[-1]] if joined is None or policy.name == "alone" else \
@@ -139,8 +141,12 @@ async def route_turns(state, texts, policy):
         return decisions[0], sha
     alone, previous = [decisions[0]] * 2, [decisions[0], decisions[1]]
     pick = more_confident(alone, previous) if policy.name == "confident" else \
-        lifted(alone, previous, decisions.pool.router.tiers)
+        lifted(alone, previous, tiers=decisions.pool.router.tiers)
     return pick[1], sha
+
+
+#: Rules whose decision on the last turn depends on the last two turns only (with ``turns=1``).
+_TWO_TURN_RULES = ("alone", "previous", "confident", "lift")
 
 
 async def _decide(gw, state, req, rec):

@@ -46,6 +46,8 @@ class Metrics:
 
         self.requests = counter("workbench_requests", "HTTP requests by path and status.", ("path", "status"))
         self.errors = counter("workbench_errors", "Requests answered with a 4xx or 5xx status.")
+        self.disconnects = counter("workbench_client_disconnects", "Requests whose client went away before the "
+                                   "answer (counted under status 499, not as errors).", ("path",))
         self.latency = Histogram("workbench_request_duration_seconds", "Time from request to response.",
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.batch_messages = Histogram("workbench_batch_messages", "Messages per encoder call (micro-batch size).",
@@ -89,7 +91,7 @@ class Metrics:
     # -- router ---------------------------------------------------------------------------------------
     def request(self, path, status, seconds):
         self.requests.labels(path, str(status)).inc()
-        if status >= 400:
+        if status >= 400 and status != 499:  # a client that went away is a disconnect, not an error
             self.errors.inc()
         self.latency.observe(seconds)
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from ..core.text import has_visible_text
 from ..io import parse_json
 
-__all__ = ["RequestError", "RouteRequest", "ConversationRequest", "parse_route_request", "parse_conversation_request"]
+__all__ = ["RequestError", "RouteRequest", "ConversationRequest", "parse_route_request", "parse_conversation_request",
+           "read_body", "json_body"]
 
 _FIELDS = {"text", "messages", "neighbors"}
 _CONVERSATION_FIELDS = {"conversation_id", "turns", "neighbors"}
@@ -126,8 +127,27 @@ def parse_conversation_request(body: bytes, *, max_turns, max_chars, max_total_c
     return ConversationRequest(cid, texts, ids, neighbors)
 
 
-def _object(body, fields, what):
-    """The JSON object of a body and its ``neighbors`` flag, or the refusal."""
+async def read_body(request, limit):
+    """The body of a JSON request (415 without ``Content-Type: application/json``; 413 past ``limit`` bytes).
+
+    The one body reader of the service and the gateway: the rest of a body over the limit is never read.
+    """
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise RequestError(415, f"Content-Type must be application/json; got {kind[:40] or 'none'!r}")
+    size = request.headers.get("content-length")
+    if size is not None and size.isdigit() and int(size) > limit:
+        raise RequestError(413, f"body of {size} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError(413, f"body larger than the limit of {limit} bytes")
+    return bytes(body)
+
+
+def json_body(body, what):
+    """The strict JSON value of a body (a UTF-8 BOM allowed), or the 400 refusal naming ``what`` was expected."""
     if not body.strip():
         raise RequestError(400, f"empty body: send a JSON object with {what}")
     try:
@@ -137,6 +157,12 @@ def _object(body, fields, what):
     obj, problem = parse_json(text[1:] if text.startswith("\ufeff") else text)
     if problem:
         raise RequestError(400, problem)
+    return obj
+
+
+def _object(body, fields, what):
+    """The JSON object of a body and its ``neighbors`` flag, or the refusal."""
+    obj = json_body(body, what)
     if not isinstance(obj, dict):
         raise RequestError(422, f"expected a JSON object with {what}; got {_kind(obj)}")
     unknown = sorted(set(obj) - fields)
