@@ -36,3 +36,14 @@ def test_score_on_unlabelled_messages_says_what_is_missing(tmp_path):
     path.write_text(line.decode() + "\n")
     with pytest.raises(DataError, match="plain.jsonl:1: missing 'category'.*workbench route"):
         read_labelled(path, load_taxonomy())
+
+
+def test_every_jsonl_reader_hints_at_csv(tmp_path):
+    """The hint lives in the one JSONL parser, so merge, label and the rest say it too (not only route and score)."""
+    from workbench.errors import DataError
+    from workbench.io import read_jsonl
+
+    path = tmp_path / "export.csv"
+    path.write_text("id,text\n1,hello there\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"export\.csv:1: invalid JSON .*this looks like CSV.*workbench import reads CSV"):
+        list(read_jsonl(path))

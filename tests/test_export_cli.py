@@ -78,3 +78,13 @@ def test_export_without_options_ships_what_the_nightly_ships(small_pool_file, sm
     for m in (ma, mb):  # the creation time differs, and the content digest covers it
         m.pop("created"), m.pop("sha256")
     assert ma == mb and ma["head"] in ("knn", "logreg", "blend") and ma["policy"]["threshold"] is not None
+
+
+def test_export_refuses_an_out_path_whose_folder_does_not_exist(tmp_path, capsys):
+    """A typo in --out used to create a tree of folders silently (issue 22)."""
+    from workbench.cli import main
+
+    assert main(["export", "--out", str(tmp_path / "no" / "such" / "pool.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist (create it first)" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "no").exists()

@@ -264,5 +264,7 @@ def test_sigterm_lets_an_in_flight_request_finish(small_npz, tmp_path):
         t.join(timeout=300)
         status, body = result["r"]
         assert status == 200 and len(body["decisions"]) == len(texts)
-        s.proc.communicate(timeout=60)
+        out, _ = s.proc.communicate(timeout=60)
         assert s.proc.returncode is not None
+        # the start line says where it listens and what it serves (issue 22: serve printed nothing at start)
+        assert re.search(rf"^workbench serve: serving \d+ rows .* on http://127\.0\.0\.1:{s.port} ", out, re.M), out

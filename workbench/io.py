@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import ConfigError, DataError
 
-__all__ = ["finite_json", "read_limits", "bounded_lines", "check_file_size", "write_text_atomic", "write_bytes_atomic", "write_json_atomic", "atomic_file", "parse_jsonl",
+__all__ = ["finite_json", "CSV_HINT", "looks_like_csv", "read_limits", "bounded_lines", "check_file_size", "write_text_atomic", "write_bytes_atomic", "write_json_atomic", "atomic_file", "parse_jsonl",
            "read_jsonl", "read_text_file", "decode_line", "parse_json", "normalize_text", "text_hash",
            "remove_stale_temps", "check_output_path"]
 
@@ -287,6 +287,17 @@ def decode_line(raw, name, n):
                                  "(save the file as UTF-8)") from None
 
 
+CSV_HINT = ("; this looks like CSV: this command reads JSONL, one {\"id\": ..., \"text\": ...} object a line "
+            "(workbench import reads CSV)")
+
+
+def looks_like_csv(line, name):
+    """A line that failed as JSON and reads as CSV (a .csv/.tsv file, or commas or tabs and no opening brace)."""
+    stripped = line.strip()
+    return (str(name).lower().endswith((".csv", ".tsv"))
+            or (not stripped.startswith(("{", "[")) and ("," in stripped or "\t" in stripped)))
+
+
 def parse_jsonl(lines, name):
     """Yield ``(line_number, object)`` for each non-blank line (str or bytes); ``name`` is used in errors.
 
@@ -301,7 +312,7 @@ def parse_jsonl(lines, name):
             continue
         obj, problem = parse_json(line)
         if problem:
-            raise DataError(name, n, problem)
+            raise DataError(name, n, problem + (CSV_HINT if looks_like_csv(line, name) else ""))
         if not isinstance(obj, dict):
             raise DataError(name, n, f"expected a JSON object, got {type(obj).__name__}")
         yield n, obj

@@ -51,10 +51,20 @@ def json_line(obj) -> str:
 
 
 class SafeLogFormatter(logging.Formatter):
-    """Log records on one line each, control characters escaped (they quote file names, ids and texts)."""
+    """A log message on one line, control characters escaped (it quotes file names, ids and texts).
 
-    def format(self, record):
-        return printable(super().format(record), one_line=True)
+    A traceback keeps its lines (one escaped line each): escaping its newlines made a service's traceback one
+    unreadable line of ``\\x0a``, while a message's own newlines could still forge a log line.
+    """
+
+    def formatMessage(self, record):
+        return printable(super().formatMessage(record), one_line=True)
+
+    def formatException(self, ei):
+        return "\n".join(printable(line, one_line=True) for line in super().formatException(ei).splitlines())
+
+    def formatStack(self, stack_info):
+        return "\n".join(printable(line, one_line=True) for line in super().formatStack(stack_info).splitlines())
 
 
 class Parser(argparse.ArgumentParser):

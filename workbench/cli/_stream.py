@@ -12,7 +12,7 @@ import select
 
 from ..errors import DataError
 from ..core.text import message_problem
-from ..io import bounded_lines, check_file_size, decode_line, parse_json, read_limits
+from ..io import CSV_HINT, bounded_lines, check_file_size, decode_line, looks_like_csv, parse_json, read_limits
 
 __all__ = ["ready_batches", "message_problem", "parse_message"]
 
@@ -71,17 +71,6 @@ def ready_batches(fh, max_batch, name="<stdin>"):
             pending.append((n, piece))
         partial = [pieces[-1]] if pieces[-1] else []
         held = len(pieces[-1])
-
-
-CSV_HINT = ("; this looks like CSV: this command reads JSONL, one {\"id\": ..., \"text\": ...} object a line "
-            "(workbench import reads CSV)")
-
-
-def looks_like_csv(line, name):
-    """A line that failed as JSON and reads as CSV (a .csv/.tsv file, or commas or tabs and no opening brace)."""
-    stripped = line.strip()
-    return (str(name).lower().endswith((".csv", ".tsv"))
-            or (not stripped.startswith(("{", "[")) and ("," in stripped or "\t" in stripped)))
 
 
 def parse_message(raw, name, n, *, labelled=False, taxonomy=None):

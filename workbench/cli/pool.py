@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .. import config as _config
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import write_json_atomic
 from . import _options as opt
 from ._console import EXIT_OUT_OF_DATE, echo
@@ -56,6 +56,9 @@ def cmd_export(args):
     from ..decisions.export import export_pool
 
     opt.check_outputs(args, {"--out": args.out}, pool_dirs=args.pool_dir)
+    folder = Path(args.out).parent
+    if not folder.is_dir():  # a typo in the path used to create a tree of folders, silently
+        raise ConfigError(f"--out {args.out}: the folder {folder} does not exist (create it first)")
     targets = opt.targets_from_args(args)
     pool = opt.load_pool_from_args(args)
     config, _ = opt.config_from_args(args, pool)

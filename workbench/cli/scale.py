@@ -50,7 +50,8 @@ def cmd_serve(args):
           window_ms=args.batch_window_ms, threads=args.threads,
           allowed_backends=args.allow_backend and (list(BACKENDS) + args.allow_backend),
           pool_sha256=args.pool_sha256,
-          log_level="info" if args.verbose else "warning", gateway=gateway, allow_anonymous=args.allow_anonymous)
+          log_level="info" if args.verbose else "warning", gateway=gateway, allow_anonymous=args.allow_anonymous,
+          announce=lambda line: print(f"workbench serve: {line}", file=sys.stderr, flush=True))
 
 
 def register(sub):

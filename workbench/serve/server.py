@@ -56,8 +56,18 @@ def transport_limits():
                 h11_max_incomplete_event_size=_config.SERVE_MAX_HEADER_BYTES, http="h11")
 
 
+def start_line(loaded, *, host, port, workers, gateway=None):
+    """What ``workbench serve`` says once its pool is loaded: where it listens and what it serves."""
+    where = f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+    line = (f"serving {loaded.rows} rows (backend {loaded.backend}, sha256 {loaded.sha256[:12]}) on {where} "
+            f"with {workers} worker(s)")
+    if gateway:
+        line += f"; gateway at {where}/v1 (upstreams {gateway['upstreams']})"
+    return line
+
+
 def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, log_level="info",
-          allow_anonymous=False, **settings):
+          allow_anonymous=False, announce=None, **settings):
     """Serve ``pool`` until SIGTERM or Ctrl-C.
 
     Parameters
@@ -69,6 +79,8 @@ def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, 
         Processes (each loads the model and the pool).
     allow_anonymous : bool
         Serve the gateway beyond loopback without client keys.
+    announce : callable, optional
+        Called with one line (:func:`start_line`) once the pool is loaded, before the server listens.
     settings
         Passed to :func:`workbench.serve.app.create_app` (batching, limits, threads, ``gateway``).
     """
@@ -82,6 +94,8 @@ def serve(pool, *, host=_config.SERVE_HOST, port=_config.SERVE_PORT, workers=1, 
         check_gateway(settings["gateway"], load_pool_npz(pool).metadata["tiers"], host, allow_anonymous=allow_anonymous)
     loaded = load_served_pool(pool, threads=settings.get("threads"), allowed_backends=settings.get("allowed_backends"),
                               sha256=settings.get("pool_sha256"))  # a bad pool: one clear error, no server
+    if announce is not None:
+        announce(start_line(loaded, host=host, port=port, workers=workers, gateway=settings.get("gateway")))
     common = dict(host=host, port=port, log_level=log_level, access_log=False,
                   timeout_graceful_shutdown=_config.SERVE_GRACEFUL_S, lifespan="on", **transport_limits())
     if workers == 1:
