@@ -94,6 +94,19 @@ def small_npz(small_pool, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def other_npz(small_pool, tmp_path_factory):
+    """Another pool.npz of the same backend (every other message of the small pool): what a hot reload swaps in."""
+    import numpy as np
+
+    from workbench.core.knn import KNNConfig
+    from workbench.decisions.export import export_pool
+
+    path = tmp_path_factory.mktemp("npz") / "other.npz"
+    export_pool(small_pool.subset(np.arange(0, len(small_pool.vectors), 2)), path, KNNConfig(k=3))
+    return path
+
+
+@pytest.fixture(scope="session")
 def bundled_pool(taxonomy, e5, cache_dir):
     """The whole bundled pool (data/pool), embedded once per session."""
     from workbench.dataset.embeddings import load_embedded_pool

@@ -15,7 +15,6 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 
 from tests.fake_upstream import FakeUpstream, free_port
@@ -129,16 +128,6 @@ def served_pool(small_npz, tmp_path_factory):
     pool = tmp_path_factory.mktemp("gwpool") / "pool.npz"
     pool.write_bytes(small_npz.read_bytes())
     return pool
-
-
-@pytest.fixture(scope="module")
-def other_npz(small_pool, tmp_path_factory):
-    from workbench.core.knn import KNNConfig
-    from workbench.decisions.export import export_pool
-
-    path = tmp_path_factory.mktemp("npz") / "other.npz"
-    export_pool(small_pool.subset(np.arange(0, len(small_pool.vectors), 2)), path, KNNConfig(k=3))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -92,16 +92,6 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def other_npz(small_pool, tmp_path_factory):
-    from workbench.core.knn import KNNConfig
-    from workbench.decisions.export import export_pool
-
-    path = tmp_path_factory.mktemp("npz") / "other.npz"
-    export_pool(small_pool.subset(np.arange(0, len(small_pool.vectors), 2)), path, KNNConfig(k=3))
-    return path
-
-
-@pytest.fixture(scope="module")
 def server(small_npz, tmp_path_factory):
     pool = tmp_path_factory.mktemp("served") / "pool.npz"
     pool.write_bytes(small_npz.read_bytes())
