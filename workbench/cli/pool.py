@@ -133,7 +133,7 @@ def cmd_promote(args):
 
     out = Path(args.out)
     inputs = [args.candidate, args.current, *(args.labelled or [])]
-    opt.check_outputs(args, {"--out (json)": out / "promotion.json", "--out (html)": out / "promotion.html"}, inputs)
+    opt.check_outputs(args, {"--out": out / "promotion.json", "--out (page)": out / "promotion.html"}, inputs)
     if args.install:
         opt.check_outputs(args, {"--install": args.install}, [args.candidate, *(args.labelled or [])])
     if args.eval_dir is None and args.conversations_dir is None and not args.labelled:
