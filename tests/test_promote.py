@@ -180,3 +180,23 @@ def test_no_labelled_set_is_exit_2(tmp_path, capsys):
     assert main(["promote", "--candidate", "a.npz", "--current", "b.npz", "--out", str(tmp_path), "--no-eval",
                  "--no-conversations"]) == 2
     assert "no labelled set" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_conversations_are_routed_as_the_router_routes_them(small_npz, taxonomy, cache_dir):
+    """Embedding every turn beforehand (through the cache) changes no decision of route_conversation."""
+    from workbench.analysis.conversations import read_conversations
+    from workbench.core.router import Router
+    from workbench.decisions.promote import route_conversation_set
+
+    frame = read_conversations(ROOT / "data" / "conversations" / "conversations_a.jsonl", taxonomy)
+    frame = frame[frame["conversation_id"].isin(frame["conversation_id"].unique()[:8])].reset_index(drop=True)
+    router = Router.load(small_npz)
+    got = route_conversation_set(router, frame, name="c", cache_dir=cache_dir)
+    want = [d.tier for _, c in frame.groupby("conversation_id", sort=False)
+            for d in router.route_conversation(c["text"].tolist())]
+    rank = {t: i for i, t in enumerate(taxonomy.tiers)}
+    true = np.array([rank[taxonomy.tier_map[c]] for c in frame["category"]])
+    routed = np.array([rank[t] for t in want])
+    np.testing.assert_array_equal(got.tier_correct, routed == true)
+    np.testing.assert_array_equal(got.downgrade, routed < true)

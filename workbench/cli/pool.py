@@ -108,7 +108,8 @@ def _promotion_sets(router, args, *, name):
         frame = read_conversations(args.conversations_dir, taxonomy)
         for stem, rows in frame.groupby("file", sort=False):
             sets.append(route_conversation_set(router, rows.reset_index(drop=True),
-                                               name=f"conversations/{Path(stem).stem}"))
+                                               name=f"conversations/{Path(stem).stem}",
+                                               cache_dir=args.cache_dir))
     for path in args.labelled or []:
         sets.append(route_labelled(router, read_labelled(path, taxonomy), name=str(path), cache_dir=args.cache_dir))
     return sets

@@ -162,15 +162,40 @@ def route_labelled(router, frame, *, name, cache_dir=None):
     return _outcomes(name, frame, decisions, Taxonomy.from_metadata(router.metadata))
 
 
-def route_conversation_set(router, frame, *, name):
-    """Route labelled conversation turns (rows of :func:`~workbench.analysis.conversations.read_conversations`)
-    conversation by conversation, with the router's conversation handling; outcomes in ``frame``'s row order."""
-    from ..core.taxonomy import Taxonomy
+class _KnownVectors:
+    """An embedder that answers from vectors computed beforehand (through the embedding cache), else encodes."""
 
+    def __init__(self, embedder, texts, vectors):
+        self.embedder, self.spec, self.name = embedder, embedder.spec, getattr(embedder, "name", "")
+        self.known = dict(zip(texts, vectors))
+
+    def encode(self, texts):
+        missing = [t for t in texts if t not in self.known]
+        if missing:
+            self.known.update(zip(missing, self.embedder.encode(missing)))
+        return np.stack([self.known[t] for t in texts])
+
+
+def route_conversation_set(router, frame, *, name, cache_dir=None):
+    """Route labelled conversation turns (rows of :func:`~workbench.analysis.conversations.read_conversations`)
+    conversation by conversation with the router's conversation handling
+    (:meth:`~workbench.core.router.Router.route_conversation`); outcomes in ``frame``'s row order.
+
+    Every text the handling may embed (each turn, each turn with the one before) is embedded once through the
+    embedding cache first, so a second pool on the same set costs no encoding.
+    """
+    from ..core.conversation import with_previous
+    from ..core.router import Router
+    from ..core.taxonomy import Taxonomy
+    from ..dataset.embeddings import embed_texts
+
+    conversations = [turns.sort_values("turn") for _, turns in frame.groupby("conversation_id", sort=False)]
+    texts = list(dict.fromkeys(t for c in conversations for t in (*c["text"], *with_previous(c["text"].tolist()))))
+    vectors = embed_texts(texts, router.embedder, cache_dir=cache_dir)
+    cached = Router(router.artifact, _KnownVectors(router.embedder, texts, vectors))
     decisions = [None] * len(frame)
-    for _, turns in frame.groupby("conversation_id", sort=False):
-        turns = turns.sort_values("turn")
-        for row, d in zip(turns.index, router.route_conversation(turns["text"].tolist())):
+    for turns in conversations:
+        for row, d in zip(turns.index, cached.route_conversation(turns["text"].tolist())):
             decisions[frame.index.get_loc(row)] = d
     return _outcomes(name, frame, decisions, Taxonomy.from_metadata(router.metadata))
 
