@@ -200,3 +200,27 @@ def test_conversations_are_routed_as_the_router_routes_them(small_npz, taxonomy,
     routed = np.array([rank[t] for t in want])
     np.testing.assert_array_equal(got.tier_correct, routed == true)
     np.testing.assert_array_equal(got.downgrade, routed < true)
+
+
+@pytest.mark.model
+@pytest.mark.serve
+def test_a_running_serve_reloads_the_installed_pool(small_npz, damaged_npz, labelled, cache_dir, tmp_path):
+    """`workbench serve` on the served file answers with the promoted pool once --install has replaced it."""
+    import hashlib
+    import time
+
+    from tests.test_serve import Server
+
+    served = tmp_path / "served.npz"
+    shutil.copyfile(damaged_npz, served)
+    want = hashlib.sha256(small_npz.read_bytes()).hexdigest()
+    with Server(served) as server:
+        assert server.health()["pool_sha256"] != want
+        assert main(promote_args(small_npz, served, tmp_path / "report", labelled, cache_dir, "--install",
+                                 str(served))) == 0
+        deadline = time.monotonic() + 60
+        while server.health()["pool_sha256"] != want:
+            assert time.monotonic() < deadline, "the installed pool was not reloaded"
+            time.sleep(0.2)
+        status, decision = server.post({"text": "write a python function that parses a csv file"})
+        assert status == 200 and decision["tier"] in ("cheap", "medium", "strong")
