@@ -224,3 +224,19 @@ def test_a_running_serve_reloads_the_installed_pool(small_npz, damaged_npz, labe
             time.sleep(0.2)
         status, decision = server.post({"text": "write a python function that parses a csv file"})
         assert status == 200 and decision["tier"] in ("cheap", "medium", "strong")
+
+
+def test_the_page_shows_set_names_and_reasons_as_text(tmp_path):
+    from workbench.decisions.promote import promote
+    from workbench.report.promotion import write_promotion
+
+    name = '<img src=x onerror="alert(1)">.jsonl'
+    n = 100
+    result = promote([outcome(name, np.ones(n), np.zeros(n))],
+                     [outcome(name, np.arange(n) % 5 != 0, np.arange(n) % 5 == 0)], rules=GateRules(n_boot=200))
+    assert not result.promoted
+    json_path, html_path = write_promotion(result.to_dict(), tmp_path, inputs={"candidate": name, "current": "c.npz"})
+    page = html_path.read_text()
+    assert "<img" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.jsonl" in page
+    report = json.loads(json_path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    assert report["verdict"] == "refuse" and report["reasons"][0].startswith(name)

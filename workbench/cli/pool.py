@@ -81,6 +81,8 @@ def _log_records(folder):
     for f in files:
         texts = {t["line"]: t["text"] for t in read_decision_log(f)}
         for n, obj in read_jsonl(f):
+            if obj.get("routed") is False:  # a passthrough: the pool decided nothing
+                continue
             tokens = sum(v for v in (obj.get("prompt_tokens"), obj.get("completion_tokens"))
                          if isinstance(v, (int, float)) and not isinstance(v, bool))
             cost = obj.get("cost")
