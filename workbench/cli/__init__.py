@@ -1,7 +1,7 @@
 """Command-line interface: ``workbench <command> --help``.
 
 The parser is assembled here from the command groups, each of which adds
-its commands with ``register(subparsers)``: :mod:`.pool` (evaluate, export,
+its commands with ``register(subparsers)``: :mod:`.pool` (evaluate, export, promote,
 route, score, datasheet), :mod:`.traffic` (import, label, merge, shadow),
 :mod:`.report` (nightly) and :mod:`.scale` (embed, serve). Shared options live in :mod:`._options`.
 The contract of every command is kept here, in one place: a project error

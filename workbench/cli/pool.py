@@ -1,4 +1,4 @@
-"""Pool commands: ``evaluate``, ``export``, ``route``, ``score`` and ``datasheet``.
+"""Pool commands: ``evaluate``, ``export``, ``promote``, ``route``, ``score`` and ``datasheet``.
 
 ``route`` and ``score`` need only the routing core (numpy and the pool's
 backend); the others need the ``analysis`` extra.
@@ -70,6 +70,111 @@ def cmd_export(args):
     echo(f"content digest (pin it with --pool-sha256): {result.metadata['sha256']}")
     if result.point is not None:
         echo(result.point_summary())
+
+
+def _log_records(folder):
+    """Logged decisions of a decision-log folder: text (the gateway's reader), tokens, cost and upstream tier."""
+    from ..io import read_jsonl
+    from ..traffic.decision_log import read_decision_log
+
+    files = sorted(Path(folder).glob("*.jsonl")) if Path(folder).is_dir() else []
+    if not files:
+        raise DataError(folder, None, "no decision-log files (*.jsonl) in this folder")
+    records = []
+    for f in files:
+        texts = {t["line"]: t["text"] for t in read_decision_log(f)}
+        for n, obj in read_jsonl(f):
+            if obj.get("routed") is False:  # a passthrough: the pool decided nothing
+                continue
+            tokens = sum(v for v in (obj.get("prompt_tokens"), obj.get("completion_tokens"))
+                         if isinstance(v, (int, float)) and not isinstance(v, bool))
+            cost = obj.get("cost")
+            records.append({"text": texts[n], "tokens": tokens, "upstream_tier": obj.get("upstream_tier"),
+                            "cost": cost if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None})
+    return records
+
+
+def _promotion_sets(router, args, *, name):
+    """Every labelled set the options name, routed by ``router`` (one LabelledSet per set)."""
+    from ..analysis.conversations import read_conversations
+    from ..analysis.generalisation import read_eval_dir, read_labelled
+    from ..core.taxonomy import Taxonomy
+    from ..decisions.promote import route_conversation_set, route_labelled
+
+    taxonomy = Taxonomy.from_metadata(router.metadata)
+    log.info("routing the labelled sets with the %s pool", name)
+    sets = []
+    if args.eval_dir is not None:
+        frame = read_eval_dir(args.eval_dir, taxonomy, per_source=args.per_source, seed=args.seed)
+        for stem, rows in frame.groupby("set", sort=False):
+            sets.append(route_labelled(router, rows.reset_index(drop=True), name=f"eval/{stem}",
+                                       cache_dir=args.cache_dir))
+    if args.conversations_dir is not None:
+        frame = read_conversations(args.conversations_dir, taxonomy)
+        for stem, rows in frame.groupby("file", sort=False):
+            sets.append(route_conversation_set(router, rows.reset_index(drop=True),
+                                               name=f"conversations/{Path(stem).stem}",
+                                               cache_dir=args.cache_dir))
+    for path in args.labelled or []:
+        sets.append(route_labelled(router, read_labelled(path, taxonomy), name=str(path), cache_dir=args.cache_dir))
+    return sets
+
+
+def _install(candidate, target):
+    """Replace ``target`` with ``candidate`` atomically (a rename in the target's folder), after checking the copy
+    loads: a running ``workbench serve`` sees one complete file or the other, and reloads on the change."""
+    from ..core.artifact import load_pool_npz
+    from ..io import atomic_file
+
+    with open(candidate, "rb") as src, atomic_file(target, check=load_pool_npz) as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+
+
+def cmd_promote(args):
+    """Gate a candidate pool.npz against the current one on every labelled set; exit 1 when refused."""
+    from ..core.router import Router
+    from ..decisions.promote import GateRules, decision_log_change, promote
+    from ..report.promotion import write_promotion
+
+    out = Path(args.out)
+    inputs = [args.candidate, args.current, *(args.labelled or [])]
+    opt.check_outputs(args, {"--out": out / "promotion.json", "--out (page)": out / "promotion.html"}, inputs)
+    if args.install:
+        opt.check_outputs(args, {"--install": args.install}, [args.candidate, *(args.labelled or [])])
+    if args.eval_dir is None and args.conversations_dir is None and not args.labelled:
+        raise ConfigError("no labelled set: give --eval-dir, --conversations-dir or --labelled")
+    rules = GateRules(max_accuracy_drop=args.max_accuracy_drop, n_boot=args.n_boot, seed=args.seed)
+    allowed = args.allow_backend and (list(opt.BACKENDS) + args.allow_backend)
+    current = Router.load(args.current, allowed_backends=allowed)
+    candidate = Router.load(args.candidate, embedder=current.embedder)
+    change = None
+    if args.decision_log:
+        change = decision_log_change(current, candidate, _log_records(args.decision_log), cache_dir=args.cache_dir)
+    result = promote(_promotion_sets(current, args, name="current"), _promotion_sets(candidate, args, name="candidate"),
+                     rules=rules, decision_log=change)
+    json_path, html_path = write_promotion(result.to_dict(), out, inputs={
+        "candidate": args.candidate, "current": args.current, "eval_dir": args.eval_dir,
+        "conversations_dir": args.conversations_dir, "labelled": ", ".join(map(str, args.labelled or [])) or None,
+        "decision_log": args.decision_log})
+    for s in result.sets:
+        echo(f"{s.name}: tier accuracy {100 * s.current['tier_accuracy']:.1f}% -> "
+             f"{100 * s.candidate['tier_accuracy']:.1f}%, downgrades {100 * s.current['downgrade_rate']:.1f}% -> "
+             f"{100 * s.candidate['downgrade_rate']:.1f}% ({s.n} messages)")
+    if change is not None:
+        echo(f"decision log: {change['changed']} of {change['n']} decisions change, cost change "
+             + ("unknown (a tier has no priced traffic)" if change["cost_change"] is None
+                else f"${change['cost_change']:+,.4f}"))
+    echo(f"report: {json_path}, {html_path}")
+    if not result.promoted:
+        echo("REFUSED: " + "; ".join(result.reasons))
+        return 1
+    if args.install:
+        _install(args.candidate, args.install)
+        echo(f"PROMOTED: installed {args.candidate} as {args.install}")
+    else:
+        echo("PROMOTED")
+    return 0
 
 
 def _open_input(path):
@@ -306,6 +411,33 @@ def register(sub):
     opt.add_policy_options(p)
     opt.add_force(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("promote", help="gate a candidate pool.npz against the serving one (exit 1: refused)",
+                       formatter_class=opt.Formatter)
+    p.add_argument("--candidate", required=True, metavar="NPZ", help="the new pool.npz")
+    p.add_argument("--current", required=True, metavar="NPZ", help="the pool.npz serving now")
+    p.add_argument("--eval-dir", metavar="DIR", default=_config.EVAL_DIR,
+                   help="labelled evaluation sets, one per *.jsonl (--no-eval: none)")
+    p.add_argument("--no-eval", dest="eval_dir", action="store_const", const=None, help=opt.argparse.SUPPRESS)
+    p.add_argument("--conversations-dir", metavar="DIR", default=_config.CONVERSATIONS_DIR,
+                   help="labelled conversations, routed turn by turn (--no-conversations: none)")
+    p.add_argument("--no-conversations", dest="conversations_dir", action="store_const", const=None,
+                   help=opt.argparse.SUPPRESS)
+    p.add_argument("--labelled", action="append", metavar="FILE", help="a labelled JSONL set, repeatable")
+    p.add_argument("--decision-log", metavar="DIR", help="a gateway decision-log folder: the decisions that change")
+    p.add_argument("--per-source", type=opt.positive_int, default=_config.EVAL_PER_SOURCE,
+                   help="messages sampled per evaluation set")
+    p.add_argument("--seed", type=opt.seed, default=_config.SEED, help="seed of the samples and the bootstrap")
+    p.add_argument("--n-boot", type=opt.positive_int, default=2000, help="bootstrap resamples")
+    p.add_argument("--max-accuracy-drop", type=opt.fraction, default=0.01,
+                   help="tier-accuracy fall (a share) that refuses when its interval lies below 0")
+    p.add_argument("--out", metavar="DIR", default=_config.REPORTS_DIR / "promotion",
+                   help="folder of promotion.json and promotion.html")
+    p.add_argument("--install", metavar="PATH", help="when promoted, replace this file (the served pool) atomically")
+    p.add_argument("--cache-dir", metavar="DIR", default=_config.CACHE_DIR, help="embedding cache")
+    p.add_argument("--allow-backend", action="append", metavar="SPEC", help="a backend the pools may name, repeatable")
+    opt.add_force(p)
+    p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("route", help="route JSONL messages ({'id','text'} per line) to tiers",
                        formatter_class=opt.Formatter)
