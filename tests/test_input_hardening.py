@@ -212,10 +212,10 @@ def test_the_cache_keys_the_text_the_encoder_sees_so_an_uncapped_vector_is_not_r
     raw_key = __import__("hashlib").sha256(f"{rec.name}\0{rec.model_id}\0{long}".encode()).hexdigest()
     cache.put([raw_key], np.ones((1, rec.dim), np.float32) / np.sqrt(rec.dim))
     embed_texts([long], rec, cache_dir=tmp_path)
-    from workbench.core.text import clip_text
+    from workbench.core.text import prepare_text
 
-    assert rec.seen == [clip_text(long, CAP)]
-    assert cache.key(long) == cache.key(clip_text(long, CAP)) != raw_key
+    assert rec.seen == [prepare_text(long, CAP)]  # blanks collapsed, then its beginning and end
+    assert cache.key(long) == cache.key(prepare_text(long, CAP)) != raw_key
 
 
 def test_clipped_pool_messages_are_reported_with_file_and_line(tmp_path, taxonomy, caplog):
