@@ -1,5 +1,8 @@
 """The notebooks in a real JupyterLab (on 127.0.0.1, token auth, no browser of its own), driven by headless Chromium.
 
+The tests share one server. Each page opens in a workspace of its own (a shared one restores every tab of the tests
+before it, with page-wide selectors reading their cells), and each test's kernels are shut down after it.
+
 02_clusters runs top to bottom on small data: the map explorer widget renders, a selection set from Python fills
 its table, a legend click hides one category only, and no console error names a missing module. The executed
 notebooks of a nightly report open with every figure drawn.
@@ -7,6 +10,7 @@ notebooks of a nightly report open with every figure drawn.
 A screenshot of the explorer goes to the test's folder; with ``WORKBENCH_SCREENSHOTS=1`` the README's copy in
 ``docs/`` is updated.
 """
+import json
 import os
 import secrets
 import shutil
@@ -81,6 +85,37 @@ def lab(tmp_path_factory):
         log.close()
 
 
+def api(lab, path, method="GET"):
+    """The server's REST API (token in the header, so no XSRF cookie is needed); the decoded JSON reply or None."""
+    request = urllib.request.Request(f"{lab.url}{path}", method=method,
+                                     headers={"Authorization": f"token {lab.token}"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        body = reply.read()
+    return json.loads(body) if body else None
+
+
+@pytest.fixture(autouse=True)
+def shut_down_kernels(lab):
+    """Shut down every session a test opened: their kernels (one per notebook opened) must not pile up for the next."""
+    yield
+    for session in api(lab, "/api/sessions"):
+        api(lab, f"/api/sessions/{session['id']}", "DELETE")
+
+
+def server_state(d, lab):
+    """For a failure message: dialogs and tabs on the page, sessions and kernel states from the server, the log's end
+    (and a screenshot in the lab folder)."""
+    shot = lab.root / f"failure-{time.time():.0f}.png"
+    d.save_screenshot(str(shot))
+    page = d.execute_script("return {dialogs: [...document.querySelectorAll('.jp-Dialog')].map(e => e.innerText),"
+                            " tabs: [...document.querySelectorAll('#jp-main-dock-panel .lm-TabBar-tabLabel')]"
+                            ".map(e => e.textContent)}")
+    sessions = [(s["path"], s["kernel"]["execution_state"], s["kernel"]["connections"])
+                for s in api(lab, "/api/sessions")]
+    return (f"page {page}; sessions (path, kernel state, connections) {sessions}; screenshot {shot}; "
+            f"server log: {lab.log.read_text(errors='replace')[-1500:]}")
+
+
 def wait(driver, script, timeout=120, *args, what=None):
     """Wait for ``script`` with a generous bound; a timeout names what was awaited and what the page showed."""
     from tests.browser import wait_for
@@ -89,8 +124,9 @@ def wait(driver, script, timeout=120, *args, what=None):
 
 
 def open_notebook(b, lab, path):
-    """Open a notebook and wait until it is the current tab with its cells drawn."""
-    b.driver.get(f"{lab.url}/lab/tree/{path}?token={lab.token}")
+    """Open a notebook in a new workspace (no tab of an earlier page restored) and wait until it is the current tab
+    with its cells drawn."""
+    b.driver.get(f"{lab.url}/lab/workspaces/t{secrets.token_hex(6)}/tree/{path}?token={lab.token}")
     wait(b.driver, "const tab = document.querySelector('#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current "
                    ".lm-TabBar-tabLabel');"
                    "const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');"
@@ -99,33 +135,52 @@ def open_notebook(b, lab, path):
          300, path.rsplit("/", 1)[-1], what=f"the notebook {path} open in the current tab with its cells drawn")
 
 
+#: The notebook in the current tab (hidden tabs keep their cells in the page).
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 #: Error outputs (tracebacks go to stderr), not any output: a message of the pool may say "Traceback" too.
-ERRORS = ("return [...document.querySelectorAll('.jp-OutputArea-output"
+ERRORS = (f"return [...document.querySelectorAll('{PANEL} .jp-OutputArea-output"
           "[data-mime-type=\"application/vnd.jupyter.stderr\"]')]"
           ".filter(o => /Traceback|Error:/.test(o.textContent)).map(o => o.textContent)")
 
 
-def run_all(d, timeout=1200):
-    """Run every cell from the Run menu; wait until each code cell has run, failing on the first error."""
+def kernel_idle(d, lab, path, timeout=600):
+    """Wait until the server says ``path``'s kernel is idle with the page connected, and the page says so too (a Run
+    All clicked before is lost); starting a kernel can take minutes on a loaded machine."""
+    end = time.time() + timeout * browser.WAIT_SCALE
+    while time.time() < end:
+        states = [(s["kernel"]["execution_state"], s["kernel"]["connections"])
+                  for s in api(lab, "/api/sessions") if s["path"] == path]
+        if states and states[0][0] == "idle" and states[0][1] >= 1 and d.execute_script(
+                "const s = document.querySelector('#jp-bottom-panel');"
+                " return s && s.innerText.includes('| Idle')"):
+            return
+        time.sleep(1)
+    pytest.fail(f"the kernel of {path} was not idle in {timeout * browser.WAIT_SCALE:.0f} s; "
+                f"{server_state(d, lab)}", pytrace=False)
+
+
+def run_all(d, lab, path, timeout=1200):
+    """Run every cell of the notebook ``path`` (the current tab) from the Run menu; wait until each of its code cells
+    has run, failing on the first error, and with what the page and the server say when they do not."""
     from selenium.webdriver.common.by import By
 
-    # the kernel is up (a click before is lost); starting one can take minutes on a loaded machine
-    wait(d, "return document.body.innerText.includes('| Idle')", 600, what="the kernel to show 'Idle'")
+    kernel_idle(d, lab, path)
     d.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
     d.find_element(By.XPATH, "//li[contains(@class,'lm-Menu-item')]//div[text()='Run All Cells']").click()
-    prompts = "return [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim())"
-    end = time.time() + timeout
+    prompts = f"return [...document.querySelectorAll('{PANEL} .jp-CodeCell .jp-InputPrompt')]" \
+              ".map(p => p.textContent.trim())"
+    started, end = time.time() + 60 * browser.WAIT_SCALE, time.time() + timeout * browser.WAIT_SCALE
     while time.time() < end:
         done = d.execute_script(prompts)
         errors = d.execute_script(ERRORS)
         assert not errors, errors[0][-3000:]
         if done and all(p[1:-2].isdigit() for p in done):
             return done
+        if time.time() > started and not any(p != "[ ]:" for p in done):
+            pytest.fail(f"Run All started no cell of {path} in 60 s; {server_state(d, lab)}", pytrace=False)
         time.sleep(2)
-    from tests.browser import page_summary
-
-    pytest.fail(f"cells did not finish in {timeout} s (prompts {d.execute_script(prompts)}); the page showed: "
-                f"{page_summary(d)}")
+    pytest.fail(f"the cells of {path} did not finish in {timeout * browser.WAIT_SCALE:.0f} s (prompts "
+                f"{d.execute_script(prompts)}); {server_state(d, lab)}", pytrace=False)
 
 
 def live_copy(root, small_pool_file, cache_dir, ids, *, probe=False):
@@ -166,7 +221,7 @@ def test_02_clusters_runs_live_with_the_map_explorer(lab, small_pool_file, cache
     with browser.Browser(offline=False) as b:
         d = b.driver
         open_notebook(b, lab, name)
-        run_all(d)
+        run_all(d, lab, name)
         assert "Error displaying widget" not in d.find_element("tag name", "body").text
         plot = wait(d, "return document.querySelector('.wb-explorer .js-plotly-plot')", 180,
                     what="the map explorer's plot")
@@ -321,20 +376,34 @@ def selected_in_page(d, plot):
 
 
 def kernel_selection(d, cell):
-    import json
-
     out = run_cell(d, cell)
     line = [ln for ln in out.splitlines() if ln.startswith("SELECTION ")]
     assert line, f"the selection cell printed no 'SELECTION ...' line; its output: {out[-1500:]!r}"
     return json.loads(line[-1][len("SELECTION "):])
 
 
-# Flaky, not yet understood (issue 22 stays open for it): it passed in its own session, but in a full run after the
-# other JupyterLab tests its cells never ran (the kernel used 4 s of CPU in 20 minutes; "Run All" seems lost). Bounded
-# so that a hang costs minutes, not the run; an unexpected pass is reported as XPASS.
-@pytest.mark.xfail(reason="flaky in a full run: Run All never starts the cells (issue 22)", strict=False)
+def write_selection(d, path, expect):
+    """Type ``path`` into the explorer's review-file box, press "write selection" and wait for the status line to say
+    ``expect``."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = d.find_element(By.XPATH, "//div[contains(@class,'wb-explorer')]//div[contains(@class,'widget-text')]"
+                                   "[.//label[normalize-space()='review file']]//input")
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(path), Keys.ENTER)
+    d.find_element(By.XPATH, "//div[contains(@class,'wb-explorer')]//button[contains(., 'write selection')]").click()
+    try:
+        wait(d, "return document.querySelector('.wb-explorer').innerText.includes(arguments[0])", 60, expect)
+    except Exception:
+        pytest.fail(f"the explorer never said {expect!r} after 'write selection' to {path}; it says: "
+                    + d.execute_script(EXPLORER_TEXT)[-600:])
+
+
 def test_a_mouse_selection_on_the_live_map_reaches_the_kernel(lab, small_pool_file, cache_dir):
-    """Box and lasso drags with the mouse select points in plotly; the kernel's ``explorer.selection`` holds them."""
+    """Box and lasso drags with the mouse select points in plotly; the kernel's ``explorer.selection`` holds them,
+    "write selection" writes them, refusing an existing file and (after a double-click clears it) an empty one."""
     from selenium.webdriver.common.by import By
 
     name = live_copy(lab.root, small_pool_file, cache_dir, [], probe=True)
@@ -342,7 +411,7 @@ def test_a_mouse_selection_on_the_live_map_reaches_the_kernel(lab, small_pool_fi
         d = b.driver
         d.set_window_size(1400, 1400)
         open_notebook(b, lab, name)
-        run_all(d, timeout=300)
+        run_all(d, lab, name, timeout=300)
         # where a user would look: the explorer in view (JupyterLab draws what it shows)
         explorer = wait(d, "return document.querySelector('.wb-explorer')", 60)
         d.execute_script("arguments[0].scrollIntoView({block: 'start'})", explorer)
@@ -384,10 +453,20 @@ def test_a_mouse_selection_on_the_live_map_reaches_the_kernel(lab, small_pool_fi
         assert sorted(lasso) == selected_in_page(d, plot)
         shown = d.find_element(By.CSS_SELECTOR, ".wb-explorer").text
         assert (f"{len(lasso)} selected" if lasso else "nothing selected") in shown
-        assert set(lasso) != set(inside)
+        assert lasso and set(lasso) != set(inside)
+        # "write selection": an existing file stays as it was, a new one gets exactly the selected rows
+        kept, written = lab.root / "kept.jsonl", lab.root / "lasso.jsonl"
+        kept.write_text("kept\n", encoding="utf-8")
+        write_selection(d, kept, "kept.jsonl exists: tick 'overwrite'")
+        assert kept.read_text(encoding="utf-8") == "kept\n"
+        write_selection(d, written, f"wrote {len(lasso)} message(s) to lasso.jsonl")
+        assert sorted(json.loads(ln)["id"] for ln in written.read_text(encoding="utf-8").splitlines()) == sorted(lasso)
         # a double-click clears the selection in the kernel too
         from selenium.webdriver.common.action_chains import ActionChains
 
         ActionChains(d).move_to_element(plot.find_element(By.CSS_SELECTOR, ".nsewdrag")).double_click().perform()
         wait(d, "return document.querySelector('.wb-explorer').innerText.includes('nothing selected')", 60)
         assert kernel_selection(d, probe) == []
+        empty = lab.root / "empty.jsonl"
+        write_selection(d, empty, "refused: nothing is selected")
+        assert not empty.exists()
