@@ -27,7 +27,8 @@ from typing import NamedTuple
 from .. import config as _config
 from ..errors import ConfigError, DataError, WorkbenchError, require
 
-__all__ = ["DECISION_COLUMNS", "FEEDBACK_COLUMNS", "TrafficLog", "open_log", "Drift", "drift", "uncovered_by_day"]
+__all__ = ["DECISION_COLUMNS", "FEEDBACK_COLUMNS", "TrafficLog", "open_log", "Drift", "drift", "uncovered_by_day",
+           "headline"]
 
 #: The decision-record fields the queries read, with their DuckDB types (see workbench.serve.records).
 DECISION_COLUMNS = {"time": "TIMESTAMP", "request_id": "VARCHAR", "client": "VARCHAR", "conversation_id": "VARCHAR",
@@ -375,3 +376,35 @@ def drift(tier_mix, uncovered=None, *, points=_config.DRIFT_POINTS, window=_conf
                 reasons.append(f"uncovered share {100 * shares[0]:.1f}% on {latest} against {100 * shares[1]:.1f}% "
                                f"over the {len(before)} days before (at least doubled)")
     return Drift(bool(reasons), reasons, latest, change, shares)
+
+
+def headline(log, *, uncovered_share=None, flag=None, prices=None):
+    """The traffic section's numbers for ``metrics.json`` (section ``traffic``): over every logged day.
+
+    Returns
+    -------
+    dict: ``days, decisions, latest_day, abstain_rate, fallback_rate, switch_rate, saving_vs_strong,
+    saving_vs_medium, feedback`` (a sentence), ``down_rate`` (None without feedback), ``uncovered_share``,
+    ``drift`` and ``drift_reasons``.
+    """
+    rates, switches, cost = log.rates(), log.tier_switches(), log.cost(prices).set_index("day")
+    fb = log.feedback()
+    rated, down = int(fb["rated"].sum()), int(fb["down"].sum())
+    n = int(rates["n"].sum())
+    out = {"days": len(rates), "decisions": n, "latest_day": rates["day"].iloc[-1] if n else None,
+           "abstain_rate": float(rates["abstains"].sum() / n) if n else None,
+           "fallback_rate": float(rates["fallbacks"].sum() / n) if n else None,
+           "switch_rate": (float(switches["switches"].sum() / switches["follow_ups"].sum())
+                           if switches["follow_ups"].sum() else None),
+           "saving_vs_strong": _number(cost["saving_vs_strong"].get("all")),
+           "saving_vs_medium": _number(cost["saving_vs_medium"].get("all")),
+           "feedback": (f"{rated} rated decisions, {down} down" if rated else "no feedback yet"),
+           "down_rate": down / rated if rated else None,
+           "uncovered_share": _number(uncovered_share)}
+    if flag is not None:
+        out.update(drift=bool(flag.flag), drift_reasons="; ".join(flag.reasons) or "none")
+    return out
+
+
+def _number(value):
+    return None if value is None or value != value else float(value)
