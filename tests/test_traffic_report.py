@@ -33,10 +33,12 @@ def section(log, run):
 
     messages = log.messages()
     rng = np.random.default_rng(0)
-    pool = rng.standard_normal((20, 8)).astype(np.float32)
+    pool = np.abs(rng.standard_normal((20, 8))).astype(np.float32)
+    pool[:, 4:] = 0
     pool /= np.linalg.norm(pool, axis=1, keepdims=True)
-    vectors = -np.repeat(pool[:1], len(messages), axis=0)  # opposite the pool: every message uncovered
+    vectors = np.repeat(np.eye(8, dtype=np.float32)[7:], len(messages), axis=0)  # orthogonal to the pool: uncovered
     cov = coverage_of(pool, vectors)
+    assert cov.uncovered.all()
     _, clusters = uncovered_clusters(np.repeat(vectors, 2, axis=0) + 1e-3 * rng.standard_normal((2 * len(vectors), 8)),
                                      pd.concat([messages, messages], ignore_index=True), min_cluster_size=2,
                                      language=lambda t: "en")
@@ -46,8 +48,10 @@ def section(log, run):
                                "category": ["coding"] * 20, "lang": ["en"] * 20})
     shown = map_rows(cov.uncovered, 100)
     fig = plot_traffic_map(rng.standard_normal((20, 2)), pool_frame, rng.standard_normal((len(shown), 2)),
-                           messages.iloc[shown], cov.uncovered[shown])
+                           messages.iloc[shown], cov.uncovered[shown], max_pool_points=12)
     record_figure(run, "09_traffic_map", fig)
+    sources = [p[4] for tr in fig.data if tr.customdata is not None for p in tr.customdata]
+    assert sources.count("pool") == 12 and sources.count("traffic: uncovered") == len(messages)
     for name, f in (("09_mix", plot_traffic_mix(log.mix("category"), by="category")),
                     ("09_cost", plot_traffic_cost(log.cost())), ("09_confidence", plot_live_confidence(log.confidence()))):
         record_figure(run, name, f)

@@ -100,8 +100,8 @@ def plot_coverage(pool_similarity, similarity, threshold, *, title=None):
     return fig
 
 
-def plot_traffic_map(pool_coords, pool_frame, traffic_coords, traffic_frame, uncovered, *,
-                     title="Traffic on the pool's map (uncovered messages highlighted)"):
+def plot_traffic_map(pool_coords, pool_frame, traffic_coords, traffic_frame, uncovered, *, max_pool_points=None,
+                     seed=0, title="Traffic on the pool's map (uncovered messages highlighted)"):
     """The pool's map with logged messages placed by the pool's UMAP transform, coloured by covered or not.
 
     A :func:`workbench.plots.plot_map` figure (so :func:`workbench.plots.explore_map` selects on it): ``source``
@@ -113,12 +113,19 @@ def plot_traffic_map(pool_coords, pool_frame, traffic_coords, traffic_frame, unc
     pool_frame : pandas.DataFrame of the pool (``id, text, category, lang``; ``tier`` optional)
     traffic_frame : pandas.DataFrame of the logged messages (``request_id, text, category, tier``)
     uncovered : bool array, one per logged message
+    max_pool_points : int, optional
+        Draw a seeded sample of this many pool messages (the layout is the whole pool's either way): a lighter page.
+    seed : int
     """
     import pandas as pd
 
     from .pool import plot_map
 
+    pool_coords = np.asarray(pool_coords, np.float32)
     pool = pool_frame.assign(source=TRAFFIC_SOURCES[0])
+    if max_pool_points is not None and len(pool) > max_pool_points:
+        rows = np.sort(np.random.default_rng(seed).choice(len(pool), max_pool_points, replace=False))
+        pool, pool_coords = pool.iloc[rows].reset_index(drop=True), pool_coords[rows]
     traffic = pd.DataFrame({"id": traffic_frame["request_id"].astype(str), "text": traffic_frame["text"].astype(str),
                             "category": traffic_frame["category"].fillna("(none)").astype(str),
                             "tier": traffic_frame["tier"].fillna("").astype(str),
@@ -126,6 +133,6 @@ def plot_traffic_map(pool_coords, pool_frame, traffic_coords, traffic_frame, unc
                             "source": np.where(np.asarray(uncovered, bool), TRAFFIC_SOURCES[2], TRAFFIC_SOURCES[1])})
     keep = [c for c in ("id", "text", "category", "tier", "lang", "source") if c in pool or c in traffic]
     frame = pd.concat([pool.reindex(columns=keep), traffic[keep]], ignore_index=True).fillna("")
-    coords = np.vstack([np.asarray(pool_coords, np.float32), np.asarray(traffic_coords, np.float32)])
+    coords = np.vstack([pool_coords, np.asarray(traffic_coords, np.float32)])
     fig = plot_map(coords, frame, color="source", title=esc(clip(title, 200)))
     return fig
