@@ -210,3 +210,14 @@ def test_drift_flag_is_exactly_a_share_moving_more_than_the_points(rows, points)
 
 def test_uncovered_by_day_counts():
     assert uncovered_by_day(["a", "a", "b"], [True, False, False]) == {"a": (1, 2), "b": (0, 1)}
+
+
+def test_nightly_refuses_a_decision_log_folder_without_decisions_in_one_line(tmp_path, capsys):
+    from workbench.cli import main
+
+    (tmp_path / "empty").mkdir()
+    for folder, problem in ((tmp_path / "nope", "no such decision-log folder"),
+                            (tmp_path / "empty", "no decision log here")):
+        assert main(["nightly", "--output-dir", str(tmp_path / "reports"), "--decision-log", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert problem in err and err.count("\n") == 1 and not (tmp_path / "reports").exists()

@@ -27,8 +27,8 @@ from typing import NamedTuple
 from .. import config as _config
 from ..errors import ConfigError, DataError, WorkbenchError, require
 
-__all__ = ["DECISION_COLUMNS", "FEEDBACK_COLUMNS", "TrafficLog", "open_log", "Drift", "drift", "uncovered_by_day",
-           "headline"]
+__all__ = ["DECISION_COLUMNS", "FEEDBACK_COLUMNS", "TrafficLog", "open_log", "check_log_folder", "Drift", "drift",
+           "uncovered_by_day", "headline"]
 
 #: The decision-record fields the queries read, with their DuckDB types (see workbench.serve.records).
 DECISION_COLUMNS = {"time": "TIMESTAMP", "request_id": "VARCHAR", "client": "VARCHAR", "conversation_id": "VARCHAR",
@@ -277,6 +277,17 @@ def _files(folder, prefix):
     return sorted(glob.glob(str(Path(folder) / f"{glob.escape(prefix)}-*.jsonl")))
 
 
+def check_log_folder(folder):
+    """The ``decisions-*.jsonl`` files of a decision-log folder, or a one-line WorkbenchError (checked before work)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WorkbenchError(f"{folder}: no such decision-log folder")
+    decisions = _files(folder, "decisions")
+    if not decisions:
+        raise WorkbenchError(f"{folder}: no decision log here (no decisions-*.jsonl)")
+    return decisions
+
+
 def open_log(folder):
     """Load a decision-log folder for :class:`TrafficLog`'s queries.
 
@@ -289,11 +300,7 @@ def open_log(folder):
     """
     duckdb = require("duckdb", purpose="the traffic section")
     folder = Path(folder)
-    if not folder.is_dir():
-        raise WorkbenchError(f"{folder}: no such decision-log folder")
-    decisions, feedback = _files(folder, "decisions"), _files(folder, "feedback")
-    if not decisions:
-        raise WorkbenchError(f"{folder}: no decision log here (no decisions-*.jsonl)")
+    decisions, feedback = check_log_folder(folder), _files(folder, "feedback")
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     cols = ", ".join(DECISION_COLUMNS)

@@ -16,6 +16,10 @@ def cmd_nightly(args):
     from ..report.nightly import run_nightly
 
     opt.check_outputs(args, {"--output-dir": args.output_dir}, pool_dirs=[args.pool_dir] if args.pool_dir else None)
+    if args.decision_log:  # before an hour of notebooks, not in the last one
+        from ..analysis.traffic import check_log_folder
+
+        check_log_folder(args.decision_log)
     params = {"pool_dir": args.pool_dir, "templates_dir": args.templates_dir, "taxonomy_path": args.taxonomy,
               "backend": args.backend, "backends": args.backends, "cache_dir": args.cache_dir, "k": args.k,
               "dup_threshold": args.dup_threshold, "cluster_threshold": args.cluster_threshold, "seed": args.seed,
