@@ -107,3 +107,15 @@ def test_read_table_gives_back_a_recorded_table(tmp_path):
     record_table(tmp_path, "06_reliability", frame)
     assert read_table(tmp_path, "06_reliability").equals(frame)
     assert read_table(tmp_path, "missing") is None and read_table(tmp_path, "../x") is None
+
+
+def test_live_confidence_reads_the_reliability_table_06_export_records(log, tmp_path):
+    from workbench.analysis.calibration import choose_calibration
+
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0, 1, 400)
+    choice = choose_calibration(scores, rng.uniform(0, 1, 400) < scores, methods=("isotonic",))
+    record_table(tmp_path, "06_reliability", choice.after.round(4))  # what 06_export's cell records
+    conf = log.confidence(read_table(tmp_path, "06_reliability"))
+    assert conf["pool_share"].tolist() == pytest.approx(choice.after["share"].round(4).tolist())
+    assert conf["pool_share"].sum() == pytest.approx(1, abs=1e-3) and conf["share"].sum() == pytest.approx(1)
