@@ -73,7 +73,8 @@ def _bad_line(path, columns, check=None):
                 return n, f"expected a JSON object, got {type(obj).__name__}"
             for key, kind in columns.items():
                 v = obj.get(key)
-                if v is not None and (not isinstance(v, _PY_TYPES[kind]) or (kind != "BOOLEAN" and isinstance(v, bool))):
+                wrong = not isinstance(v, _PY_TYPES[kind]) or (kind != "BOOLEAN" and isinstance(v, bool))
+                if v is not None and wrong:
                     return n, f"{key!r} must be {kind.lower()}, got {json.dumps(v)[:40]}"
                 if kind == "TIMESTAMP" and v is not None and not _is_time(v):
                     return n, f"{key!r} must be an ISO 8601 time, got {json.dumps(v)[:40]}"
@@ -230,7 +231,8 @@ class TrafficLog:
         got = self.query("""SELECT least(floor(confidence * ?), ? - 1)::INT AS bin, count(*) AS n FROM decisions
                             WHERE confidence IS NOT NULL GROUP BY bin""", [bins, bins])
         n = pd.Series(0, index=range(bins)).add(got.set_index("bin")["n"], fill_value=0).astype("int64")
-        out = pd.DataFrame({"bin_low": [i / bins for i in range(bins)], "bin_high": [(i + 1) / bins for i in range(bins)],
+        out = pd.DataFrame({"bin_low": [i / bins for i in range(bins)],
+                            "bin_high": [(i + 1) / bins for i in range(bins)],
                             "n": n.to_numpy(), "share": (n / max(int(n.sum()), 1)).to_numpy()})
         if pool_table is not None:
             pool = dict(zip((pool_table["bin_low"] * bins).round().astype(int), pool_table["share"]))

@@ -27,8 +27,8 @@ from ..core.knn import top_k
 from ..dataset.duplicates import max_similarity
 from ..errors import ConfigError, require
 
-__all__ = ["Coverage", "pool_neighbour_similarities", "coverage_of", "uncovered_clusters", "traffic_map_coords", "map_rows",
-           "UNCOVERED_QUANTILE"]
+__all__ = ["Coverage", "pool_neighbour_similarities", "coverage_of", "uncovered_clusters", "traffic_map_coords",
+           "map_rows", "UNCOVERED_QUANTILE"]
 
 #: Logged messages less similar to the pool than this quantile of the pool's own leave-one-out similarities are
 #: "uncovered" (issue 19: the pool's 5th percentile).

@@ -51,7 +51,8 @@ def plot_traffic_cost(cost, *, title="Cost per day at the logged token counts"):
                                  ("routed", "routed", TIER_COLORS["cheap"])):
         fig.add_trace(go.Bar(x=days["day"], y=days[column], name=label, marker_color=color,
                              hovertemplate=f"{label}: $%{{y:.4f}}<extra>%{{x}}</extra>"))
-    fig.update_layout(barmode="group", title=title, yaxis=dict(title="dollars"), xaxis=dict(title="day", type="category"),
+    fig.update_layout(barmode="group", title=title, yaxis=dict(title="dollars"),
+                      xaxis=dict(title="day", type="category"),
                       height=420, legend=dict(orientation="h", y=-0.25))
     return fig
 
