@@ -167,8 +167,9 @@ def test_the_report_folder_is_light(report):
     pages = {p: s for p, s in sizes.items() if p.endswith(".html")}
     assert len(pages) == len(NOTEBOOKS) + 1 and max(pages.values()) < 400_000, pages
     rest = {p: s for p, s in sizes.items() if not p.endswith(("plotly.min.js", "pool.npz"))}
-    # 143 messages: about 1 MB besides plotly.js and pool.npz (the bundled pool: 2.8 MB, benchmarks/report_size.py)
-    assert sum(rest.values()) < 1_500_000, sorted(rest.items(), key=lambda kv: -kv[1])[:8]
+    # 143 messages: about 1.3 MB besides plotly.js and pool.npz, of which 09_traffic's map and page about 0.35 MB
+    # (the bundled pool: 2.8 MB, benchmarks/report_size.py)
+    assert sum(rest.values()) < 1_800_000, sorted(rest.items(), key=lambda kv: -kv[1])[:8]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -29,7 +29,8 @@ def log(tmp_path):
 
 def section(log, run):
     """What 09_traffic records, on synthetic vectors (no model, no UMAP): tables, the map, the metrics."""
-    from workbench.plots import plot_live_confidence, plot_traffic_cost, plot_traffic_map, plot_traffic_mix
+    from workbench.plots import (plot_coverage, plot_live_confidence, plot_traffic_cost, plot_traffic_map,
+                                 plot_traffic_mix)
 
     messages = log.messages()
     rng = np.random.default_rng(0)
@@ -53,7 +54,10 @@ def section(log, run):
     sources = [p[4] for tr in fig.data if tr.customdata is not None for p in tr.customdata]
     assert sources.count("pool") == 12 and sources.count("traffic: uncovered") == len(messages)
     for name, f in (("09_mix", plot_traffic_mix(log.mix("category"), by="category")),
-                    ("09_cost", plot_traffic_cost(log.cost())), ("09_confidence", plot_live_confidence(log.confidence()))):
+                    ("09_cost", plot_traffic_cost(log.cost())), ("09_confidence", plot_live_confidence(log.confidence())),
+                    ("09_coverage", plot_coverage(cov.pool_similarity, cov.similarity, cov.threshold))):
+        if name == "09_coverage":  # bars of shares, one set per side
+            assert [sum(tr.y) for tr in f.data] == [pytest.approx(1), pytest.approx(1)]
         record_figure(run, name, f)
     flag = drift(log.mix("tier"))
     record_metrics(run, "traffic", headline(log, uncovered_share=cov.share, flag=flag), replace=True)

@@ -89,10 +89,14 @@ def plot_coverage(pool_similarity, similarity, threshold, *, title=None):
     go = _go()
     share = float(np.mean(np.asarray(similarity) < threshold)) if len(similarity) else float("nan")
     fig = go.Figure()
+    both = np.concatenate([np.asarray(pool_similarity, float), np.asarray(similarity, float)])
+    edges = np.arange(np.floor(both.min() / 0.02) * 0.02, 1.02 + 1e-9, 0.02) if len(both) else np.array([0.0, 1.0])
     for values, name, color in ((pool_similarity, "pool (nearest other pool message)", PALETTE[7]),
                                 (similarity, "traffic (nearest pool message)", PALETTE[0])):
-        fig.add_trace(go.Histogram(x=np.asarray(values, float), name=name, histnorm="probability", opacity=0.6,
-                                   marker_color=color, xbins=dict(size=0.02)))
+        counts, _ = np.histogram(np.asarray(values, float), bins=edges)  # bars of counts: a light figure at any size
+        fig.add_trace(go.Bar(x=np.round((edges[:-1] + edges[1:]) / 2, 3), y=counts / max(counts.sum(), 1), name=name,
+                             opacity=0.6, marker_color=color, width=0.02,
+                             hovertemplate=f"{name}: %{{y:.1%}} at %{{x:.2f}}<extra></extra>"))
     fig.add_vline(x=threshold, line=dict(color=TIER_COLORS["strong"], dash="dash"),
                   annotation_text=f"pool 5th percentile {threshold:.3f}: {share:.1%} of traffic below")
     fig.update_layout(barmode="overlay", title=title or "Coverage: similarity to the nearest pool message",
