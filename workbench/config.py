@@ -221,6 +221,14 @@ GATEWAY_RETRIES = 1
 GATEWAY_MAX_RESPONSE_BYTES = 8 << 20
 #: Largest chat-completions request body the gateway reads (long conversations; 413 past it).
 GATEWAY_MAX_BODY_BYTES = 8 << 20
+#: Request ids the gateway keeps in memory for ``POST /v1/feedback`` (a bounded recent set: about 100 bytes each);
+#: an id older than that, or served by another worker process, is looked up in the decision log instead.
+FEEDBACK_RECENT_IDS = 100_000
+#: Days of decision-log files searched for an id the recent set does not hold (today's and yesterday's: feedback
+#: comes within a conversation, and scanning months of logs per request would not be bounded).
+FEEDBACK_MAX_AGE_DAYS = 2
+#: Largest feedback body read (a request id, a rating and a tier fit in a few hundred bytes).
+FEEDBACK_MAX_BODY_BYTES = 4096
 
 # -- traffic --------------------------------------------------------------------------------------
 
