@@ -235,6 +235,12 @@ FEEDBACK_MAX_BODY_BYTES = 4096
 #: Longest chat-completions response body the label client reads (a label answer is a few hundred bytes).
 LABEL_MAX_RESPONSE_BYTES = 2**20
 IMPORT_MIN_CHARS = 2
+#: ``workbench queue``: a decision whose winning share beats the runner-up's by less than this is "low margin" (a
+#: fifth of the vote: the pool's neighbours nearly split).
+QUEUE_LOW_MARGIN = 0.2
+#: ``workbench queue``: distinct logged texts embedded for the coverage signal (a seeded sample past it), so the
+#: queue's cost stays bounded on months of logs.
+QUEUE_SCAN = 5000
 IMPORT_MAX_CHARS = 4000
 #: Static tier the live system fell back to when the label source was down.
 OUTAGE_TIER = "medium"
