@@ -64,3 +64,30 @@ def test_an_index_with_an_html_payload_in_a_reason_shows_it_as_text(tmp_path):
     record_metrics(tmp_path, "gate", {"status": "refuse", "previous": "p", "reasons": "<script>alert(1)</script>"})
     page = write_index(tmp_path, previous=False).read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+
+
+@pytest.mark.papermill
+def test_workbench_nightly_runs_the_gate_after_its_notebooks(small_npz, labelled, cache_dir, tmp_path,  # noqa: F811
+                                                             monkeypatch):
+    """Two nights of a one-notebook nightly that exports a pool: the first keeps it, the second is gated."""
+    from tests.test_nightly import make_notebook
+    from workbench.report.nightly import run_nightly
+
+    notebooks, evals = tmp_path / "notebooks", tmp_path / "eval"
+    notebooks.mkdir()
+    evals.mkdir()
+    for path in labelled:
+        shutil.copyfile(path, evals / path.name)
+    make_notebook(notebooks / "06_export.ipynb", "output_dir = None",
+                  "import os, shutil\nshutil.copyfile(os.environ['GATE_TEST_POOL'], os.path.join(output_dir, "
+                  "'pool.npz'))")
+    monkeypatch.setenv("GATE_TEST_POOL", str(small_npz))
+    params = {"eval_dir": str(evals), "conversations_dir": str(tmp_path / "none"), "cache_dir": str(cache_dir)}
+    reports = tmp_path / "reports"
+    first = run_nightly(params, reports_dir=reports, date="2026-12-01", notebooks_dir=notebooks)
+    assert "no previous pool" in (first / "index.html").read_text()
+    second = run_nightly(params, reports_dir=reports, date="2026-12-02", notebooks_dir=notebooks)
+    page = (second / "index.html").read_text()
+    assert "Promotion gate: PROMOTE" in page and "kept from 2026-12-01" in page and (second / "promotion.html").exists()
+    metrics = json.loads((second / "metrics.json").read_text())["gate"]
+    assert metrics["status"] == "promote" and metrics["sets"] == len(labelled)
