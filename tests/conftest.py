@@ -21,6 +21,8 @@ PLAIN = {"head": "knn", "targets": Targets(max_abstain=None, calibration="none")
 TEMPLATES_PER_CATEGORY = 10
 #: Evaluation rows per source and conversations in the nightly fixture.
 EVAL_ROWS, CONVERSATIONS = 12, 6
+#: Decision records per day of the bundled traffic sample in the nightly fixture.
+TRAFFIC_PER_DAY = 25
 #: Fixtures that load the real default embedding model.
 MODEL_FIXTURES = {"e5", "small_pool", "small_npz", "bundled_pool", "bundled_npz", "use", "nightly_report"}
 SLOW_MARKERS = ("model", "umap", "papermill", "browser", "install", "ray", "serve")
@@ -150,11 +152,15 @@ def nightly_report(small_pool_file, cache_dir, tmp_path_factory):
         write_jsonl(evals / f, (ROOT / "data" / "eval" / f).read_text(encoding="utf-8").splitlines()[:EVAL_ROWS])
     conversations = write_jsonl(data / "conversations.jsonl", (ROOT / "data" / "conversations" / "conversations_a.jsonl")
                                 .read_text(encoding="utf-8").splitlines()[:CONVERSATIONS])
+    traffic = data / "traffic"  # the bundled decision-log sample, its first records of each day (09_traffic)
+    traffic.mkdir()
+    for f in sorted((ROOT / "data" / "traffic").glob("*-*.jsonl")):
+        write_jsonl(traffic / f.name, f.read_text(encoding="utf-8").splitlines()[:TRAFFIC_PER_DAY])
     reports = tmp_path_factory.mktemp("reports")
     lines_seen = []
     run = run_nightly({"pool_dir": str(pool), "templates_dir": str(templates), "cache_dir": str(cache_dir),
                        "backends": ["e5-small", "use-multilingual"], "seed": 42, "eval_dir": str(evals),
                        "per_source": EVAL_ROWS - 2, "conversations_dir": str(conversations),
-                       "dev_dir": str(data / "dev")},  # no development sets: their sections show nothing
+                       "dev_dir": str(data / "dev"), "decision_log": str(traffic)},  # no development sets: their sections show nothing
                       reports_dir=reports, date="2026-11-25", progress=lines_seen.append)
     return run, lines_seen

@@ -32,7 +32,8 @@ def parameters(path):
 
 def test_the_notebooks_exist_in_order():
     assert [p.stem for p in NOTEBOOKS] == ["01_build_pool", "02_clusters", "03_evaluate", "04_decisions",
-                                           "05_baselines", "06_export", "07_label_source", "08_generalisation"]
+                                           "05_baselines", "06_export", "07_label_source", "08_generalisation",
+                                           "09_traffic"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -51,7 +52,7 @@ def test_parameter_defaults_are_the_config_constants(path):
 
 
 def test_every_notebook_that_samples_takes_the_nightly_seed():
-    for stem in ("02_clusters", "05_baselines", "06_export", "08_generalisation"):
+    for stem in ("02_clusters", "05_baselines", "06_export", "08_generalisation", "09_traffic"):
         assert "seed" in parameters(ROOT / "notebooks" / f"{stem}.ipynb"), stem
 
 
@@ -116,6 +117,7 @@ def test_metrics_hold_every_section(report):
     assert m["generalisation"]["n"] == 2 * (EVAL_ROWS - 2) and m["generalisation"]["sources"] == 2
     assert m["conversations"]["shipped_rule"].startswith(__import__("workbench.config").config.CONTEXT_RULE)
     assert 0 <= m["conversations"]["follow_up_tier_accuracy"] <= 1
+    assert m["traffic"]["days"] == 14 and 0 <= m["traffic"]["uncovered_share"] <= 1 and "drift" in m["traffic"]
     assert 0 <= m["long_messages"]["question_past_cap_after"] <= m["long_messages"]["question_past_cap_before"] <= 1
     assert sorted(p.name for p in (run / "figures").glob("*.js"))[:2] == ["02_cluster_map.js",
                                                                          "02_template_vs_written.js"]

@@ -92,3 +92,16 @@ def test_too_few_messages_give_no_cluster():
     x, frame = clustered_traffic()
     labels, clusters = uncovered_clusters(x[:3], frame[:3], min_cluster_size=5)
     assert (labels == -1).all() and clusters.empty and "examples" in clusters
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.booleans(), max_size=60), st.integers(0, 70), st.integers(0, 5))
+def test_map_rows_keep_the_uncovered_first_and_stay_within_n(flags, n, seed):
+    from workbench.analysis.uncovered import map_rows
+
+    flags = np.array(flags, bool)
+    rows = map_rows(flags, n, seed=seed)
+    assert len(rows) == min(n, len(flags)) and len(set(rows.tolist())) == len(rows)
+    assert list(rows) == sorted(rows)
+    assert flags[rows].sum() == min(n, flags.sum())  # every uncovered one fits before a covered one is drawn
+    assert np.array_equal(rows, map_rows(flags, n, seed=seed))

@@ -35,6 +35,9 @@ EVAL_DIR = DATA_DIR / "eval"
 CONVERSATIONS_DIR = DATA_DIR / "conversations"
 #: Development sets, written apart from the pool: their errors decide what to change (data/eval only reports).
 DEV_DIR = DATA_DIR / "dev"
+#: The gateway's decision log read by the traffic section (``decisions-*.jsonl``, ``feedback-*.jsonl``): a bundled
+#: sample made by routing the bundled transcripts and conversations through the gateway (see its README).
+TRAFFIC_DIR = DATA_DIR / "traffic"
 
 # -- embedding ----------------------------------------------------------------------------------
 
@@ -269,3 +272,11 @@ SLICE_MIN_COUNT = 30
 SLICE_MAX_GAP = 0.10
 #: Words per cluster label on a map (class-based TF-IDF over clusters of the 2-D map, analysis/keywords.py).
 CLUSTER_KEYWORDS = 3
+
+# -- traffic ------------------------------------------------------------------------------------
+
+#: The traffic section's drift flag: the latest day's share of a tier moves by more than this against the days before
+#: it (issue 19: 5 points), or its uncovered share at least doubles ...
+DRIFT_POINTS = 0.05
+#: ... against this many previous days (pooled).
+DRIFT_WINDOW_DAYS = 7

@@ -32,7 +32,7 @@ class MissingDependencyError(WorkbenchError, ImportError):
 #: The extra of ``pyproject.toml`` that brings each optional package.
 _EXTRAS = {
     "pandas": "analysis", "scipy": "analysis", "sklearn": "analysis", "umap": "analysis", "plotly": "analysis",
-    "yaml": None, "langid": "analysis", "phonenumbers": "analysis",
+    "yaml": None, "langid": "analysis", "phonenumbers": "analysis", "duckdb": "analysis",
     "papermill": "notebooks", "nbformat": "notebooks", "nbconvert": "notebooks", "ipywidgets": "notebooks",
     "anywidget": "notebooks",
     "sentence_transformers": "st", "torch": "st",

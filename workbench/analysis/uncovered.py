@@ -27,7 +27,8 @@ from ..core.knn import top_k
 from ..dataset.duplicates import max_similarity
 from ..errors import ConfigError, require
 
-__all__ = ["Coverage", "pool_neighbour_similarities", "coverage_of", "uncovered_clusters", "UNCOVERED_QUANTILE"]
+__all__ = ["Coverage", "pool_neighbour_similarities", "coverage_of", "uncovered_clusters", "traffic_map_coords", "map_rows",
+           "UNCOVERED_QUANTILE"]
 
 #: Logged messages less similar to the pool than this quantile of the pool's own leave-one-out similarities are
 #: "uncovered" (issue 19: the pool's 5th percentile).
@@ -162,3 +163,39 @@ def uncovered_clusters(vectors, frame, *, min_cluster_size=5, examples=5, max_po
                          "examples": _examples(x, rows, texts, examples)})
     out = pd.DataFrame(rows_out, columns=columns)
     return labels, out.sort_values(["size", "cluster"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def traffic_map_coords(pool_vectors, traffic_vectors, *, n_neighbors=_config.UMAP_NEIGHBORS,
+                       min_dist=_config.UMAP_MIN_DIST, random_state=_config.SEED):
+    """The pool's 2-D map and logged messages placed on it by the *same* UMAP (``transform``, not a refit).
+
+    The pool's layout is the one :func:`workbench.analysis.projection.project_2d` draws with the same parameters
+    (same seed, same fit), so the traffic lands on the pool map the other pages show.
+
+    Returns
+    -------
+    pool_coords, traffic_coords : float32 arrays (n_pool, 2), (n_traffic, 2)
+    """
+    pool = np.asarray(pool_vectors, np.float32)
+    traffic = np.asarray(traffic_vectors, np.float32).reshape(-1, pool.shape[1])
+    if len(pool) < 4:
+        raise ConfigError(f"the pool map needs at least 4 pool rows; got {len(pool)}")
+    umap = require("umap", purpose="the traffic map")
+    reducer = umap.UMAP(n_components=2, n_jobs=1, n_neighbors=int(min(n_neighbors, len(pool) - 1)),
+                        min_dist=float(min_dist), metric="cosine", random_state=int(random_state))
+    pool_coords = reducer.fit_transform(pool).astype(np.float32)
+    traffic_coords = reducer.transform(traffic).astype(np.float32) if len(traffic) else np.zeros((0, 2), np.float32)
+    return pool_coords, traffic_coords
+
+
+def map_rows(uncovered, n, *, seed=_config.SEED):
+    """Rows of logged messages to draw on a map of at most ``n`` of them: every uncovered one (up to ``n``), then a
+    seeded sample of the covered ones; sorted."""
+    uncovered = np.asarray(uncovered, bool)
+    if n < 0:
+        raise ConfigError(f"n must be >= 0; got {n}")
+    rng = np.random.default_rng(seed)
+    hit, rest = np.flatnonzero(uncovered), np.flatnonzero(~uncovered)
+    hit = hit if len(hit) <= n else rng.choice(hit, n, replace=False)
+    rest = rest if len(rest) <= n - len(hit) else rng.choice(rest, n - len(hit), replace=False)
+    return np.sort(np.concatenate([hit, rest]).astype(np.int64))

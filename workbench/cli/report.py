@@ -16,10 +16,15 @@ def cmd_nightly(args):
     from ..report.nightly import run_nightly
 
     opt.check_outputs(args, {"--output-dir": args.output_dir}, pool_dirs=[args.pool_dir] if args.pool_dir else None)
+    if args.decision_log:  # before an hour of notebooks, not in the last one
+        from ..analysis.traffic import check_log_folder
+
+        check_log_folder(args.decision_log)
     params = {"pool_dir": args.pool_dir, "templates_dir": args.templates_dir, "taxonomy_path": args.taxonomy,
               "backend": args.backend, "backends": args.backends, "cache_dir": args.cache_dir, "k": args.k,
               "dup_threshold": args.dup_threshold, "cluster_threshold": args.cluster_threshold, "seed": args.seed,
-              "eval_dir": args.eval_dir, "per_source": args.per_source, "conversations_dir": args.conversations_dir}
+              "eval_dir": args.eval_dir, "per_source": args.per_source, "conversations_dir": args.conversations_dir,
+              "decision_log": args.decision_log}
     emit = lambda line: echo(line, file=sys.stderr, flush=True)  # noqa: E731
     run_dir = run_nightly(params, reports_dir=args.output_dir, date=args.date, notebooks_dir=args.notebooks_dir,
                           select=args.notebooks, progress=emit, keep=args.keep)
@@ -49,6 +54,9 @@ def register(sub):
                    help="evaluation prompts sampled per source")
     p.add_argument("--conversations-dir", metavar="DIR",
                    help=f"labelled conversations (default: {_config.CONVERSATIONS_DIR})")
+    p.add_argument("--decision-log", metavar="DIR",
+                   help=f"the gateway's decision-log folder for the traffic section (default: the bundled sample "
+                        f"{_config.TRAFFIC_DIR})")
     p.add_argument("--output-dir", metavar="DIR", help=f"reports root; the run goes in DIR/<date>/ (default: {_config.REPORTS_DIR})")
     p.add_argument("--date", help="run folder name: a date YYYY-MM-DD or a simple name (default: today, UTC)")
     p.add_argument("--notebooks", nargs="+", metavar="NAME", help="run only these (name prefixes, e.g. 01 03)")

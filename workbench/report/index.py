@@ -25,7 +25,7 @@ from .html import head_html, tail_html, write_assets
 log = logging.getLogger(__name__)
 
 __all__ = ["HEADLINES", "flatten_metrics", "is_report_folder", "find_previous", "headline_rows", "generalisation_gap",
-           "slice_flags", "write_index"]
+           "slice_flags", "traffic_drift", "write_index"]
 #: The table 03_evaluate records of every language and source with enough messages (analysis.slices).
 SLICES_TABLE = "03_slices"
 
@@ -50,6 +50,11 @@ HEADLINES = (
     ("conversations", "all_tier_accuracy", "Conversations: tier accuracy over all turns (shipped policy)", "pct", "up"),
     ("conversations", "follow_up_tier_accuracy", "Conversations: follow-up turns (shipped policy)", "pct", "up"),
     ("shadow", "tier_agreement", "Shadow log: router vs label source, tier agreement", "pct", "up"),
+    ("traffic", "saving_vs_strong", "Traffic: cost saved against all-strong (logged tokens)", "pct", "up"),
+    ("traffic", "uncovered_share", "Traffic: share the pool does not cover (below its 5th percentile)", "pct", "down"),
+    ("traffic", "abstain_rate", "Traffic: abstain rate", "pct", None),
+    ("traffic", "fallback_rate", "Traffic: fallback rate", "pct", "down"),
+    ("traffic", "down_rate", "Traffic: feedback down-rate", "pct", "down"),
     ("pool", "n", "Pool size (messages)", "int", None),
     ("clusters", "near_duplicate_share", "Share of messages with a near-duplicate", "pct", "down"),
     ("clusters", "mean_nn_similarity", "Mean nearest-neighbour similarity", "float", None),
@@ -138,6 +143,17 @@ def generalisation_gap(metrics, *, threshold=_config.OOD_GAP_FLAG):
                "confusions." if inside > ood else "scores itself lower than unseen prompts; check its labels."))
 
 
+def traffic_drift(metrics):
+    """The traffic section's drift line for the index: ``(raised, sentence)``, or None without a traffic section."""
+    traffic = metrics.get("traffic")
+    if not isinstance(traffic, dict) or "drift" not in traffic:
+        return None
+    day = traffic.get("latest_day") or "the latest day"
+    if traffic["drift"]:
+        return True, f"{day}: {traffic.get('drift_reasons', '')} (see 09_traffic)"
+    return False, f"{day}: the tier mix and the uncovered share are within bounds of the days before (see 09_traffic)"
+
+
 def slice_flags(run_dir):
     """Sentences for the slices (languages, sources) the report's ``03_slices`` table flags, else []."""
     from ..analysis.slices import slice_sentences
@@ -193,6 +209,10 @@ def write_index(run_dir, *, previous=None):
     gap = generalisation_gap(metrics)
     if gap:
         parts.append(f"<p class='failed'><b>Generalisation gap:</b> {esc(gap)}</p>")
+    drift = traffic_drift(metrics)
+    if drift:
+        parts.append(f"<p class='failed'><b>Traffic drift:</b> {esc(drift[1])}</p>" if drift[0]
+                     else f"<p class='ok'>Traffic: no drift. {esc(drift[1])}</p>")
     weak = slice_flags(run_dir)
     if weak:
         parts.append(f"<div class='failed'><b>Slices more than {100 * _config.SLICE_MAX_GAP:.0f} points under the pool:</b><ul>"

@@ -36,10 +36,10 @@ __all__ = ["NotebookError", "COMMON_PARAMETERS", "run_folder_name", "find_notebo
 #: Parameters the nightly run can pass; each notebook receives those it declares.
 COMMON_PARAMETERS = ("pool_dir", "templates_dir", "taxonomy_path", "backend", "backends", "output_dir", "cache_dir",
                      "k", "dup_threshold", "cluster_threshold", "seed", "eval_dir", "per_source", "conversations_dir",
-                     "dev_dir")
+                     "dev_dir", "decision_log")
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 #: Parameters that name files: resolved against the caller's working folder before they reach a kernel.
-PATH_PARAMETERS = ("pool_dir", "templates_dir", "taxonomy_path", "cache_dir")
+PATH_PARAMETERS = ("pool_dir", "templates_dir", "taxonomy_path", "cache_dir", "decision_log")
 
 
 class NotebookError(WorkbenchError):

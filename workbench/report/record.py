@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..io import write_text_atomic
 
-__all__ = ["jsonable", "record_metrics", "record_figure", "read_figure", "figure_script", "record_table",
+__all__ = ["jsonable", "record_metrics", "record_figure", "read_figure", "figure_script", "record_table", "read_table",
            "script_json", "default_template", "without_default_template"]
 
 _FIGURE_PREFIX = "(window.WB_FIGURES = window.WB_FIGURES || {})[NAME] = "
@@ -132,3 +132,14 @@ def record_table(output_dir, name, table, *, title=None, max_rows=None):
                "rows": jsonable(t.astype(object).where(t.notna(), None).to_numpy().tolist())}
     write_text_atomic(Path(output_dir) / "tables" / f"{name}.json", json.dumps(payload, ensure_ascii=False))
     return table
+
+
+def read_table(output_dir, name):
+    """A table :func:`record_table` saved in ``output_dir`` as a DataFrame, or None when there is none."""
+    import pandas as pd
+
+    path = Path(output_dir) / "tables" / f"{name}.json"
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not path.exists():
+        return None
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    return pd.DataFrame(payload["rows"], columns=payload["columns"])
