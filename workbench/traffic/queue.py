@@ -173,9 +173,13 @@ def _number(value):
 
 
 def _order(time_text):
-    """A sortable number of an ISO time (newest largest); unknown times last."""
-    digits = "".join(c for c in str(time_text or "") if c.isdigit())
-    return float(digits[:17] or 0)
+    """Unix seconds of an ISO 8601 time (``...Z``, with or without milliseconds); an unreadable time is 0 (last)."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromisoformat(str(time_text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def rank_candidates(turns, feedback, settings):
