@@ -224,12 +224,26 @@ GATEWAY_RETRIES = 1
 GATEWAY_MAX_RESPONSE_BYTES = 8 << 20
 #: Largest chat-completions request body the gateway reads (long conversations; 413 past it).
 GATEWAY_MAX_BODY_BYTES = 8 << 20
+#: Request ids the gateway keeps in memory for ``POST /v1/feedback`` (a bounded recent set: about 100 bytes each);
+#: an id older than that, or served by another worker process, is looked up in the decision log instead.
+FEEDBACK_RECENT_IDS = 100_000
+#: Days of decision-log files searched for an id the recent set does not hold (today's and yesterday's: feedback
+#: comes within a conversation, and scanning months of logs per request would not be bounded).
+FEEDBACK_MAX_AGE_DAYS = 2
+#: Largest feedback body read (a request id, a rating and a tier fit in a few hundred bytes).
+FEEDBACK_MAX_BODY_BYTES = 4096
 
 # -- traffic --------------------------------------------------------------------------------------
 
 #: Longest chat-completions response body the label client reads (a label answer is a few hundred bytes).
 LABEL_MAX_RESPONSE_BYTES = 2**20
 IMPORT_MIN_CHARS = 2
+#: ``workbench queue``: a decision whose winning share beats the runner-up's by less than this is "low margin" (a
+#: fifth of the vote: the pool's neighbours nearly split).
+QUEUE_LOW_MARGIN = 0.2
+#: ``workbench queue``: distinct logged texts embedded for the coverage signal (a seeded sample past it), so the
+#: queue's cost stays bounded on months of logs.
+QUEUE_SCAN = 5000
 IMPORT_MAX_CHARS = 4000
 #: Static tier the live system fell back to when the label source was down.
 OUTAGE_TIER = "medium"

@@ -96,28 +96,11 @@ def _log_records(folder):
 
 def _promotion_sets(router, args, *, name):
     """Every labelled set the options name, routed by ``router`` (one LabelledSet per set)."""
-    from ..analysis.conversations import read_conversations
-    from ..analysis.generalisation import read_eval_dir, read_labelled
-    from ..core.taxonomy import Taxonomy
-    from ..decisions.promote import route_conversation_set, route_labelled
+    from ..decisions.promote import labelled_sets
 
-    taxonomy = Taxonomy.from_metadata(router.metadata)
     log.info("routing the labelled sets with the %s pool", name)
-    sets = []
-    if args.eval_dir is not None:
-        frame = read_eval_dir(args.eval_dir, taxonomy, per_source=args.per_source, seed=args.seed)
-        for stem, rows in frame.groupby("set", sort=False):
-            sets.append(route_labelled(router, rows.reset_index(drop=True), name=f"eval/{stem}",
-                                       cache_dir=args.cache_dir))
-    if args.conversations_dir is not None:
-        frame = read_conversations(args.conversations_dir, taxonomy)
-        for stem, rows in frame.groupby("file", sort=False):
-            sets.append(route_conversation_set(router, rows.reset_index(drop=True),
-                                               name=f"conversations/{Path(stem).stem}",
-                                               cache_dir=args.cache_dir))
-    for path in args.labelled or []:
-        sets.append(route_labelled(router, read_labelled(path, taxonomy), name=str(path), cache_dir=args.cache_dir))
-    return sets
+    return labelled_sets(router, eval_dir=args.eval_dir, conversations_dir=args.conversations_dir,
+                         labelled=args.labelled, per_source=args.per_source, seed=args.seed, cache_dir=args.cache_dir)
 
 
 def _install(candidate, target):

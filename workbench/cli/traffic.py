@@ -1,4 +1,4 @@
-"""CLI commands for real traffic: ``import``, ``label``, ``merge`` and ``shadow``.
+"""CLI commands for real traffic: ``import``, ``label``, ``merge``, ``shadow`` and ``queue``.
 
 Added to the main parser by :func:`register`; errors are project errors, so
 the CLI turns them into one line and exit code 2.
@@ -154,8 +154,35 @@ def cmd_shadow(args):
         _dump(args.json, report)
 
 
+def cmd_queue(args):
+    """Decision log -> the turns most worth a label (review JSONL for ``workbench label --input``)."""
+    from pathlib import Path
+
+    from ..dataset.embeddings import embed_texts
+    from ..errors import ConfigError
+    from ..io import write_text_atomic
+    from ..traffic.queue import QueueSettings, build_queue
+
+    logs = sorted(Path(args.decision_log).glob("*.jsonl")) if Path(args.decision_log).is_dir() else []
+    opt.check_outputs(args, {"--out": args.out, "--json": args.json}, logs, pool_dirs=args.pool_dir)
+    if Path(args.out).exists() and not args.force:
+        raise ConfigError(f"--out {args.out} exists; pass --force to replace it")
+    settings = QueueSettings(n=args.n, low_margin=args.low_margin, dup_threshold=args.dup_threshold, scan=args.scan,
+                             seed=args.seed)
+    pool = opt.load_pool_from_args(args)
+    lines, s = build_queue(args.decision_log, pool.vectors,
+                           lambda texts: embed_texts(texts, pool.embedder, cache_dir=args.cache_dir), settings)
+    write_text_atomic(args.out, "".join(json.dumps(x, ensure_ascii=False, allow_nan=False) + "\n" for x in lines))
+    echo(f"read {s['records']} decision records ({s['turns']} distinct turns with text) and {s['feedback']} "
+         f"rated request(s); {s['candidates']} candidates, {s['near_duplicates_of_pool']} near-duplicates of the "
+         f"pool and {s['near_duplicates_in_queue']} of a queued turn dropped")
+    echo(f"queued {s['queued']} turn(s) -> {args.out}: " + ", ".join(f"{k} {v}" for k, v in s["by_reason"].items()))
+    if args.json:
+        _dump(args.json, s)
+
+
 def register(subparsers):
-    """Add ``import``, ``label``, ``merge`` and ``shadow`` to the ``workbench`` parser."""
+    """Add ``import``, ``label``, ``merge``, ``shadow`` and ``queue`` to the ``workbench`` parser."""
     from ..traffic.transcripts import FORMATS
 
     p = subparsers.add_parser("import", formatter_class=opt.Formatter, help="chat exports -> filtered, unlabelled candidate messages")
@@ -218,6 +245,25 @@ def register(subparsers):
     opt.add_json(p, "the report")
     opt.add_force(p)
     p.set_defaults(func=cmd_shadow)
+
+    p = subparsers.add_parser("queue", formatter_class=opt.Formatter, help="decision log -> the turns most worth a "
+                              "label (negative feedback, abstained, low margin, uncovered clusters), de-duplicated")
+    p.add_argument("--decision-log", required=True, metavar="DIR", help="the gateway's --decision-log folder "
+                   "(decisions-*.jsonl, feedback-*.jsonl)")
+    p.add_argument("--out", required=True, metavar="FILE", help="review JSONL, read as it is by 'workbench label "
+                   "--input'")
+    p.add_argument("--n", type=opt.positive_int, default=200, help="turns to queue (at most)")
+    p.add_argument("--low-margin", type=opt.fraction, default=_config.QUEUE_LOW_MARGIN,
+                   help="a decision whose margin is below this is low-margin")
+    p.add_argument("--scan", type=opt.positive_int, default=_config.QUEUE_SCAN,
+                   help="distinct logged texts embedded for the coverage signal (a seeded sample past it)")
+    p.add_argument("--seed", type=opt.seed, default=_config.SEED, help="seed of the coverage sample")
+    opt.add_pool_options(p)
+    p.set_defaults(backend=_config.DUP_BACKEND)  # the space DUP_THRESHOLD is measured in
+    opt.add_dup_threshold(p)
+    opt.add_json(p, "the summary")
+    opt.add_force(p, "over an existing --out, or inside the pool folder")
+    p.set_defaults(func=cmd_queue)
     return subparsers
 
 

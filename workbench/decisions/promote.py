@@ -24,7 +24,7 @@ from .. import config as _config
 from ..errors import ConfigError
 
 __all__ = ["GateRules", "LabelledSet", "SetComparison", "Promotion", "paired_bootstrap", "route_labelled",
-           "route_conversation_set", "compare_set", "decision_log_change", "promote"]
+           "route_conversation_set", "compare_set", "decision_log_change", "promote", "labelled_sets"]
 
 log = logging.getLogger(__name__)
 
@@ -300,3 +300,32 @@ def promote(current_sets, candidate_sets, *, rules=None, decision_log=None):
         log.info("%s: accuracy %+.3f %s, downgrades %+.3f %s", s.name, s.accuracy_diff, s.accuracy_ci,
                  s.downgrade_diff, s.downgrade_ci)
     return Promotion(promoted=not any(s.refusals for s in sets), sets=sets, rules=rules, decision_log=decision_log)
+
+
+def labelled_sets(router, *, eval_dir=None, conversations_dir=None, labelled=(), per_source=_config.EVAL_PER_SOURCE,
+                  seed=_config.SEED, cache_dir=None):
+    """Every labelled set given, routed by ``router``: one :class:`LabelledSet` per evaluation file
+    (``eval/<stem>``), per conversations file (``conversations/<stem>``) and per labelled JSONL (its path).
+
+    ``None`` (or empty) leaves a kind out; ``promote`` and the nightly gate call this with each pool in turn.
+    """
+    from pathlib import Path
+
+    from ..analysis.conversations import read_conversations
+    from ..analysis.generalisation import read_eval_dir, read_labelled
+    from ..core.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_metadata(router.metadata)
+    sets = []
+    if eval_dir is not None:
+        frame = read_eval_dir(eval_dir, taxonomy, per_source=per_source, seed=seed)
+        for stem, rows in frame.groupby("set", sort=False):
+            sets.append(route_labelled(router, rows.reset_index(drop=True), name=f"eval/{stem}", cache_dir=cache_dir))
+    if conversations_dir is not None:
+        frame = read_conversations(conversations_dir, taxonomy)
+        for stem, rows in frame.groupby("file", sort=False):
+            sets.append(route_conversation_set(router, rows.reset_index(drop=True),
+                                               name=f"conversations/{Path(stem).stem}", cache_dir=cache_dir))
+    for path in labelled or []:
+        sets.append(route_labelled(router, read_labelled(path, taxonomy), name=str(path), cache_dir=cache_dir))
+    return sets

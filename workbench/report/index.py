@@ -19,6 +19,7 @@ from .. import config as _config
 from ..errors import require
 from ..io import write_text_atomic
 from ..plots.table import table_html
+from .gate import gate_sentence
 from .html import head_html, tail_html, write_assets
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,10 @@ def write_index(run_dir, *, previous=None):
     elif run.get("status"):
         parts.append("<p class='ok'>All notebooks ran.</p>")
     parts.append(f"<p>Compared with: {esc(Path(previous).name) if previous else 'no previous report'}</p>")
+    gate = gate_sentence(metrics.get("gate"))
+    if gate:
+        link = f" <a href='{esc(gate[2])}'>{esc(gate[2])}</a>" if gate[2] else ""
+        parts.append(f"<p class='{esc(gate[0])}'>{esc(gate[1])}{link}</p>")
     gap = generalisation_gap(metrics)
     if gap:
         parts.append(f"<p class='failed'><b>Generalisation gap:</b> {esc(gap)}</p>")

@@ -174,6 +174,21 @@ def _kernel_environment():
                 os.environ[key] = value
 
 
+def _gate(run_dir, reports_dir, common, say):
+    """The promotion gate of tonight's pool against the kept one (:mod:`.gate`), on the nightly's labelled sets."""
+    from .gate import nightly_gate
+
+    def folder(key, default):
+        path = Path(common.get(key) or default)
+        return path if path.is_dir() else None
+
+    gate = nightly_gate(run_dir, reports_dir, eval_dir=folder("eval_dir", _config.EVAL_DIR),
+                        conversations_dir=folder("conversations_dir", _config.CONVERSATIONS_DIR),
+                        per_source=common.get("per_source", _config.EVAL_PER_SOURCE),
+                        seed=common.get("seed", _config.SEED), cache_dir=common.get("cache_dir"))
+    say(f"promotion gate: {gate['status']}")
+
+
 def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=None, select=None, progress=None,
                 keep=_config.REPORTS_KEEP):
     """Run the numbered notebooks into ``<reports_dir>/<date>/`` and write index.html.
@@ -246,6 +261,7 @@ def run_nightly(parameters=None, *, reports_dir=None, date=None, notebooks_dir=N
         raise
     record_metrics(run_dir, "run", {"status": "ok", "notebooks": runs, "seconds": round(time.perf_counter() - started, 1)},
                    replace=True)
+    _gate(run_dir, reports_dir, common, say)
     write_index(run_dir)
     update_latest(reports_dir, run_dir)
     for old in prune_reports(reports_dir, keep):

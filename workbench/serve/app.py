@@ -27,7 +27,7 @@ from functools import partial
 from .. import config as _config
 from ..errors import require
 from .batching import RouterWorker
-from .gateway import Gateway, chat_completions, models
+from .gateway import Gateway, chat_completions, feedback, models
 from .metrics import Metrics
 from .pools import PoolWatcher, load_served_pool
 from .payloads import RequestError, parse_conversation_request, parse_route_request, read_body
@@ -202,7 +202,8 @@ ROUTES = [Route("/route", route, methods=["POST"]),
           Route("/healthz", healthz, methods=["GET"]),
           Route("/metrics", metrics_text, methods=["GET"]),
           Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-          Route("/v1/models", models, methods=["GET"])]
+          Route("/v1/models", models, methods=["GET"]),
+          Route("/v1/feedback", feedback, methods=["POST"])]
 
 _PATHS = tuple(r.path for r in ROUTES)
 

@@ -25,9 +25,9 @@ __all__ = ["DecisionLog", "log_file_name"]
 _STOP = object()
 
 
-def log_file_name(seconds) -> str:
-    """The file a record of time ``seconds`` (Unix) goes to."""
-    return time.strftime("decisions-%Y-%m-%d.jsonl", time.gmtime(seconds))
+def log_file_name(seconds, prefix="decisions") -> str:
+    """The file a record of time ``seconds`` (Unix) goes to (``<prefix>-YYYY-MM-DD.jsonl``, UTC)."""
+    return time.strftime(f"{prefix}-%Y-%m-%d.jsonl", time.gmtime(seconds))
 
 
 class DecisionLog:
@@ -46,10 +46,12 @@ class DecisionLog:
         Applied to each record in the writer thread (scrubbing the text), off the request path.
     on_written, on_error : callable, optional
         Called with the number of records written, or lost (metrics).
+    prefix : str
+        File name prefix: ``decisions`` (the gateway's records) or ``feedback`` (:mod:`.feedback`).
     """
 
-    def __init__(self, folder, *, prepare=None, on_written=None, on_error=None):
-        self.folder, self.prepare = str(folder), prepare
+    def __init__(self, folder, *, prepare=None, on_written=None, on_error=None, prefix="decisions"):
+        self.folder, self.prepare, self.prefix = str(folder), prepare, prefix
         self.on_written, self.on_error = on_written, on_error
         self._queue = queue.Queue()
         self._fd, self._name, self._reported = None, None, set()
@@ -100,7 +102,7 @@ class DecisionLog:
         if not count:
             return
         try:
-            fd = self._file(log_file_name(time.time()))
+            fd = self._file(log_file_name(time.time(), self.prefix))
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 
@@ -22,6 +21,7 @@ from ..core.conversation import ConversationPolicy, lifted, more_confident, with
 from .chat import parse_chat_request, read_body
 from .clients import ClientKeys, load_client_keys
 from .decision_log import DecisionLog
+from .feedback import REQUEST_ID, RecentIds, feedback
 from .forward import Forwarder, UpstreamFailure, usage_of
 from .payloads import RequestError
 from .records import log_record_preparer, new_record
@@ -30,12 +30,12 @@ from .upstreams import load_upstreams
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Gateway", "chat_completions", "models", "HEADERS", "LOG_TEXT"]
+__all__ = ["Gateway", "chat_completions", "models", "feedback", "HEADERS", "LOG_TEXT"]
 
 HEADERS = ("x-workbench-tier", "x-workbench-category", "x-workbench-confidence", "x-workbench-abstain",
            "x-workbench-fallback", "x-workbench-pool-sha256", "x-request-id")
 LOG_TEXT = ("scrubbed", "full", "none")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_REQUEST_ID = REQUEST_ID
 
 
 class Gateway:
@@ -52,7 +52,7 @@ class Gateway:
     client_key_env : str, optional
         Client authentication (see :mod:`.clients`); neither: anonymous.
     decision_log : path, optional
-        Folder of the decision log; ``None``: no log.
+        Folder of the decision log and of the feedback log (:mod:`.feedback`); ``None``: neither.
     log_text : {"scrubbed", "full", "none"}
     max_chars, max_body
         Routing reads at most ``max_chars`` of a turn; a body over ``max_body`` bytes gets a 413.
@@ -71,7 +71,8 @@ class Gateway:
         self.policy = ConversationPolicy()
         self.max_chars, self.max_body = max_chars, max_body
         self.log_folder, self.log_text = decision_log, log_text
-        self.forwarder = self.decision_log = None
+        self.forwarder = self.decision_log = self.feedback_log = None
+        self.served = RecentIds()  # ids answered here, for POST /v1/feedback
 
     async def start(self):
         self.forwarder = Forwarder(self.upstreams)
@@ -79,14 +80,18 @@ class Gateway:
             self.decision_log = DecisionLog(self.log_folder, prepare=log_record_preparer(self.log_text),
                                             on_written=self.metrics.log_records.inc,
                                             on_error=self.metrics.log_errors.inc).start()
+            self.feedback_log = DecisionLog(self.log_folder, prefix="feedback", on_error=self.metrics.log_errors.inc
+                                            ).start()
 
     async def stop(self):
         if self.forwarder is not None:
             await self.forwarder.aclose()
-        if self.decision_log is not None:
-            await asyncio.to_thread(self.decision_log.close)
+        for writer in (self.decision_log, self.feedback_log):
+            if writer is not None:
+                await asyncio.to_thread(writer.close)
 
     def write(self, record):
+        self.served.add(record["request_id"])
         if self.decision_log is not None:
             self.decision_log.write(record)
 

@@ -87,6 +87,9 @@ class Metrics:
         self.failures = counter("workbench_upstream_failures", "Requests no upstream answered (503).", ("tier", "reason"))
         self.log_records = counter("workbench_decision_log_records", "Decision records written.")
         self.log_errors = counter("workbench_decision_log_errors", "Decision records lost to a write error.")
+        self.feedback = counter("workbench_feedback", "Feedback accepted on POST /v1/feedback, by rating.", ("rating",))
+        for rating in ("up", "down"):
+            self.feedback.labels(rating)
 
     # -- router ---------------------------------------------------------------------------------------
     def request(self, path, status, seconds):

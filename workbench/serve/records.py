@@ -20,7 +20,7 @@ import hashlib
 import math
 import time
 
-__all__ = ["new_record", "log_record_preparer", "FIELDS"]
+__all__ = ["new_record", "log_record_preparer", "iso_time", "FIELDS"]
 
 FIELDS = ("time", "request_id", "client", "conversation_id", "turn", "text", "text_sha256", "routed", "category",
           "tier", "decided_tier", "confidence", "margin", "abstain", "neighbors", "pool_sha256", "upstream_tier",
@@ -36,6 +36,11 @@ def new_record(request_id):
     return rec
 
 
+def iso_time(seconds) -> str:
+    """``seconds`` (Unix) as the log files write a time: ISO 8601, UTC, milliseconds (``2026-12-06T03:04:05.678Z``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
+
+
 def _number(value, digits):
     return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
@@ -45,7 +50,7 @@ def log_record_preparer(log_text):
     def prepare(rec):
         text = rec.get("text") or ""
         out = {k: rec.get(k) for k in FIELDS}
-        out["time"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(rec["time"])) + f".{int(rec['time'] % 1 * 1000):03d}Z"
+        out["time"] = iso_time(rec["time"])
         out["text_sha256"] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         if log_text == "scrubbed":
             from ..traffic.scrub import scrub_text
