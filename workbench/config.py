@@ -38,6 +38,8 @@ DEV_DIR = DATA_DIR / "dev"
 #: The gateway's decision log read by the traffic section (``decisions-*.jsonl``, ``feedback-*.jsonl``): a bundled
 #: sample made by routing the bundled transcripts and conversations through the gateway (see its README).
 TRAFFIC_DIR = DATA_DIR / "traffic"
+#: The gateway's daily files in a decision-log folder: decisions, and the feedback that rates them.
+DECISIONS_GLOB, FEEDBACK_GLOB = "decisions-*.jsonl", "feedback-*.jsonl"
 
 # -- embedding ----------------------------------------------------------------------------------
 

@@ -77,9 +77,9 @@ def _log_records(folder):
     from ..io import read_jsonl
     from ..traffic.decision_log import read_decision_log
 
-    files = sorted(Path(folder).glob("*.jsonl")) if Path(folder).is_dir() else []
-    if not files:
-        raise DataError(folder, None, "no decision-log files (*.jsonl) in this folder")
+    files = sorted(Path(folder).glob(_config.DECISIONS_GLOB)) if Path(folder).is_dir() else []
+    if not files:  # feedback-*.jsonl lines rate decisions; they are not decisions
+        raise DataError(folder, None, f"no decision-log files ({_config.DECISIONS_GLOB}) in this folder")
     records = []
     for f in files:
         texts = {t["line"]: t["text"] for t in read_decision_log(f)}
