@@ -99,6 +99,19 @@ ANN_EF_SEARCH = 64
 #: Rows whose approximate leave-one-out neighbours are checked against exact search (recall@k).
 ANN_RECALL_SAMPLE = 1000
 
+#: The cost model that picks exact or HNSW search (``core.search.choose_search``), measured on the project's
+#: 2-core machine (Xeon, AVX-512, OpenBLAS 0.3.31, shared: load 2-6) by ``benchmarks/search.py``:
+#: float32 matrix-product throughput (flop/s, both cores), the blocked selection per similarity (s),
+#: and faiss HNSW (M=32, efConstruction=100, efSearch=64) build seconds per row and search seconds per
+#: query, both per dimension. Exact search wins unless HNSW is estimated this many times faster.
+SEARCH_EXACT_FLOPS = 70e9
+SEARCH_SELECT_S = 1.5e-9
+SEARCH_HNSW_BUILD_S = 2.0e-6
+SEARCH_HNSW_QUERY_S = 1.0e-7
+SEARCH_HNSW_MARGIN = 2.0
+#: Pool rows below which search is always exact (an index's build and recall check never pay off).
+SEARCH_HNSW_MIN_ROWS = 20_000
+
 # -- near-duplicates and clusters -----------------------------------------------------------------
 
 #: Cosine at or above which two messages are near-duplicates.
