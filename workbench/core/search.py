@@ -90,6 +90,9 @@ def block_top_k(S, k, *, col_offset=0):
     k = min(int(k), m)
     if b == 0 or k == 0:
         return np.empty((b, k), np.int64), np.empty((b, k), np.float32)
+    if k == 1:  # argmax returns the first of equal maxima: the same tie rule, in one pass
+        col = S.argmax(axis=1)[:, None]
+        return col + col_offset, np.take_along_axis(S, col, axis=1)
     rows, cols, t = _candidates(S, k)
     vals = S[rows, cols]
     keep = vals >= t[rows]
