@@ -1,7 +1,8 @@
 """Nearest-neighbour search for the two batch workloads: leave-one-out of a big pool, and coverage of a traffic log.
 
     nice -n 5 python benchmarks/search.py [--workload loo coverage] [--loo-rows 50000] [--queries 1000000]
-                                          [--pool-rows 4020 50000] [--dim 896] [--k 15] [--sample 20000]
+                                          [--pool-rows 0 50000] [--dim 896] [--k 15] [--sample 20000]
+                                          [--methods hnsw faiss-flat ivf pq-refine]
 
 For every method: seconds, peak memory (growth of the process's resident
 high-water mark, which sees faiss's allocations too), recall@k against
@@ -12,11 +13,15 @@ exact search, and the ratio against ``main`` measured in the same run:
 - ``exact``: ``core.search`` (``self_top_k`` for leave-one-out, ``exact_top_k``);
 - ``faiss-flat``: faiss ``IndexFlatIP`` (BLAS and faiss's own heap), 2 threads;
 - ``hnsw``: ``core.ann.HNSWIndex`` (config's M, efConstruction, efSearch), build included;
-- ``ivf``: faiss ``IndexIVFFlat``, nlist = 4 sqrt(rows), nprobe = nlist / 16, training included.
+- ``ivf``: faiss ``IndexIVFFlat``, nlist = 4 sqrt(rows), nprobe = nlist / 16, training included;
+- ``pq-refine`` (coverage, when in ``--methods``): faiss ``IndexPQFastScan`` (4-bit codes, d/4 sub-quantisers) re-ranked exactly
+  (``IndexRefineFlat``, k_factor 8), training included.
 
 Methods too slow to run in full are timed on ``--sample`` query rows and
-scaled to the whole workload (search time is linear in the queries); such
-rows say ``est``. Vectors are realistic, not uniform noise: the bundled
+scaled to the whole workload (search time is linear in the queries; an
+index's build is timed in full and added); such rows say ``est``. Exact,
+HNSW and IVF leave-one-out always run in full; exact coverage runs in full
+when estimated under a minute. Vectors are realistic, not uniform noise: the bundled
 pool's real vectors (the default embedder's), and synthetic rows mixed
 from pairs of them with a little noise, normalised (their nearest-neighbour
 similarities are printed next to the real pool's). Coverage queries are
@@ -83,39 +88,53 @@ def main_top_k(queries, pool, k, *, exclude=None):
     return idx, sim
 
 
-def faiss_flat(queries, pool, k):
+def faiss_flat(pool):
     import faiss
 
     index = faiss.IndexFlatIP(pool.shape[1])
     index.add(pool)
-    sim, idx = index.search(queries, k)
-    return idx, sim
+    return index
 
 
-def ivf(queries, pool, k):
+def ivf(pool):
     import faiss
 
     nlist = int(4 * np.sqrt(len(pool)))
-    quantizer = faiss.IndexFlatIP(pool.shape[1])
-    index = faiss.IndexIVFFlat(quantizer, pool.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(pool.shape[1]), pool.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
     index.train(pool[np.random.default_rng(0).choice(len(pool), min(len(pool), 50 * nlist), replace=False)])
     index.add(pool)
     index.nprobe = max(1, nlist // 16)
-    sim, idx = index.search(queries, k)
-    return idx, sim
+    return index
 
 
-def hnsw(queries, pool, k):
+def pq_refine(pool):
+    """4-bit product quantisation scanned with SIMD (d/4 sub-quantisers), the best 8k re-ranked exactly."""
+    import faiss
+
+    index = faiss.IndexRefineFlat(faiss.IndexPQFastScan(pool.shape[1], pool.shape[1] // 4, 4, faiss.METRIC_INNER_PRODUCT))
+    index.train(pool)
+    index.add(pool)
+    index.k_factor = 8
+    return index
+
+
+def hnsw(pool):
     from workbench.core.ann import HNSWIndex
 
-    return HNSWIndex.build(pool).search(queries, k)
+    return HNSWIndex.build(pool)
+
+
+def searcher(index):
+    """``search(queries, k) -> (idx, sim)`` of a faiss index or of ``core.ann.HNSWIndex``."""
+    if hasattr(index, "ef_search"):
+        return index.search
+    return lambda q, k: index.search(q, k)[::-1]
 
 
 def drop_self(search):
     """A leave-one-out search from a plain one: ``k + 1`` neighbours, the row itself dropped."""
-    def loo(x, k, rows=None):
-        rows = np.arange(len(x)) if rows is None else rows
-        idx, sim = search(x[rows], x, k + 1)
+    def loo(x, k, rows):
+        idx, sim = search(x[rows], k + 1)
         keep = np.argsort(idx == rows[:, None], axis=1, kind="stable")[:, :k]
         return np.take_along_axis(idx, keep, axis=1), np.take_along_axis(sim, keep, axis=1)
     return loo
@@ -140,36 +159,46 @@ def run(method, fn, total, sample, exact, k):
     return {"method": method, "s": s * total / n, "est": n < total, "mib": mib, "recall": recall(idx[:m], exact[:m], k)}
 
 
-def loo_workload(x, k, sample):
-    from workbench.core.ann import HNSWIndex, search_excluding_self
+def run_index(method, build, search, x, total, sample, exact, k):
+    """Build an index once (timed in full), search ``sample`` query rows and scale the search to ``total``."""
+    index, build_s, build_mib = measured(build, x)
+    row = run(method, lambda n: search(searcher(index), n), total, sample, exact, k)
+    row["s"] += build_s
+    row["mib"] = max(row["mib"], build_mib)
+    return row
+
+
+def loo_workload(x, k, sample, methods):
     from workbench.core.search import self_top_k
 
     n = len(x)
     (exact, _), s, mib = measured(self_top_k, x, k)
     cols = np.arange(n)
     main_exact = lambda m: main_top_k(x[:m], x, k, exclude=lambda r: r[:, None] == cols[None, :])
-    main_hnsw = lambda m: search_excluding_self(HNSWIndex.build(x), x, k)
+    loo = lambda search, m: drop_self(search)(x, k, np.arange(m))
     rows = [{"method": "exact", "s": s, "est": False, "mib": mib, "recall": 1.0},
-            run("main-exact", main_exact, n, sample, exact, k),
-            run("faiss-flat", lambda m: drop_self(faiss_flat)(x, k, np.arange(m)), n, sample, exact, k),
-            run("hnsw", main_hnsw, n, None, exact, k),
-            run("ivf", lambda m: drop_self(ivf)(x, k), n, None, exact, k)]
-    main = dict(rows[3] if n >= MAIN_ANN_THRESHOLD else rows[1], method="main")
+            run("main-exact", main_exact, n, sample, exact, k)]
+    for name, build in (("hnsw", hnsw), ("faiss-flat", faiss_flat), ("ivf", ivf)):
+        if name in methods:
+            rows.append(run_index(name, build, loo, x, n, sample if name == "faiss-flat" else None, exact, k))
+    main = dict(next((r for r in rows if r["method"] == "hnsw"), None) if n >= MAIN_ANN_THRESHOLD else rows[1],
+                method="main")
     return [main] + rows
 
 
-def coverage_workload(q, pool, k, sample):
+def coverage_workload(q, pool, k, sample, methods):
     from workbench.core.search import exact_top_k, search_cost
 
-    full = search_cost(len(q), len(pool), pool.shape[1]).exact < 120 or not sample
+    full = search_cost(len(q), len(pool), pool.shape[1]).exact < 60 or not sample  # else timed on the sample too
     n = len(q) if full else sample
     (exact, _), s, mib = measured(exact_top_k, q[:n], pool, k)
     rows = [{"method": "exact", "s": s * len(q) / n, "est": not full, "mib": mib, "recall": 1.0},
-            run("main-exact", lambda m: main_top_k(q[:m], pool, k), len(q), sample, exact, k),
-            run("faiss-flat", lambda m: faiss_flat(q[:m], pool, k), len(q), sample, exact, k),
-            run("hnsw", lambda m: hnsw(q, pool, k), len(q), None, exact, k),
-            run("ivf", lambda m: ivf(q, pool, k), len(q), None, exact, k)]
-    main = dict(rows[3] if len(pool) >= MAIN_ANN_THRESHOLD else rows[1], method="main")
+            run("main-exact", lambda m: main_top_k(q[:m], pool, k), len(q), sample, exact, k)]
+    for name, build in (("hnsw", hnsw), ("faiss-flat", faiss_flat), ("ivf", ivf), ("pq-refine", pq_refine)):
+        if name in methods:
+            rows.append(run_index(name, build, lambda search, m: search(q[:m], k), pool, len(q), sample, exact, k))
+    main = dict(next((r for r in rows if r["method"] == "hnsw"), None) if len(pool) >= MAIN_ANN_THRESHOLD
+                else rows[1], method="main")
     return [main] + rows
 
 
@@ -190,6 +219,9 @@ def main():
     ap.add_argument("--k", type=int, nargs="+", default=[15], help="leave-one-out k")
     ap.add_argument("--coverage-k", type=int, nargs="+", default=None, help="default: 1 and the router's k")
     ap.add_argument("--sample", type=int, default=20_000, help="query rows for the slow exact baselines")
+    ap.add_argument("--methods", nargs="+", default=["hnsw", "faiss-flat", "ivf"],
+                    choices=("hnsw", "faiss-flat", "ivf", "pq-refine"), help="besides exact and main-exact "
+                    "(keep hnsw from 50,000 rows: it is main's search there; pq-refine trains slowly)")
     ap.add_argument("--vectors", help="a .npy of the bundled pool's vectors (default: load the pool)")
     args = ap.parse_args()
 
@@ -217,7 +249,7 @@ def main():
         for k in args.k:
             print(f" k={k}; load {os.getloadavg()[0]:.1f}; choose_search: {choose_search(len(x), len(x), d, self_search=True)} "
                   f"({search_cost(len(x), len(x), d, self_search=True)})")
-            report(loo_workload(x, k, args.sample))
+            report(loo_workload(x, k, args.sample, args.methods))
         del x
     if "coverage" in args.workload:
         q = np.concatenate([mixtures(base, args.queries - args.queries // 10, rng),
@@ -227,7 +259,7 @@ def main():
             for k in args.coverage_k or (1, config.K):
                 print(f"\ncoverage, {len(q)} queries against {len(pool)} rows, k={k}; load {os.getloadavg()[0]:.1f}; "
                       f"choose_search: {choose_search(len(q), len(pool), d)} ({search_cost(len(q), len(pool), d)})")
-                report(coverage_workload(q, pool, k, args.sample))
+                report(coverage_workload(q, pool, k, args.sample, args.methods))
 
 
 if __name__ == "__main__":

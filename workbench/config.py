@@ -90,7 +90,8 @@ ARTIFACT_MAX_VECTOR_RATIO = 8
 
 # -- approximate search (big pools) ------------------------------------------------------------------
 
-#: Pool rows from which ``export`` stores an HNSW index and searches go through it (below: exact search).
+#: Pool rows from which ``export`` stores an HNSW index for the router's per-message searches (below: exact).
+#: Batch searches (leave-one-out, coverage) choose exact or HNSW by their estimated cost instead (SEARCH_*).
 ANN_THRESHOLD = 50_000
 #: HNSW graph degree, build-time and search-time beam widths (faiss ``M``, ``efConstruction``, ``efSearch``).
 ANN_M = 32
