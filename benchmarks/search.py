@@ -14,7 +14,7 @@ exact search, and the ratio against ``main`` measured in the same run:
 - ``faiss-flat``: faiss ``IndexFlatIP`` (BLAS and faiss's own heap), 2 threads;
 - ``hnsw``: ``core.ann.HNSWIndex`` (config's M, efConstruction, efSearch), build included;
 - ``ivf``: faiss ``IndexIVFFlat``, nlist = 4 sqrt(rows), nprobe = nlist / 16, training included;
-- ``pq-refine`` (coverage, when in ``--methods``): faiss ``IndexPQFastScan`` (4-bit codes, d/4 sub-quantisers) re-ranked exactly
+- ``pq-refine`` (when in ``--methods``): faiss ``IndexPQFastScan`` (4-bit codes, d/4 sub-quantisers) re-ranked exactly
   (``IndexRefineFlat``, k_factor 8), training included.
 
 Methods too slow to run in full are timed on ``--sample`` query rows and
@@ -111,7 +111,8 @@ def pq_refine(pool):
     """4-bit product quantisation scanned with SIMD (d/4 sub-quantisers), the best 8k re-ranked exactly."""
     import faiss
 
-    index = faiss.IndexRefineFlat(faiss.IndexPQFastScan(pool.shape[1], pool.shape[1] // 4, 4, faiss.METRIC_INNER_PRODUCT))
+    d = pool.shape[1]
+    index = faiss.IndexRefineFlat(faiss.IndexPQFastScan(d, d // 4, 4, faiss.METRIC_INNER_PRODUCT))
     index.train(pool)
     index.add(pool)
     index.k_factor = 8
@@ -247,7 +248,8 @@ def main():
         x = mixtures(base, args.loo_rows, rng)
         print(f"\nleave-one-out, {len(x)} synthetic rows (nearest cosine p5/p50/p95 {nn_percentiles(x)})")
         for k in args.k:
-            print(f" k={k}; load {os.getloadavg()[0]:.1f}; choose_search: {choose_search(len(x), len(x), d, self_search=True)} "
+            pick = choose_search(len(x), len(x), d, self_search=True)
+            print(f" k={k}; load {os.getloadavg()[0]:.1f}; choose_search: {pick} "
                   f"({search_cost(len(x), len(x), d, self_search=True)})")
             report(loo_workload(x, k, args.sample, args.methods))
         del x

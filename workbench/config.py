@@ -106,7 +106,8 @@ ANN_RECALL_SAMPLE = 1000
 #: took 110-121 s), the selection per query-pool pair (s), and faiss HNSW (M=32, efConstruction=100,
 #: efSearch=64) build seconds per row and search seconds per query, both per dimension (50,000-row
 #: leave-one-out through HNSW 84 s; 1M queries against 4,020 rows 0.37-0.59 ms a query). Under that load
-#: they put the crossover for leave-one-out between 200,000 and 300,000 rows. HNSW must be estimated this many times faster.
+#: they put the crossover for leave-one-out between 200,000 and 300,000 rows. HNSW must be estimated this many
+#: times faster.
 SEARCH_EXACT_FLOPS = 65e9
 SEARCH_SELECT_S = 2.0e-9
 SEARCH_HNSW_BUILD_S = 1.4e-6

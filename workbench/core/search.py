@@ -11,8 +11,10 @@ and reads it from both sides (half the products): a row's list starts from
 its own block, and from then on only entries reaching its k-th best so far
 are merged in.
 
-Ties: most similar first, then the lower pool index. Every exact path
-(blocked or not, either side of a symmetric block) gives the same answer.
+Ties: most similar first, then the lower pool index, on every exact path
+(blocked or not, either side of a symmetric block), so they agree up to the
+rounding of the products themselves (BLAS and einsum round differently).
+(The argpartition search it replaces broke ties in no fixed order.)
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def _nonzero(mask):
 def _run_max(S, runs):
     """Maximum of each strided run ``r, r + runs, r + 2 runs, ...`` (columns past the last whole run join run ``r``)."""
     out = S[:, :runs].copy(order="K")  # "K": a transposed block stays in its memory order (no slow transpose)
-    for start in range(runs, S.shape[1], runs):  # whole contiguous slices: far faster than a reduction of 16
+    for start in range(runs, S.shape[1], runs):  # whole slices: far faster than reducing runs of GROUP columns
         part = S[:, start:start + runs]
         np.maximum(out[:, :part.shape[1]], part, out=out[:, :part.shape[1]])
     return out
