@@ -95,7 +95,8 @@ ARTIFACT_MAX_VECTOR_RATIO = 8
 
 # -- approximate search (big pools) ------------------------------------------------------------------
 
-#: Pool rows from which ``export`` stores an HNSW index and searches go through it (below: exact search).
+#: Pool rows from which ``export`` stores an HNSW index for the router's per-message searches (below: exact).
+#: Batch searches (leave-one-out, coverage) choose exact or HNSW by their estimated cost instead (SEARCH_*).
 ANN_THRESHOLD = 50_000
 #: HNSW graph degree, build-time and search-time beam widths (faiss ``M``, ``efConstruction``, ``efSearch``).
 ANN_M = 32
@@ -103,6 +104,22 @@ ANN_EF_CONSTRUCTION = 100
 ANN_EF_SEARCH = 64
 #: Rows whose approximate leave-one-out neighbours are checked against exact search (recall@k).
 ANN_RECALL_SAMPLE = 1000
+
+#: The cost model that picks exact or HNSW search (``core.search.choose_search``), measured on the project's
+#: shared 2-core machine (Xeon, AVX-512, OpenBLAS 0.3.31; load average 10-13 from other jobs) by
+#: ``benchmarks/search.py`` at 896 dimensions: float32 matrix-product throughput (flop/s; 1M x 4,020 coverage
+#: took 110-121 s), the selection per query-pool pair (s), and faiss HNSW (M=32, efConstruction=100,
+#: efSearch=64) build seconds per row and search seconds per query, both per dimension (50,000-row
+#: leave-one-out through HNSW 84 s; 1M queries against 4,020 rows 0.37-0.59 ms a query). Under that load
+#: they put the crossover for leave-one-out between 200,000 and 300,000 rows. HNSW must be estimated this many
+#: times faster.
+SEARCH_EXACT_FLOPS = 65e9
+SEARCH_SELECT_S = 2.0e-9
+SEARCH_HNSW_BUILD_S = 1.4e-6
+SEARCH_HNSW_QUERY_S = 5.0e-7
+SEARCH_HNSW_MARGIN = 2.0
+#: Pool rows below which search is always exact (an index's build and recall check never pay off).
+SEARCH_HNSW_MIN_ROWS = 20_000
 
 # -- near-duplicates and clusters -----------------------------------------------------------------
 

@@ -5,9 +5,11 @@ One similarity matrix per block of rows with the diagonal masked, top-k by
 *Leave-duplicate-group-out* masks each row's near-duplicate group as well;
 the accuracy gap between the two is the inflation near-duplicates cause.
 Predictions go through :func:`workbench.core.knn.predict_from_neighbors`,
-the router's own path. Past :data:`workbench.config.ANN_THRESHOLD` rows the
-neighbours come from an HNSW index (as the exported router's will), and the
-evaluation reports that search's recall@k against exact search on a sample.
+the router's own path. Exact search computes each pair of row blocks once
+(:func:`workbench.core.search.self_top_k`); when the cost model
+(:func:`workbench.core.search.choose_search`) finds an HNSW index cheaper,
+the neighbours come from one, and the evaluation reports that search's
+recall@k against exact search on a sample.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 from .. import config as _config
 from ..errors import ConfigError
 from ..core.knn import VOTE_RULES, KNNConfig, Prediction, center, predict_from_neighbors, top_k
+from ..core.search import choose_search, self_top_k
 
 __all__ = ["Evaluation", "loo_neighbors", "loo_predict", "ann_recall", "sweep", "evaluate_pool", "best_config",
            "choose_config"]
@@ -32,8 +35,8 @@ def _exclusion(n, groups):
     return lambda rows: g[rows][:, None] == g[None, :]
 
 
-def _uses_ann(n, ann):
-    return _config.ANN_THRESHOLD <= n if ann is None else bool(ann)
+def _uses_ann(x, ann):
+    return choose_search(len(x), len(x), np.shape(x)[1], self_search=True, ann=ann) == "hnsw"
 
 
 def loo_neighbors(x, k, *, groups=None, center_vectors=False, ann=None):
@@ -49,14 +52,15 @@ def loo_neighbors(x, k, *, groups=None, center_vectors=False, ann=None):
     center_vectors : bool
         Mean-centre (and re-normalise) the vectors first.
     ann : bool, optional
-        Search an HNSW index instead of every row (default: from ``ANN_THRESHOLD`` rows).
+        Search an HNSW index instead of every row (default: whichever
+        :func:`workbench.core.search.choose_search` estimates cheaper).
     """
     x = center(x) if center_vectors else np.asarray(x, np.float32)
-    if _uses_ann(len(x), ann):
+    if _uses_ann(x, ann):
         from ..core.ann import HNSWIndex, search_excluding_self
 
         return search_excluding_self(HNSWIndex.build(x), x, k, groups=groups)
-    return top_k(x, x, k, exclude=_exclusion(len(x), groups))
+    return self_top_k(x, k, groups=groups)
 
 
 def ann_recall(x, idx, k, *, groups=None, center_vectors=False, sample=_config.ANN_RECALL_SAMPLE,
@@ -145,7 +149,7 @@ def evaluate_pool(frame, x, taxonomy, config, *, dup_threshold=_config.DUP_THRES
     cats = np.array(taxonomy.categories, dtype=object)
     groups_by = {g: frame[g].astype(str).to_numpy() for g in group_by if g in frame}
     loo = loo_predict(x, labels, taxonomy, config)
-    recall = ann_recall(x, loo.neighbors, config.k, center_vectors=config.center) if _uses_ann(len(x), None) else None
+    recall = ann_recall(x, loo.neighbors, config.k, center_vectors=config.center) if _uses_ann(x, None) else None
     dup = duplicate_groups(x, dup_threshold)
     ldgo = loo_predict(x, labels, taxonomy, config, groups=dup)
     m_loo = compute_metrics(frame["category"], cats[loo.pred], taxonomy, groups=groups_by)

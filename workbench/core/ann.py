@@ -1,7 +1,9 @@
 """Approximate nearest neighbours for big pools: an HNSW graph on inner product, stored inside pool.npz.
 
-Below :data:`workbench.config.ANN_THRESHOLD` rows every search is exact
-(:func:`workbench.core.knn.top_k`). Past it, ``export`` builds a faiss
+Below :data:`workbench.config.ANN_THRESHOLD` rows the router searches
+exactly (:func:`workbench.core.knn.top_k`); batch searches (leave-one-out,
+coverage) use an index only when :func:`workbench.core.search.choose_search`
+estimates it cheaper. Past that many rows, ``export`` builds a faiss
 ``IndexHNSWFlat`` over the pool's stored vectors (unit rows, so inner
 product is cosine) and stores faiss's own serialisation as a ``uint8``
 array, ``ann_index``, whose SHA-256 is in the metadata: ``Router.load``

@@ -13,12 +13,12 @@ import numpy as np
 
 from .. import config as _config
 from ..errors import ConfigError
+from .search import exact_top_k
 
 __all__ = ["VOTE_RULES", "KNNConfig", "Prediction", "check_params", "center", "top_k", "vote", "decide",
            "predict_from_neighbors", "predict"]
 
 VOTE_RULES = ("majority", "distance", "softmax")
-_SMALL_BATCH = 8
 
 
 def check_params(k, vote_rule, temperature):
@@ -101,31 +101,10 @@ def top_k(queries, pool, k, *, exclude=None, block_rows=None):
 
     Returns
     -------
-    idx, sim : arrays of shape (n_queries, k), most similar first.
+    idx, sim : arrays of shape (n_queries, k), most similar first, ties to the
+        lower pool index (:func:`workbench.core.search.block_top_k`).
     """
-    queries = np.asarray(queries, np.float32)
-    pool = np.asarray(pool, np.float32)
-    n, m = len(queries), len(pool)
-    k = min(k, m)
-    block_rows = block_rows or max(1, (16 << 20) // max(m, 1))
-    idx = np.empty((n, k), np.int64)
-    sim = np.empty((n, k), np.float32)
-    for s in range(0, n, block_rows):
-        rows = np.arange(s, min(s + block_rows, n))
-        if len(rows) <= _SMALL_BATCH:
-            # A router's few queries: a plain loop beats multithreaded BLAS, whose spinning threads
-            # would otherwise slow the embedding model's own thread pool down by about 2x.
-            S = np.einsum("ij,kj->ik", queries[rows], pool, optimize=False)
-        else:
-            S = queries[rows] @ pool.T
-        if exclude is not None:
-            S[exclude(rows)] = -np.inf
-        part = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < m else np.tile(np.arange(m), (len(rows), 1))
-        ps = np.take_along_axis(S, part, axis=1)
-        order = np.argsort(-ps, axis=1, kind="stable")
-        idx[rows] = np.take_along_axis(part, order, axis=1)
-        sim[rows] = np.take_along_axis(ps, order, axis=1)
-    return idx, sim
+    return exact_top_k(queries, pool, k, exclude=exclude, block_rows=block_rows)
 
 
 def vote(neighbor_labels, neighbor_sims, n_classes, *, rule="majority", temperature=0.05):

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import config as _config
 from ..core.knn import top_k
+from ..core.search import nearest_neighbors
 from ..errors import require
 
 __all__ = ["near_duplicate_pairs", "duplicate_groups", "diversity_summary", "count_clusters", "opening_frame",
@@ -126,15 +127,17 @@ def _uses_ann(n, ann):
 
 
 def max_similarity(queries, pool, *, ann=None):
-    """Each query's highest cosine similarity to a pool row (blocked exact search, or HNSW for a big pool)."""
+    """Each query's highest cosine similarity to a pool row.
+
+    Exact blocked search, or HNSW when :func:`workbench.core.search.choose_search`
+    estimates it cheaper (``ann`` forces either); for the neighbours
+    themselves and the recall of an approximate search, use
+    :func:`workbench.core.search.nearest_neighbors`.
+    """
     queries, pool = np.asarray(queries, np.float32), np.asarray(pool, np.float32)
     if not len(pool):
         return np.full(len(queries), -np.inf, np.float32)
-    if _uses_ann(len(pool), ann):
-        from ..core.ann import HNSWIndex
-
-        return HNSWIndex.build(pool).search(queries, 1)[1][:, 0]
-    return top_k(queries, pool, 1)[1][:, 0]
+    return nearest_neighbors(queries, pool, 1, ann=ann).sim[:, 0]
 
 
 def first_of_near_duplicates(x, threshold=_config.DUP_THRESHOLD, *, ann=None, neighbors=16):
