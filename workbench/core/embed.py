@@ -323,6 +323,7 @@ class CompositeEmbedder(Embedder):
             raise ConfigError(f"a composite backend needs at least two parts; got {len(self.parts)}")
         self.name = "+".join(p.name for p in self.parts)
         self._maps = {}
+        self._substitute_parts = None
 
     @property
     def dim(self):
@@ -339,6 +340,11 @@ class CompositeEmbedder(Embedder):
 
     def _substitutes(self):
         """``(source part, target part)`` for each part with declared languages and a map into it."""
+        if self._substitute_parts is None:
+            self._substitute_parts = self._find_substitutes()
+        return self._substitute_parts
+
+    def _find_substitutes(self):
         out = []
         for target in self.parts:
             if target.languages is None:

@@ -12,6 +12,7 @@ cover it. A text without letters (digits, emoji) is covered by every backend.
 from __future__ import annotations
 
 import bisect
+import functools
 import unicodedata
 
 from .. import config as _config
@@ -55,6 +56,11 @@ def script_of(char):
     return _RANGES[i][2] if i >= 0 and code <= _RANGES[i][1] else "other"
 
 
+@functools.lru_cache(maxsize=64)
+def _scripts(languages):
+    return scripts_of_languages(languages)
+
+
 def scripts_of_languages(languages):
     """The set of scripts the ``languages`` are written in.
 
@@ -71,8 +77,11 @@ def scripts_of_languages(languages):
 
 def covered_share(text, scripts):
     """Share of the letters of ``text`` (after NFC) written in ``scripts``; 1.0 for a text without letters."""
+    text = str(text)
+    if text.isascii():  # the common case, and ASCII letters are all Latin
+        return 1.0 if "latin" in scripts or not any(c.isalpha() for c in text) else 0.0
     letters = covered = 0
-    for char in unicodedata.normalize("NFC", str(text)):
+    for char in unicodedata.normalize("NFC", text):
         script = script_of(char)
         if script is not None:
             letters += 1
@@ -89,5 +98,5 @@ def covers(texts, languages, *, min_share=_config.PART_MIN_COVERED_SHARE):
     """
     if languages is None:
         return [True] * len(texts)
-    scripts = scripts_of_languages(languages)
+    scripts = _scripts(frozenset(languages))
     return [covered_share(t, scripts) >= min_share for t in texts]
