@@ -124,3 +124,31 @@ def test_the_default_ensemble_gives_hindi_and_vietnamese_the_mapped_use_part(tmp
     np.testing.assert_allclose(v[:2, 384:] * np.sqrt(2), mapped_use[:2], atol=1e-5)
     np.testing.assert_allclose(v[2, 384:] * np.sqrt(2), use[2], atol=1e-5)
     np.testing.assert_allclose(v, comp.encode(texts), atol=1e-3)  # what a router embeds for the same texts
+
+
+def test_an_exported_pool_routes_an_uncovered_text_to_itself_and_names_its_map(mapped, tmp_path, taxonomy):
+    from tests.helpers import write_jsonl
+    from workbench.core.knn import KNNConfig
+    from workbench.core.router import Router
+    from workbench.dataset.embeddings import load_embedded_pool
+    from workbench.decisions.export import export_pool
+    from workbench.decisions.targets import Targets
+    from workbench.errors import ArtifactError
+
+    comp, w = mapped
+    rows = [{"id": f"m{i}", "text": t, "category": c, "source": "generated", "lang": "xx", "label_source": "author"}
+            for i, (t, c) in enumerate([(HINDI, "casual"), (VIETNAMESE, "simple_lookup"), ("write a sort in go", "coding"),
+                                        ("how are you today", "casual"), ("capital of peru", "simple_lookup")])]
+    pool = load_embedded_pool(write_jsonl(tmp_path / "p.jsonl", rows), taxonomy=taxonomy, backend=comp,
+                              cache_dir=tmp_path / "c")
+    npz = tmp_path / "pool.npz"
+    export_pool(pool, npz, KNNConfig(k=2), head="knn", targets=Targets(max_abstain=None, calibration="none"),
+                dtype="float32")
+    router = Router.load(npz, embedder=comp)
+    assert router.metadata["model_id"] == comp.model_id and "map:src>tgt@" in comp.model_id
+    for text, own in ((HINDI, "m0"), (VIETNAMESE, "m1")):
+        d = router.route(text)
+        assert d.neighbors[0] == own and d.similarities[0] == pytest.approx(1.0, abs=1e-4)
+    np.savez(tmp_path / "src__tgt.npz", map=w[::-1].copy())  # another map: another model
+    with pytest.raises(ArtifactError, match="model_id"):
+        Router.load(npz, embedder=CompositeEmbedder(list(comp.parts)))
