@@ -4,10 +4,10 @@
 
 For each part of the default ensemble alone, the ensemble with its parts as they are (each part's vector of every
 text), and the default backend as it embeds (a part's vector of a text outside its languages replaced by the mapped
-vector of the other part: ``CompositeEmbedder``), it prints, per language with at least ``--min-count`` messages: leave-one-out tier accuracy (k-NN, distance vote,
-mean-centred: the shipped k-NN settings) and the share of each message's k neighbours written in the same language
-(``same%``: 100 means the language is an island the vote never leaves). The pool's overall and per-category tier
-accuracy close the table. Vectors come from the embedding cache (``data/interim/embeddings``); a cold cache embeds
+vector of the other part: ``CompositeEmbedder``), it prints, per language with at least ``--min-count`` messages:
+leave-one-out tier accuracy (k-NN, distance vote, mean-centred: the shipped k-NN settings) and the share of each
+message's k neighbours written in the same language (``same%``: 100 means the language is an island the vote never
+leaves). The pool's overall and per-category tier accuracy close the table. Vectors come from the embedding cache (``data/interim/embeddings``); a cold cache embeds
 the pool once per part.
 """
 from __future__ import annotations

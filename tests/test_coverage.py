@@ -1,4 +1,4 @@
-"""Languages a backend covers (the scripts of a text's letters), and what the composite does with a text outside them."""
+"""Languages a backend covers (the scripts of a text's letters); what the composite does with a text outside them."""
 import unicodedata
 
 import numpy as np
@@ -137,7 +137,7 @@ def test_an_exported_pool_routes_an_uncovered_text_to_itself_and_names_its_map(m
 
     comp, w = mapped
     rows = [{"id": f"m{i}", "text": t, "category": c, "source": "generated", "lang": "xx", "label_source": "author"}
-            for i, (t, c) in enumerate([(HINDI, "casual"), (VIETNAMESE, "simple_lookup"), ("write a sort in go", "coding"),
+            for i, (t, c) in enumerate([(HINDI, "casual"), (VIETNAMESE, "simple_lookup"), ("sort in go", "coding"),
                                         ("how are you today", "casual"), ("capital of peru", "simple_lookup")])]
     pool = load_embedded_pool(write_jsonl(tmp_path / "p.jsonl", rows), taxonomy=taxonomy, backend=comp,
                               cache_dir=tmp_path / "c")
