@@ -323,6 +323,7 @@ class CompositeEmbedder(Embedder):
             raise ConfigError(f"a composite backend needs at least two parts; got {len(self.parts)}")
         self.name = "+".join(p.name for p in self.parts)
         self._maps = {}
+        self._digests = {}
         self._substitute_parts = None
 
     @property
@@ -334,8 +335,10 @@ class CompositeEmbedder(Embedder):
         """The parts' model ids, and the digest of each map used for uncovered texts (a new map: a new model)."""
         ids = [p.model_id for p in self.parts]
         for source, target in self._substitutes():
-            digest = hashlib.sha256(_part_map_path(source.name, target.name).read_bytes()).hexdigest()[:12]
-            ids.append(f"map:{source.name}>{target.name}@{digest}")
+            key = (source.name, target.name)
+            if key not in self._digests:
+                self._digests[key] = hashlib.sha256(_part_map_path(*key).read_bytes()).hexdigest()[:12]
+            ids.append(f"map:{source.name}>{target.name}@{self._digests[key]}")
         return "+".join(ids)
 
     def _substitutes(self):
