@@ -54,6 +54,14 @@ def test_a_backend_is_registered_under_its_name_and_describes_itself_without_loa
 
 
 @pytest.mark.parametrize("name", list(BACKENDS))
+def test_a_backend_declares_no_languages_or_only_languages_whose_scripts_are_known(name):
+    from workbench.core.scripts import scripts_of_languages
+
+    languages = get_embedder(name, threads=1).languages
+    assert languages is None or (isinstance(languages, frozenset) and scripts_of_languages(languages))
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
 @pytest.mark.parametrize("threads", [0, -2, 1.5, "4", True])
 def test_a_backend_refuses_bad_threads(name, threads):
     with pytest.raises(ConfigError, match="threads"):

@@ -49,6 +49,14 @@ DEFAULT_BACKEND = "e5-small+use-multilingual"
 #: Backend whose cosines DUP_THRESHOLD is measured in for the data checks (the datasheet's diversity figures, the
 #: data writers' checker): near-duplicate figures stay comparable when the routing backend changes.
 DUP_BACKEND = "e5-small"
+#: A backend that declares its languages (USE-multilingual: 16) covers a text when at least this share of the
+#: text's letters is in those languages' scripts (core.scripts); a composite backend replaces an uncovered part
+#: (scripts/language_loo.py: Vietnamese texts have 5-30% tone letters, an English text naming a Vietnamese place
+#: a few percent).
+PART_MIN_COVERED_SHARE = 0.95
+#: L2 penalty of the map from one part's space into another's (scripts/fit_part_map.py; 0.1 and 1.0 were tried on
+#: the pool's leave-one-out, 0.1 won for Hindi and Vietnamese and matched on the other languages).
+PART_MAP_RIDGE = 0.1
 #: Texts embedded (and cached) per step.
 EMBED_CHUNK_SIZE = 256
 #: Longest text (characters) an encoder is given, unless a backend sets its own ``max_chars``: about 512

