@@ -10,7 +10,10 @@ has the empirical rank ``F(s)`` (the share of pool messages less covered than
 it) is as covered as the pool is below ``F(s) = level`` only rarely; its
 confidence is multiplied by ``min(1, F(s) / level)``: 1 for the bulk of the
 pool, falling linearly to 0 below every pool message's nearest similarity.
-Monotone in ``s``, so it never reorders two messages of one vote.
+Monotone in ``s``, so it never reorders two messages of one vote. The router
+multiplies the reported confidence by it; abstaining stays the fitted
+policy's decision on the calibrated vote (see ``workbench.config.COVERAGE_LEVEL``
+for the evidence).
 
 Stored in pool.npz as ``calibration_coverage`` (quantiles of the pool's
 leave-one-out nearest similarities) and the metadata key ``coverage``

@@ -30,7 +30,7 @@ class RouteDecision:
 
     category: str
     tier: str
-    confidence: float              # probability that ``tier`` is right (calibrated when the pool carries a calibration)
+    confidence: float              # probability that ``tier`` is right (calibrated, and capped where the pool does not cover)
     margin: float                  # winning category's share minus the runner-up's
     neighbors: list = field(default_factory=list)
     similarities: list = field(default_factory=list)
@@ -153,15 +153,13 @@ class Router:
             shares = self.question.blend(shares, questions[0], self._vote(questions[1])[1])
         pred, category_conf, margin = (knn.pred, knn.confidence, knn.margin) if shares is knn.shares else \
             decide(shares, self._class_rank)
-        nearest = np.array([s[0] if len(s) else -np.inf for s in knn.similarities], np.float64)
-        cover = self.coverage.factor(nearest)
-
-        def calibrate(scores):  # the pool's calibration, capped where the pool does not cover the message
-            return self.calibration(scores) * cover
-
         routed, abstain, tier_probs = self.policy.apply(shares, self._class_rank, len(self.tiers), pred=pred,
-                                                        confidence=category_conf, margin=margin, calibrate=calibrate)
-        tier_conf = calibrate(tier_probs[np.arange(len(routed)), routed])
+                                                        confidence=category_conf, margin=margin,
+                                                        calibrate=self.calibration)
+        # the confidence also says how far the message is from the pool; abstaining stays the fitted policy's
+        # (on data/dev, messages under the cap were routed right as often as the others)
+        cover = self.coverage.factor(np.asarray(knn.similarities, np.float64)[:, 0])
+        tier_conf = self.calibration(tier_probs[np.arange(len(routed)), routed]) * cover
         return [self._decision(category=int(pred[row]), routed=int(routed[row]), abstain=bool(abstain[row]),
                                tier_probs=tier_probs[row], tier_conf=float(tier_conf[row]),
                                category_conf=float(category_conf[row]), margin=float(margin[row]),

@@ -26,7 +26,7 @@ from .targets import HeadParams, Targets
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExportResult", "decision_policy", "head_arrays", "pool_coverage", "capped_point", "export_pool"]
+__all__ = ["ExportResult", "decision_policy", "head_arrays", "pool_coverage", "export_pool"]
 
 
 @dataclass
@@ -51,9 +51,6 @@ class ExportResult:
             out.update(ece=self.calibration.ece_after, ece_raw=self.calibration.ece_before)
         if self.point is not None:
             out.update(point_tier_accuracy=self.point.tier_accuracy, point_abstain_rate=self.point.abstain_rate)
-        cover = (m.get("coverage") or {}).get("operating_point")
-        if cover:
-            out.update({f"coverage_point_{k}": v for k, v in cover.items()})
         return out
 
     @property
@@ -85,15 +82,7 @@ class ExportResult:
         return (f"operating point (out of sample): tier accuracy {100 * p.tier_accuracy:.1f}%, downgrades "
                 f"{100 * p.downgrade_rate:.1f}%, upgrades {100 * p.upgrade_rate:.1f}%, abstain "
                 f"{100 * p.abstain_rate:.1f}%, downgrade weight {p.downgrade_weight:g}"
-                + ("" if p.met else " (targets NOT met)") + self._cover_summary())
-
-    def _cover_summary(self) -> str:
-        c = (self.metadata.get("coverage") or {}).get("operating_point")
-        if not c:
-            return ""
-        return (f"; with the coverage cap (level {self.metadata['coverage']['level']:g}): tier accuracy "
-                f"{100 * c['tier_accuracy']:.1f}%, downgrades {100 * c['downgrade_rate']:.1f}%, abstain "
-                f"{100 * c['abstain_rate']:.1f}%")
+                + ("" if p.met else " (targets NOT met)"))
 
 
 def decision_policy(oos, labels, taxonomy, targets, *, calibrate=None):
@@ -152,40 +141,14 @@ def pool_coverage(pool, config, *, level=None):
     """The :class:`~workbench.core.coverage.CoverageCap` of ``pool`` and each pool message's cap factor.
 
     Each message's nearest *other* pool message, in the space the router compares (centred when the config
-    says so), gives the pool's own distribution of nearest similarities; the factors are what the router's cap
-    does to the pool's own messages, so the operating point is fitted with it.
+    says so), gives the pool's own distribution of nearest similarities; the factors are what the cap does to
+    the pool's own messages (a share ``level`` of them is scaled down).
     """
     x = center(pool.vectors) if config.center else np.asarray(pool.vectors, np.float32)
     rows = np.arange(len(x))
     _, sim = top_k(x, x, 1, exclude=lambda block: rows[None, :] == block[:, None])
     cap = CoverageCap.fit(sim[:, 0], level=_config.COVERAGE_LEVEL if level is None else level)
     return cap, cap.factor(sim[:, 0])
-
-
-def _capped(calibration, factor):
-    """The score map the router applies to the pool's own messages: the calibration times their cap."""
-    def calibrate(scores):
-        s = np.asarray(scores, np.float64)
-        if s.shape != factor.shape:
-            raise ConfigError(f"coverage cap expects one score per pool message ({factor.shape}); got {s.shape}")
-        return calibration(s) * factor
-    return calibrate
-
-
-def capped_point(oos, labels, taxonomy, policy, calibrate):
-    """Out-of-sample tier accuracy (abstained counted right), downgrade, upgrade and abstain rates of ``policy``
-    with ``calibrate`` (the calibration times the coverage cap): the router's behaviour on the pool's folds."""
-    rank = taxonomy.category_tier_rank
-    routed, _, tier_probs = policy.apply(oos.shares, rank, len(taxonomy.tiers), pred=oos.pred,
-                                         confidence=oos.confidence, margin=oos.margin)
-    true = rank[np.asarray(labels)]
-    abstain = np.zeros(len(routed), bool) if policy.threshold is None else \
-        abstain_scores(policy.criterion, tier_probs, routed, oos.confidence, oos.margin,
-                       calibrate=calibrate) < policy.threshold
-    answered = ~abstain
-    return {"tier_accuracy": float(np.mean(abstain | (routed == true))),
-            "downgrade_rate": float(np.mean(answered & (routed < true))),
-            "upgrade_rate": float(np.mean(answered & (routed > true))), "abstain_rate": float(abstain.mean())}
 
 
 def _head(pool, config, head, targets, params):
@@ -212,8 +175,7 @@ def _decision_metadata(policy, point, head, calibration, choice, coverage):
         meta["operating_point"] = {k: v for k, v in point.to_dict().items() if k != "policy"}
     meta["calibration"] = calibration.calibration.method
     meta["calibration_ece"] = {"before": calibration.ece_before, "after": calibration.ece_after}
-    meta["coverage"] = None if coverage[0].to_metadata() is None else \
-        {**coverage[0].to_metadata(), "operating_point": coverage[1]}
+    meta["coverage"] = coverage.to_metadata()
     meta["question"] = QuestionBlend(_config.QUESTION_WEIGHT, _config.QUESTION_MIN_CHARS).to_metadata()
     if choice is not None:
         meta["head_choice"] = {"chosen_by": "out-of-fold tier accuracy at the default operating point",
@@ -271,13 +233,10 @@ def export_pool(pool, path, config, *, head=_config.HEAD, targets=None, params=N
             refit = targets.with_(policy=policy.name, downgrade_weights=(point.downgrade_weight,))
             policy, point = decision_policy(oos, labels, taxonomy, refit, calibrate=cal.calibration)
         arrays.update(cal.calibration.arrays())
-    # fitted without the cap: refitting on capped scores jumps between the plateaus of an isotonic map and
-    # loses more than the cap costs; the router then also abstains where the pool does not cover a message
-    cover, factor = pool_coverage(pool, config)
+    cover, _ = pool_coverage(pool, config)  # lowers the confidence only: the operating point is unchanged
     arrays.update(cover.arrays())
-    cover_point = capped_point(oos, labels, taxonomy, policy, _capped(cal.calibration, factor))
     meta = write_pool_npz(path, pool.vectors, labels, pool.ids, taxonomy=taxonomy, embedder_spec=pool.embedder.spec,
                           config=config, dtype=dtype, extra_arrays=arrays,
-                          extra_metadata=_decision_metadata(policy, point, head, cal, choice, (cover, cover_point)),
+                          extra_metadata=_decision_metadata(policy, point, head, cal, choice, cover),
                           ann=_config.ANN_THRESHOLD <= len(pool.vectors) if ann is None else ann)
     return ExportResult(Path(path), meta, point, choice, cal)
