@@ -39,7 +39,9 @@ def confidence_by_coverage(router, texts, *, categories=None, source=None, cache
     from ..dataset.embeddings import embed_texts
 
     texts = [str(t) for t in texts]
-    decisions = router.route_vectors(embed_texts(texts, router.embedder, cache_dir=cache_dir))
+    vectors, questions = router.embed(texts, encode=lambda batch: embed_texts(batch, router.embedder,
+                                                                              cache_dir=cache_dir))
+    decisions = router.route_vectors(vectors, questions=questions)
     out = pd.DataFrame({"text": texts, "source": source,
                         "nearest_similarity": [d.similarities[0] if d.similarities else np.nan for d in decisions],
                         "confidence": [d.confidence for d in decisions],

@@ -202,8 +202,9 @@ def score_frame(router, frame, *, cache_dir=None, top_confusions=5, examples=5):
     from ..dataset.embeddings import embed_texts
 
     taxonomy = Taxonomy.from_metadata(router.metadata)
-    vectors = embed_texts(frame["text"].tolist(), router.embedder, cache_dir=cache_dir)
-    decisions = router.route_vectors(vectors)
+    vectors, questions = router.embed(frame["text"].tolist(),
+                                      encode=lambda texts: embed_texts(texts, router.embedder, cache_dir=cache_dir))
+    decisions = router.route_vectors(vectors, questions=questions)
     cats = [d.category for d in decisions]
     tiers = [d.tier for d in decisions]
     accepted, t, r = tier_outcomes(frame["category"], frame["alt_category"], cats, tiers, taxonomy)

@@ -12,21 +12,11 @@ as it was and as it is.
 from __future__ import annotations
 
 from .. import config as _config
+from ..core.question import closing_request
 from ..core.text import prepare_text
 
 __all__ = ["closing_request", "question_past_cap", "question_past_cap_of", "past_cap_summary", "head_only",
            "read_dev_messages"]
-
-#: A closing line longer than this is part of the paste, not the user's request: its last sentence is kept.
-_REQUEST_CHARS = 300
-
-
-def closing_request(text) -> str:
-    """The user's closing request: the last non-empty line, or its last ``300`` characters when it is longer."""
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    last = lines[-1] if lines else ""
-    return last[-_REQUEST_CHARS:]
-
 
 def head_only(text, max_chars=_config.MAX_TEXT_CHARS) -> str:
     """The text an encoder saw with the cap as it was: the first ``max_chars`` characters."""

@@ -54,8 +54,10 @@ from .artifact_schema import (CORE_MEMBERS, EMBEDDING_DTYPES, MEMBERS, SCHEMA_VE
                               digest_member_prefix, digest_start, member_spec, validate_metadata,
                               validate_values)
 from .calibration import Calibration
+from .coverage import CoverageCap
 from .heads import load_head
 from .knn import KNNConfig, center
+from .question import QuestionBlend
 
 __all__ = ["SCHEMA_VERSION", "MEMBERS", "Member", "content_digest", "quantize", "dequantize", "write_pool_npz",
            "load_pool_npz", "PoolArtifact"]
@@ -381,6 +383,8 @@ def _check_arrays(path, arrays, meta, digest):
     try:
         validate_values(arrays)
         Calibration.from_arrays(meta.get("calibration"), arrays)
+        CoverageCap.from_arrays(meta.get("coverage"), arrays)
+        QuestionBlend.from_metadata(meta.get("question"))
         load_head(meta.get("head", "knn"), arrays, n_cat, d)
     except ArtifactError as e:
         raise ArtifactError(f"{path}: {e}") from None

@@ -223,7 +223,7 @@ MAX_WEIGHT = 1e4
 #: Value rules of the arrays that carry numbers the router computes with: ``name: (low, high)``.
 VALUE_RANGES = {"head_coef": (-MAX_WEIGHT, MAX_WEIGHT), "head_intercept": (-MAX_WEIGHT, MAX_WEIGHT),
                 "head_blend_weight": (0.0, 1.0), "calibration_x": (0.0, 1.0), "calibration_y": (0.0, 1.0),
-                "calibration_temperature": (1e-3, 1e3)}
+                "calibration_temperature": (1e-3, 1e3), "calibration_coverage": (-1.0, 1.0)}
 
 
 def _calibrations():

@@ -14,9 +14,11 @@ from .ann import restore_index
 from .artifact import load_pool_npz
 from .calibration import Calibration
 from .conversation import ContextRule, RecentVectors, decide_turns
+from .coverage import CoverageCap
 from .heads import load_head
 from .knn import center, decide, predict, predict_from_neighbors
 from .policy import DecisionPolicy
+from .question import QuestionBlend
 from .text import has_visible_text
 
 __all__ = ["Router", "RouteDecision"]
@@ -28,7 +30,7 @@ class RouteDecision:
 
     category: str
     tier: str
-    confidence: float              # probability that ``tier`` is right (calibrated when the pool carries a calibration)
+    confidence: float              # probability that ``tier`` is right (calibrated, and capped where the pool does not cover)
     margin: float                  # winning category's share minus the runner-up's
     neighbors: list = field(default_factory=list)
     similarities: list = field(default_factory=list)
@@ -82,6 +84,8 @@ class Router:
         self.head = load_head(meta.get("head", "knn"), artifact.arrays, len(self.categories),
                               artifact.embeddings.shape[1])
         self.calibration = Calibration.from_arrays(meta.get("calibration"), artifact.arrays)
+        self.coverage = CoverageCap.from_arrays(meta.get("coverage"), artifact.arrays)
+        self.question = QuestionBlend.from_metadata(meta.get("question"))
         if self.policy.cost is not None and len(self.policy.cost) != len(self.tiers):
             raise ArtifactError(f"policy cost matrix does not match the {len(self.tiers)} tiers")
         self.index = restore_index(artifact)
@@ -118,8 +122,8 @@ class Router:
             embedder = get_embedder(artifact.metadata["backend"], threads=threads)
         return cls(artifact, embedder)
 
-    def route_vectors(self, vectors):
-        """Decisions for already-embedded (L2-normalised) messages."""
+    def _vote(self, vectors):
+        """The k-NN result and the head's shares of already-embedded messages."""
         queries = np.asarray(vectors, np.float32)
         if self.config.center:
             queries = center(queries, self.artifact.center)
@@ -128,13 +132,34 @@ class Router:
         else:
             neigh_ind, neigh_sim = self.index.search(queries, self.config.k)
             knn = predict_from_neighbors(neigh_ind, neigh_sim, self.artifact.labels, self.config, self._class_rank)
-        shares = self.head.shares(queries, knn.shares)
+        return knn, self.head.shares(queries, knn.shares)
+
+    def embed(self, texts, *, encode=None):
+        """``(vectors, questions)`` of ``texts`` for :meth:`route_vectors`: the whole messages' vectors, and
+        ``(rows, vectors)`` of the closing requests of the long ones the pool reads twice (None when none is).
+
+        ``encode`` maps a list of texts to vectors (default the router's embedder; analysis passes its cache).
+        """
+        encode = encode or self.embedder.encode
+        rows, requests = self.question.requests(texts)
+        vectors = encode(list(texts))
+        return vectors, ((rows, encode(requests)) if len(rows) else None)
+
+    def route_vectors(self, vectors, *, questions=None):
+        """Decisions for already-embedded (L2-normalised) messages; ``questions`` as :meth:`embed` returns them
+        (their votes are blended into those rows', see :mod:`workbench.core.question`)."""
+        knn, shares = self._vote(vectors)
+        if questions is not None and len(questions[0]):
+            shares = self.question.blend(shares, questions[0], self._vote(questions[1])[1])
         pred, category_conf, margin = (knn.pred, knn.confidence, knn.margin) if shares is knn.shares else \
             decide(shares, self._class_rank)
         routed, abstain, tier_probs = self.policy.apply(shares, self._class_rank, len(self.tiers), pred=pred,
                                                         confidence=category_conf, margin=margin,
                                                         calibrate=self.calibration)
-        tier_conf = self.calibration(tier_probs[np.arange(len(routed)), routed])
+        # the confidence also says how far the message is from the pool; abstaining stays the fitted policy's
+        # (on data/dev, messages under the cap were routed right as often as the others)
+        cover = self.coverage.factor(np.asarray(knn.similarities, np.float64)[:, 0])
+        tier_conf = self.calibration(tier_probs[np.arange(len(routed)), routed]) * cover
         return [self._decision(category=int(pred[row]), routed=int(routed[row]), abstain=bool(abstain[row]),
                                tier_probs=tier_probs[row], tier_conf=float(tier_conf[row]),
                                category_conf=float(category_conf[row]), margin=float(margin[row]),
@@ -166,7 +191,8 @@ class Router:
         if not texts:
             return []
         _check_visible(texts)
-        return self.route_vectors(self.embedder.encode(texts))
+        vectors, questions = self.embed(texts)
+        return self.route_vectors(vectors, questions=questions)
 
     def route(self, text):
         """Route one message."""

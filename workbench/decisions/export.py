@@ -16,7 +16,9 @@ from .. import config as _config
 from ..analysis.heads import fit_head
 from ..core.artifact import write_pool_npz
 from ..core.heads import HEADS
-from ..core.knn import center
+from ..core.coverage import CoverageCap
+from ..core.knn import center, top_k
+from ..core.question import QuestionBlend
 from ..core.policy import POLICIES, DecisionPolicy, abstain_scores
 from ..errors import ConfigError
 from .out_of_sample import fit_default_point, out_of_sample
@@ -24,7 +26,7 @@ from .targets import HeadParams, Targets
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExportResult", "decision_policy", "head_arrays", "export_pool"]
+__all__ = ["ExportResult", "decision_policy", "head_arrays", "pool_coverage", "export_pool"]
 
 
 @dataclass
@@ -135,6 +137,20 @@ def _calibrate(oos, labels, taxonomy, policy, method, *, seed):
     return choose_calibration(scores, correct, methods=methods, seed=seed)
 
 
+def pool_coverage(pool, config, *, level=None):
+    """The :class:`~workbench.core.coverage.CoverageCap` of ``pool`` and each pool message's cap factor.
+
+    Each message's nearest *other* pool message, in the space the router compares (centred when the config
+    says so), gives the pool's own distribution of nearest similarities; the factors are what the cap does to
+    the pool's own messages (a share ``level`` of them is scaled down).
+    """
+    x = center(pool.vectors) if config.center else np.asarray(pool.vectors, np.float32)
+    rows = np.arange(len(x))
+    _, sim = top_k(x, x, 1, exclude=lambda block: rows[None, :] == block[:, None])
+    cap = CoverageCap.fit(sim[:, 0], level=_config.COVERAGE_LEVEL if level is None else level)
+    return cap, cap.factor(sim[:, 0])
+
+
 def _head(pool, config, head, targets, params):
     """``(head name, HeadChoice or None, the head's out-of-sample predictions)``."""
     from .head_choice import choose_head
@@ -152,13 +168,15 @@ def _head(pool, config, head, targets, params):
     return head, choice, out_of_sample(pool.vectors, pool.labels, pool.taxonomy, config, head=head, params=params)
 
 
-def _decision_metadata(policy, point, head, calibration, choice):
+def _decision_metadata(policy, point, head, calibration, choice, coverage):
     """The metadata an export adds to pool.npz: policy, head, operating point, calibration, head choice."""
     meta = {"policy": policy.to_metadata(), "head": head}
     if point is not None:
         meta["operating_point"] = {k: v for k, v in point.to_dict().items() if k != "policy"}
     meta["calibration"] = calibration.calibration.method
     meta["calibration_ece"] = {"before": calibration.ece_before, "after": calibration.ece_after}
+    meta["coverage"] = coverage.to_metadata()
+    meta["question"] = QuestionBlend(_config.QUESTION_WEIGHT, _config.QUESTION_MIN_CHARS).to_metadata()
     if choice is not None:
         meta["head_choice"] = {"chosen_by": "out-of-fold tier accuracy at the default operating point",
                                "folds": choice.folds, "table": choice.table.to_dict(orient="records")}
@@ -215,8 +233,10 @@ def export_pool(pool, path, config, *, head=_config.HEAD, targets=None, params=N
             refit = targets.with_(policy=policy.name, downgrade_weights=(point.downgrade_weight,))
             policy, point = decision_policy(oos, labels, taxonomy, refit, calibrate=cal.calibration)
         arrays.update(cal.calibration.arrays())
+    cover, _ = pool_coverage(pool, config)  # lowers the confidence only: the operating point is unchanged
+    arrays.update(cover.arrays())
     meta = write_pool_npz(path, pool.vectors, labels, pool.ids, taxonomy=taxonomy, embedder_spec=pool.embedder.spec,
                           config=config, dtype=dtype, extra_arrays=arrays,
-                          extra_metadata=_decision_metadata(policy, point, head, cal, choice),
+                          extra_metadata=_decision_metadata(policy, point, head, cal, choice, cover),
                           ann=_config.ANN_THRESHOLD <= len(pool.vectors) if ann is None else ann)
     return ExportResult(Path(path), meta, point, choice, cal)
