@@ -58,3 +58,20 @@ def test_a_pasted_table_with_a_one_fact_question_is_routed_by_the_question(small
     # the blended tier probabilities move from the context's vote towards the question's
     t = question.tier
     assert read_twice.tier_probabilities[t] > whole.tier_probabilities[t]
+
+
+def test_every_path_reads_a_long_message_as_the_service_does(small_npz, e5, cache_dir):
+    """The gate, the conversation rules and the service route one long message alike (one routing path)."""
+    import pandas as pd
+
+    from workbench.core.router import Router
+    from workbench.decisions.promote import route_labelled
+
+    router = Router.load(small_npz, embedder=e5)
+    paste = ("Order export:\n" + "\n".join(f"{i};SKU-{i:04d};{i * 3} units;EUR {i * 7}.50" for i in range(40))
+             + "\nwrite me a short poem about these orders")
+    served = router.route(paste)
+    labelled = route_labelled(router, pd.DataFrame({"text": [paste], "category": ["creative"]}), name="x",
+                              cache_dir=cache_dir)
+    assert router.route_conversation([paste])[0].tier_probabilities == served.tier_probabilities
+    assert bool(labelled.tier_correct[0]) == (served.tier == "medium")

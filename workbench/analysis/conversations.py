@@ -110,7 +110,8 @@ def cached_route(router, frame, *, turns, cache_dir=None):
         for window in context_texts([texts[i] for i in g], turns):
             needed.update(dict.fromkeys(window))
     needed = list(needed)
-    table = dict(zip(needed, router.route_vectors(embed_texts(needed, router.embedder, cache_dir=cache_dir))))
+    table = dict(zip(needed, router.route_batch(
+        needed, encode=lambda batch: embed_texts(batch, router.embedder, cache_dir=cache_dir))))
     return lambda batch: [table[t] for t in batch]
 
 

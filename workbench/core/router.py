@@ -177,8 +177,11 @@ class Router:
             tier_probabilities=dict(zip(self.tiers, map(float, tier_probs))),
             neighbor_categories=[categories[labels[j]] for j in neighbors], category_confidence=category_conf)
 
-    def route_batch(self, texts):
+    def route_batch(self, texts, *, encode=None):
         """Route many messages; decisions come back in input order.
+
+        ``encode`` maps a list of texts to vectors (default the router's embedder; analysis passes its cache):
+        whoever encodes, a message is read as the service reads it (a long one also by its closing request).
 
         Raises
         ------
@@ -191,7 +194,7 @@ class Router:
         if not texts:
             return []
         _check_visible(texts)
-        vectors, questions = self.embed(texts)
+        vectors, questions = self.embed(texts, encode=encode)
         return self.route_vectors(vectors, questions=questions)
 
     def route(self, text):
@@ -209,7 +212,8 @@ class Router:
         rule = context or policy or ContextRule()
         texts = [t["text"] if isinstance(t, dict) else t for t in turns]
         _check_visible(texts)
-        return decide_turns(rule, texts, lambda batch: self.route_vectors(self._turn_vectors.encode(batch)), self.tiers)
+        return decide_turns(rule, texts, lambda batch: self.route_batch(batch, encode=self._turn_vectors.encode),
+                            self.tiers)
 
     @property
     def _turn_vectors(self):

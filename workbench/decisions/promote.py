@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import config as _config
+from ..core.text import has_visible_text
 from ..errors import ConfigError
 
 __all__ = ["GateRules", "LabelledSet", "SetComparison", "Promotion", "paired_bootstrap", "route_labelled",
@@ -157,8 +158,8 @@ def route_labelled(router, frame, *, name, cache_dir=None):
     from ..core.taxonomy import Taxonomy
     from ..dataset.embeddings import embed_texts
 
-    vectors = embed_texts(frame["text"].tolist(), router.embedder, cache_dir=cache_dir)
-    decisions = router.route_vectors(vectors)
+    decisions = router.route_batch(frame["text"].tolist(),
+                                   encode=lambda texts: embed_texts(texts, router.embedder, cache_dir=cache_dir))
     return _outcomes(name, frame, decisions, Taxonomy.from_metadata(router.metadata))
 
 
@@ -251,15 +252,15 @@ def decision_log_change(current, candidate, records, *, cache_dir=None):
     """
     from ..dataset.embeddings import embed_texts
 
-    records = [r for r in records if r["text"].strip()]
+    records = [r for r in records if has_visible_text(r["text"])]  # nothing to route: the router refuses it
     if not records:
         return {"n": 0, "changed": 0, "moves": {}, "toward_cheaper": 0, "toward_stronger": 0, "cost_current": None,
                 "cost_candidate": None, "cost_change": None, "price_per_token": {}}
     texts = [r["text"] for r in records]
     routed = {}
     for label, router in (("current", current), ("candidate", candidate)):
-        vectors = embed_texts(texts, router.embedder, cache_dir=cache_dir)
-        routed[label] = [d.tier for d in router.route_vectors(vectors)]
+        encode = lambda batch, router=router: embed_texts(batch, router.embedder, cache_dir=cache_dir)  # noqa: E731
+        routed[label] = [d.tier for d in router.route_batch(texts, encode=encode)]
     rank = {t: i for i, t in enumerate(current.tiers)}
     moves, cheaper, stronger = {}, 0, 0
     for a, b in zip(routed["current"], routed["candidate"]):
