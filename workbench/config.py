@@ -115,6 +115,17 @@ SEARCH_HNSW_QUERY_S = 5.0e-7
 SEARCH_HNSW_MARGIN = 2.0
 #: Pool rows below which search is always exact (an index's build and recall check never pay off).
 SEARCH_HNSW_MIN_ROWS = 20_000
+#: Reduced search (``core.search.reduced_top_k``): exact search in the pool's leading principal directions, its
+#: candidates re-ranked exactly. Plans tried, cheapest first: each of these dimension counts with k times each of
+#: these candidate factors (at least 4 candidates); the first whose recall@k on ``ANN_RECALL_SAMPLE`` seeded
+#: queries reaches the floor is kept, else the search is exact. Re-ranking costs about this many seconds per
+#: candidate and dimension (a gathered pool row); reduced search must be estimated this many times faster than
+#: exact search.
+SEARCH_REDUCED_DIMS = (64, 128, 192, 256)
+SEARCH_REDUCED_CANDIDATES = (2, 4, 8)
+SEARCH_REDUCED_MIN_RECALL = 0.99
+SEARCH_RERANK_S = 2.0e-9
+SEARCH_REDUCED_MARGIN = 1.5
 
 # -- near-duplicates and clusters -----------------------------------------------------------------
 
