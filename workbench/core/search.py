@@ -1,4 +1,4 @@
-"""Exact top-k similarity search in blocks (numpy only), and the cost model that picks exact or HNSW search.
+"""Exact top-k similarity search in blocks (numpy only), reduced search, and the cost model that picks a method.
 
 Why not ``argpartition`` over every similarity: on this project's 2-core
 machine it costs 5-10 ns an element, a large share of the matrix product's
@@ -10,6 +10,11 @@ Leave-one-out (:func:`self_top_k`) computes each pair of row blocks once
 and reads it from both sides (half the products): a row's list starts from
 its own block, and from then on only entries reaching its k-th best so far
 are merged in.
+
+Reduced search (:func:`reduced_top_k`, coverage only): exact top-c in the
+pool's leading principal directions, then exact re-ranking; it trains
+nothing but a d x d eigendecomposition, and keeps the cheapest plan whose
+recall@k on a seeded sample reaches 0.99, else the search is exact.
 
 Ties: most similar first, then the lower pool index, on every exact path
 (blocked or not, either side of a symmetric block), so they agree up to the
@@ -437,10 +442,10 @@ def nearest_neighbors(queries, pool, k, *, ann=None, method=None, plans=None,
     forced = method is not None
     method = method or choose_search(len(queries), len(pool), pool.shape[1], ann=ann)
     if method == "reduced":
-        if plans is None:  # the plans estimated cheaper than exact search
+        if plans is None:  # the plans estimated cheaper than exact search by the margin
             exact = search_cost(len(queries), len(pool), pool.shape[1]).exact
-            plans = [plan for plan in reduced_plans(pool.shape[1], len(pool), k)
-                     if _reduced_cost(len(queries), len(pool), pool.shape[1], *plan) < exact]
+            plans = [plan for plan in reduced_plans(pool.shape[1], len(pool), k) if exact >
+                     _reduced_cost(len(queries), len(pool), pool.shape[1], *plan) * _config.SEARCH_REDUCED_MARGIN]
         found = _reduced(queries, pool, k, plans, recall_sample, seed)
         if found is not None:
             return Neighbors(*found[:2], "reduced", found[2])
