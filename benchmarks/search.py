@@ -2,7 +2,7 @@
 
     nice -n 5 python benchmarks/search.py [--workload loo coverage] [--loo-rows 50000] [--queries 1000000]
                                           [--pool-rows 0 50000] [--dim 896] [--k 15] [--sample 20000]
-                                          [--methods hnsw faiss-flat ivf pq-refine]
+                                          [--methods hnsw faiss-flat ivf pq-refine reduced]
 
 For every method: seconds, peak memory (growth of the process's resident
 high-water mark, which sees faiss's allocations too), recall@k against
@@ -15,7 +15,11 @@ exact search, and the ratio against ``main`` measured in the same run:
 - ``hnsw``: ``core.ann.HNSWIndex`` (config's M, efConstruction, efSearch), build included;
 - ``ivf``: faiss ``IndexIVFFlat``, nlist = 4 sqrt(rows), nprobe = nlist / 16, training included;
 - ``pq-refine`` (when in ``--methods``): faiss ``IndexPQFastScan`` (4-bit codes, d/4 sub-quantisers) re-ranked exactly
-  (``IndexRefineFlat``, k_factor 8), training included.
+  (``IndexRefineFlat``, k_factor 8), training included;
+- ``reduced`` (coverage only): ``core.search.nearest_neighbors(method="reduced")`` in full: its plans tried on a
+  seeded sample, then exact top-c in the pool's principal subspace re-ranked exactly (basis, sample check and
+  fallback included); its recall is against exact search on the timed exact rows, its own sampled recall, the
+  plan it kept and the method it ended with are printed below its row.
 
 Methods too slow to run in full are timed on ``--sample`` query rows and
 scaled to the whole workload (search time is linear in the queries; an
@@ -30,6 +34,7 @@ At the end: what ``core.search.choose_search`` picks for each workload, and
 its estimated seconds, to check the constants in ``workbench.config``.
 """
 import argparse
+import logging
 import os
 import time
 
@@ -169,6 +174,14 @@ def run_index(method, build, search, x, total, sample, exact, k):
     return row
 
 
+def main_row(rows, pool_rows):
+    """main's search: HNSW from its threshold (main-exact when hnsw was not run, said so), else main-exact."""
+    hnsw_row = next((r for r in rows if r["method"] == "hnsw"), None)
+    if pool_rows >= MAIN_ANN_THRESHOLD and hnsw_row is None:
+        print("  (hnsw not run: main is shown as main-exact)")
+    return hnsw_row if pool_rows >= MAIN_ANN_THRESHOLD and hnsw_row is not None else rows[1]
+
+
 def loo_workload(x, k, sample, methods):
     from workbench.core.search import self_top_k
 
@@ -182,8 +195,7 @@ def loo_workload(x, k, sample, methods):
     for name, build in (("hnsw", hnsw), ("faiss-flat", faiss_flat), ("ivf", ivf)):
         if name in methods:
             rows.append(run_index(name, build, loo, x, n, sample if name == "faiss-flat" else None, exact, k))
-    main = dict(next((r for r in rows if r["method"] == "hnsw"), None) if n >= MAIN_ANN_THRESHOLD else rows[1],
-                method="main")
+    main = dict(main_row(rows, n), method="main")
     return [main] + rows
 
 
@@ -198,9 +210,37 @@ def coverage_workload(q, pool, k, sample, methods):
     for name, build in (("hnsw", hnsw), ("faiss-flat", faiss_flat), ("ivf", ivf), ("pq-refine", pq_refine)):
         if name in methods:
             rows.append(run_index(name, build, lambda search, m: search(q[:m], k), pool, len(q), sample, exact, k))
-    main = dict(next((r for r in rows if r["method"] == "hnsw"), None) if len(pool) >= MAIN_ANN_THRESHOLD
-                else rows[1], method="main")
+    if "reduced" in methods:
+        rows.append(reduced(q, pool, k, exact))
+    main = dict(main_row(rows, len(pool)), method="main")
     return [main] + rows
+
+
+class _Plan(logging.Handler):
+    """Keeps the messages of ``core.search`` (the reduced plans tried and their sampled recall)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def reduced(q, pool, k, exact):
+    """``nearest_neighbors(method="reduced")`` over every query, timed in full; its plans and sampled recall shown."""
+    from workbench.core.search import nearest_neighbors
+
+    logger, handler = logging.getLogger("workbench.core.search"), _Plan()
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        got, s, mib = measured(nearest_neighbors, q, pool, k, method="reduced")
+    finally:
+        logger.removeHandler(handler)
+    n = min(len(exact), len(q))
+    print(f"    reduced: ended {got.method}, sampled recall@{k} {got.recall}; " + "; ".join(handler.messages))
+    return {"method": "reduced", "s": s, "est": False, "mib": mib, "recall": recall(got.idx[:n], exact[:n], k)}
 
 
 def nn_percentiles(x):
@@ -220,8 +260,8 @@ def main():
     ap.add_argument("--k", type=int, nargs="+", default=[15], help="leave-one-out k")
     ap.add_argument("--coverage-k", type=int, nargs="+", default=None, help="default: 1 and the router's k")
     ap.add_argument("--sample", type=int, default=20_000, help="query rows for the slow exact baselines")
-    ap.add_argument("--methods", nargs="+", default=["hnsw", "faiss-flat", "ivf"],
-                    choices=("hnsw", "faiss-flat", "ivf", "pq-refine"), help="besides exact and main-exact "
+    ap.add_argument("--methods", nargs="+", default=["hnsw", "faiss-flat", "ivf", "reduced"],
+                    choices=("hnsw", "faiss-flat", "ivf", "pq-refine", "reduced"), help="besides exact and main-exact "
                     "(keep hnsw from 50,000 rows: it is main's search there; pq-refine trains slowly)")
     ap.add_argument("--vectors", help="a .npy of the bundled pool's vectors (default: load the pool)")
     args = ap.parse_args()

@@ -8,7 +8,7 @@ from workbench import config
 from workbench.analysis.evaluate import loo_neighbors
 from workbench.core.knn import top_k
 from workbench.core.search import (BLOCK_ELEMENTS, block_top_k, choose_search, exact_top_k, merge_top_k,
-                                   nearest_neighbors, search_cost, self_top_k)
+                                   nearest_neighbors, reduced_plans, reduced_top_k, search_cost, self_top_k)
 from workbench.dataset.duplicates import max_similarity
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -125,8 +125,11 @@ def test_the_cost_model_choice_is_deterministic_and_follows_the_estimates(n_quer
         picks = {choose_search(n_queries, n_pool, dim, self_search=self_search) for _ in range(3)}
         assert len(picks) == 1
         cost = search_cost(n_queries, n_pool, dim, self_search=self_search)
-        cheaper = "hnsw" if cost.hnsw * config.SEARCH_HNSW_MARGIN < cost.exact else "exact"
-        assert picks.pop() == ("exact" if n_pool < config.SEARCH_HNSW_MIN_ROWS else cheaper)
+        options = {"exact": cost.exact, "reduced": cost.reduced * config.SEARCH_REDUCED_MARGIN}
+        if n_pool >= config.SEARCH_HNSW_MIN_ROWS:
+            options["hnsw"] = cost.hnsw * config.SEARCH_HNSW_MARGIN
+        assert picks.pop() == min(options, key=options.get)
+        assert not self_search or cost.reduced == float("inf")  # leave-one-out has no reduced path
         assert choose_search(n_queries, n_pool, dim, ann=True) == "hnsw"
         assert choose_search(n_queries, n_pool, dim, ann=False) == "exact"
 
@@ -134,6 +137,10 @@ def test_the_cost_model_choice_is_deterministic_and_follows_the_estimates(n_quer
 def test_the_cost_model_keeps_exact_search_for_the_bundled_pool_and_an_index_for_a_huge_one():
     assert choose_search(4020, 4020, 896, self_search=True) == "exact"
     assert choose_search(10**7, 10**7, 896, self_search=True) == "hnsw"
+    assert choose_search(300, 4020, 896) == "exact"  # a small batch: the recall check alone costs as much
+    # 1M-query coverage: reduced search measured no faster than exact here (config.SEARCH_REDUCED_MARGIN)
+    assert choose_search(10**6, 4020, 896) == "exact"
+    assert search_cost(10**6, 4020, 896).reduced < search_cost(10**6, 4020, 896).exact
 
 
 def test_nearest_neighbors_exact_and_through_an_index_with_its_recall():
@@ -155,3 +162,60 @@ def test_nearest_neighbors_exact_and_through_an_index_with_its_recall():
 
 def test_blocks_stay_bounded():
     assert BLOCK_ELEMENTS * 4 <= 64 * 2**20
+
+
+def clustered(seed, n_pool, n_queries, d, noise=0.3):
+    """A pool of noisy copies of a few centres, and queries near pool rows (as traffic near the pool is)."""
+    rng = np.random.default_rng(seed)
+    centers = unit_rows(rng, 12, d)
+    pool = centers[rng.integers(0, 12, n_pool)] + noise * unit_rows(rng, n_pool, d)
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    q = pool[rng.integers(0, n_pool, n_queries)] + 0.2 * unit_rows(rng, n_queries, d)
+    return q / np.linalg.norm(q, axis=1, keepdims=True), pool
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 200), m=st.integers(1, 150), k=st.integers(1, 20),
+       dims=st.integers(1, 16), extra=st.integers(0, 10), block=st.integers(1, 300))
+def test_reduced_search_with_every_pool_row_a_candidate_is_exact(seed, n, m, k, dims, extra, block):
+    q = tied_vectors(seed, n, 16, n // 4)
+    pool = np.concatenate([q[: m // 3], tied_vectors(seed + 1, m - m // 3, 16, m // 4)])
+    idx, sim = reduced_top_k(q, pool, k, dims=dims, candidates=m + extra, block_rows=block)
+    S = q @ pool.T
+    ref_idx, ref_sim = reference(S, k)
+    np.testing.assert_allclose(sim, ref_sim, atol=1e-6)
+    np.testing.assert_allclose(np.take_along_axis(S, idx, axis=1), sim, atol=1e-6)  # sim is idx's similarity
+    assert ((idx == ref_idx) | np.isclose(np.take_along_axis(S, idx, axis=1), ref_sim, atol=1e-6)).all()
+    assert all(len(set(row)) == len(row) for row in idx.tolist())
+
+
+def test_reduced_search_reports_its_sampled_recall_and_is_deterministic():
+    q, pool = clustered(1, 3000, 4000, 64)
+    exact_idx, _ = exact_top_k(q, pool, 5)
+    got = nearest_neighbors(q, pool, 5, method="reduced", plans=[(48, 60)], recall_sample=500)
+    assert got.method == "reduced" and config.SEARCH_REDUCED_MIN_RECALL <= got.recall <= 1.0
+    rows = np.sort(np.random.default_rng(config.SEED).choice(len(q), 500, replace=False))
+    sampled = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(got.idx[rows], exact_idx[rows])])
+    assert got.recall == pytest.approx(sampled)
+    again = nearest_neighbors(q, pool, 5, method="reduced", plans=[(48, 60)], recall_sample=500)
+    np.testing.assert_array_equal(again.idx, got.idx)
+    assert again.recall == got.recall
+    np.testing.assert_allclose(got.sim, np.take_along_axis(q @ pool.T, got.idx, axis=1), atol=1e-6)
+
+
+def test_reduced_search_falls_back_to_exact_below_the_recall_floor():
+    q, pool = clustered(2, 2000, 1500, 64, noise=1.0)
+    got = nearest_neighbors(q, pool, 7, method="reduced", plans=[(1, 7)], recall_sample=300)
+    assert got.method == "exact" and got.recall is None
+    np.testing.assert_array_equal(got.idx, exact_top_k(q, pool, 7)[0])
+    plan_recall = np.mean([len(set(a) & set(b)) / 7 for a, b in
+                           zip(reduced_top_k(q, pool, 7, dims=1, candidates=7)[0], got.idx)])
+    assert plan_recall < config.SEARCH_REDUCED_MIN_RECALL  # the plan really was too coarse
+
+
+def test_reduced_plans_are_cheapest_first_narrower_than_the_vectors_and_have_k_candidates():
+    plans = reduced_plans(896, 4020, 7)
+    assert plans and all(dims <= 448 and 7 <= c < 4020 for dims, c in plans)
+    assert plans == sorted(plans, key=lambda p: 2 * p[0] * (896 + 4020) / config.SEARCH_EXACT_FLOPS
+                           + p[1] * 896 * config.SEARCH_RERANK_S)
+    assert reduced_plans(8, 10, 1) == []

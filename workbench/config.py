@@ -128,6 +128,20 @@ SEARCH_HNSW_QUERY_S = 5.0e-7
 SEARCH_HNSW_MARGIN = 2.0
 #: Pool rows below which search is always exact (an index's build and recall check never pay off).
 SEARCH_HNSW_MIN_ROWS = 20_000
+#: Reduced search (``core.search.reduced_top_k``): exact search in the pool's leading principal directions, its
+#: candidates re-ranked exactly. Plans tried, cheapest first: each of these dimension counts with k times each of
+#: these candidate factors (at least 4 candidates); the first whose recall@k on ``ANN_RECALL_SAMPLE`` seeded
+#: queries reaches the floor is kept, else the search is exact. Re-ranking costs about this many seconds per
+#: candidate and dimension (fitted to benchmarks/search.py, 1M x 4,020 coverage at 896 dimensions, load 7-8:
+#: 64 dims and 8 candidates 66 s, 256 dims and 14 candidates 82 s, exact 64-81 s); a plan (and the method in
+#: ``choose_search``) must be estimated this many times faster than exact search. Measured so far it is not
+#: faster (896 dims, k=1, load 4: reduced 62 s, exact 52 s; 384 dims: 15 s and 17 s), so the margin keeps
+#: exact search at these sizes; ``nearest_neighbors(method="reduced")`` still runs it.
+SEARCH_REDUCED_DIMS = (64, 128, 192, 256)
+SEARCH_REDUCED_CANDIDATES = (2, 4, 8)
+SEARCH_REDUCED_MIN_RECALL = 0.99
+SEARCH_RERANK_S = 5.0e-9
+SEARCH_REDUCED_MARGIN = 4.0
 
 # -- near-duplicates and clusters -----------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Exact top-k similarity search in blocks (numpy only), and the cost model that picks exact or HNSW search.
+"""Exact top-k similarity search in blocks (numpy only), reduced search, and the cost model that picks a method.
 
 Why not ``argpartition`` over every similarity: on this project's 2-core
 machine it costs 5-10 ns an element, a large share of the matrix product's
@@ -10,6 +10,11 @@ Leave-one-out (:func:`self_top_k`) computes each pair of row blocks once
 and reads it from both sides (half the products): a row's list starts from
 its own block, and from then on only entries reaching its k-th best so far
 are merged in.
+
+Reduced search (:func:`reduced_top_k`, coverage only): exact top-c in the
+pool's leading principal directions, then exact re-ranking; it trains
+nothing but a d x d eigendecomposition, and keeps the cheapest plan whose
+recall@k on a seeded sample reaches 0.99, else the search is exact.
 
 Ties: most similar first, then the lower pool index, on every exact path
 (blocked or not, either side of a symmetric block), so they agree up to the
@@ -29,12 +34,15 @@ from ..errors import MissingDependencyError
 log = logging.getLogger(__name__)
 
 __all__ = ["GROUP", "BLOCK_ELEMENTS", "Neighbors", "block_top_k", "merge_top_k", "exact_top_k", "self_top_k",
-           "nearest_neighbors", "SearchCost", "search_cost", "choose_search"]
+           "principal_basis", "reduced_top_k", "reduced_plans", "nearest_neighbors", "SearchCost", "search_cost",
+           "choose_search"]
 
 #: Columns per run whose maximum is taken first (8: a 4,096-column block keeps 512 maxima to partition).
 GROUP = 8
 #: Similarities per block (rows x columns): about 64 MB of float32.
 BLOCK_ELEMENTS = 16 << 20
+#: Queries per block of reduced search's exact re-ranking (see :func:`_rerank`).
+RERANK_ROWS = 256
 #: Query counts up to which the product is a plain loop: a router's few queries, where multithreaded BLAS's
 #: spinning threads would otherwise slow the embedding model's own thread pool down by about 2x.
 _SMALL_BATCH = 8
@@ -230,37 +238,129 @@ class SearchCost:
 
     exact: float
     hnsw: float
+    reduced: float = float("inf")  # the cheapest plan of :func:`reduced_plans` (inf for leave-one-out)
 
 
 def search_cost(n_queries, n_pool, dim, *, self_search=False):
-    """Estimated seconds of exact and of HNSW search: ``n_queries`` rows against ``n_pool`` rows of ``dim``.
+    """Estimated seconds of exact, HNSW and reduced search: ``n_queries`` rows against ``n_pool`` rows of ``dim``.
 
     Exact: multiply-adds over the measured matrix-product throughput plus
     the selection per similarity (a self search computes half the products
     and still selects over every pair). HNSW: building the graph plus the measured search time per
-    query, both growing with ``dim``.
+    query, both growing with ``dim``. Reduced (not for a self search): its
+    cheapest plan's projection, product and selection in the reduced space,
+    the exact re-ranking of its candidates, and the exact search of its
+    recall sample.
     """
     pairs = float(n_queries) * float(n_pool)
     products = pairs * (0.5 if self_search else 1.0)
     exact = products * 2.0 * dim / _config.SEARCH_EXACT_FLOPS + pairs * _config.SEARCH_SELECT_S
     hnsw = dim * (n_pool * _config.SEARCH_HNSW_BUILD_S + n_queries * _config.SEARCH_HNSW_QUERY_S)
-    return SearchCost(exact=exact, hnsw=hnsw)
+    plans = [] if self_search else reduced_plans(dim, n_pool, 1)
+    reduced = min((_reduced_cost(n_queries, n_pool, dim, *plan) for plan in plans), default=float("inf"))
+    reduced += exact * min(1.0, _config.ANN_RECALL_SAMPLE / max(float(n_queries), 1.0))  # its recall check
+    return SearchCost(exact=exact, hnsw=hnsw, reduced=reduced)
+
+
+def _reduced_cost(n_queries, n_pool, dim, dims, candidates):
+    """Estimated seconds of :func:`reduced_top_k` with ``dims`` reduced dimensions and ``candidates`` per query."""
+    flops = 2.0 * float(n_queries) * dims * (dim + n_pool) / _config.SEARCH_EXACT_FLOPS
+    select = float(n_queries) * n_pool * _config.SEARCH_SELECT_S
+    return flops + select + float(n_queries) * candidates * dim * _config.SEARCH_RERANK_S
 
 
 def choose_search(n_queries, n_pool, dim, *, self_search=False, ann=None):
-    """``"hnsw"`` or ``"exact"``: ``ann`` when given, otherwise the cheaper by :func:`search_cost`.
+    """``"hnsw"``, ``"reduced"`` or ``"exact"``: ``ann`` when given, otherwise the cheapest by :func:`search_cost`.
 
     HNSW is only chosen past :data:`workbench.config.SEARCH_HNSW_MIN_ROWS`
     pool rows and when it is estimated at least
-    :data:`workbench.config.SEARCH_HNSW_MARGIN` times faster: exact search
-    has no recall to report.
+    :data:`workbench.config.SEARCH_HNSW_MARGIN` times faster than exact
+    search (which has no recall to report); reduced search likewise by
+    :data:`workbench.config.SEARCH_REDUCED_MARGIN`, and never for a self
+    search. ``ann=True`` forces HNSW, ``ann=False`` exact search.
     """
     if ann is not None:
         return "hnsw" if ann else "exact"
-    if n_pool < _config.SEARCH_HNSW_MIN_ROWS:
-        return "exact"
     cost = search_cost(n_queries, n_pool, dim, self_search=self_search)
-    return "hnsw" if cost.hnsw * _config.SEARCH_HNSW_MARGIN < cost.exact else "exact"
+    options = [("exact", cost.exact), ("reduced", cost.reduced * _config.SEARCH_REDUCED_MARGIN)]
+    if n_pool >= _config.SEARCH_HNSW_MIN_ROWS:
+        options.append(("hnsw", cost.hnsw * _config.SEARCH_HNSW_MARGIN))
+    return min(options, key=lambda option: option[1])[0]
+
+
+def principal_basis(pool, dims):
+    """The pool's top ``dims`` principal directions (uncentred: right singular vectors), a (d, dims) float32 basis.
+
+    From the eigenvectors of the d x d Gram matrix in float64 (cheaper than
+    an SVD of the pool, and exact enough for a candidate filter).
+    """
+    pool = np.asarray(pool, np.float64)
+    _, vectors = np.linalg.eigh(pool.T @ pool)
+    return np.ascontiguousarray(vectors[:, ::-1][:, :int(dims)], np.float32)
+
+
+def reduced_plans(dim, n_pool, k):
+    """``(dims, candidates)`` plans of reduced search to try, cheapest first (a plan per rung, none of full width)."""
+    plans = [(dims, max(int(k) * factor, 4)) for dims in _config.SEARCH_REDUCED_DIMS
+             for factor in _config.SEARCH_REDUCED_CANDIDATES]
+    plans = [(d, c) for d, c in plans if d <= dim // 2 and c < n_pool]
+    return sorted(set(plans), key=lambda plan: _reduced_cost(1, n_pool, dim, *plan))
+
+
+def reduced_top_k(queries, pool, k, *, dims, candidates, basis=None, block_rows=None):
+    """Approximate top-``k`` by cosine: exact search in the pool's principal subspace, then exact re-ranking.
+
+    Each query's ``candidates`` most similar pool rows in the ``dims``
+    leading principal directions (with those of the queries re-ranked in
+    the same block, :func:`_rerank`) are re-ranked by their full dot
+    products. Exact when ``candidates`` reaches the pool size (up to the
+    rounding of the products); ties to the lower pool index.
+
+    Parameters
+    ----------
+    queries, pool : float32 arrays of L2-normalised rows
+    k, dims, candidates : int
+        ``candidates`` is raised to ``k`` when smaller.
+    basis : (d, >= dims) float32, optional
+        From :func:`principal_basis` (computed when not given).
+    block_rows : int, optional
+        Query rows per block (default: a reduced product of about 64 MB).
+
+    Returns
+    -------
+    idx : int64 (n, k), sim : float32 (n, k)
+    """
+    queries, pool = np.asarray(queries, np.float32), np.asarray(pool, np.float32)
+    n, m = len(queries), len(pool)
+    k = min(int(k), m)
+    c = min(max(int(candidates), k), m)
+    basis = principal_basis(pool, dims) if basis is None else np.asarray(basis, np.float32)[:, :int(dims)]
+    pool_reduced = pool @ basis
+    block_rows = block_rows or max(1, BLOCK_ELEMENTS // max(m, 1))
+    cand = np.empty((n, c), np.int32)
+    for s in range(0, n, block_rows):
+        q = queries[s:s + block_rows]
+        cand[s:s + len(q)] = block_top_k((q @ basis) @ pool_reduced.T, c)[0]
+    return _rerank(queries, pool, cand, k)
+
+
+def _rerank(queries, pool, cand, k):
+    """Exact top-``k`` of each query over the union of its block's candidates (a superset of its own).
+
+    Queries are taken in the order of their best candidate, so a block's
+    candidates overlap and one small matrix product re-ranks them all (far
+    cheaper than gathering ``candidates`` pool rows per query). The union is
+    sorted, so ties still go to the lower pool index.
+    """
+    n = len(queries)
+    idx, sim = np.empty((n, k), np.int64), np.empty((n, k), np.float32)
+    order = np.argsort(cand[:, 0], kind="stable")
+    for s in range(0, n, RERANK_ROWS):
+        rows = order[s:s + RERANK_ROWS]
+        union = np.unique(cand[rows])
+        top, sim[rows] = block_top_k(queries[rows] @ pool[union].T, k)
+        idx[rows] = union[top]
+    return idx, sim
 
 
 @dataclass(frozen=True)
@@ -269,23 +369,58 @@ class Neighbors:
 
     idx: np.ndarray      # (n, k) pool row indices, most similar first
     sim: np.ndarray      # (n, k) cosine similarities
-    method: str          # "exact" or "hnsw"
-    recall: float = None  # recall@k against exact search on a sample ("hnsw" only)
+    method: str          # "exact", "reduced" or "hnsw"
+    recall: float = None  # recall@k against exact search on a sample ("hnsw" and "reduced" only)
+
+
+def _sample_rows(n, sample, seed):
+    return np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False))
+
+
+def _overlap(idx, exact, k):
+    """Mean share of each row's exact ``k`` neighbours found in ``idx`` (recall@k)."""
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(idx, exact)]))
 
 
 def _recall(queries, pool, idx, k, sample, seed):
-    rows = np.random.default_rng(seed).choice(len(queries), min(sample, len(queries)), replace=False)
+    rows = _sample_rows(len(queries), sample, seed)
     exact, _ = exact_top_k(queries[rows], pool, k)
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(idx[rows], exact)]))
+    return _overlap(idx[rows], exact, k)
 
 
-def nearest_neighbors(queries, pool, k, *, ann=None, recall_sample=_config.ANN_RECALL_SAMPLE, seed=_config.SEED):
-    """Each query's ``k`` most similar pool rows, exact or through HNSW as :func:`choose_search` decides.
+def _reduced(queries, pool, k, plans, sample, seed):
+    """Reduced search with the first of ``plans`` whose recall@k on a seeded sample reaches the floor; else None.
+
+    Returns ``(idx, sim, recall)``: the recall is the whole search's, on
+    the same sample, and is also held to the floor.
+    """
+    floor = _config.SEARCH_REDUCED_MIN_RECALL
+    rows = _sample_rows(len(queries), sample, seed)
+    exact, _ = exact_top_k(queries[rows], pool, k)
+    basis = principal_basis(pool, max((dims for dims, _ in plans), default=0))
+    for dims, candidates in plans:
+        got, _ = reduced_top_k(queries[rows], pool, k, dims=dims, candidates=candidates, basis=basis)
+        recall = _overlap(got, exact, k)
+        log.debug("reduced search, %d dims, %d candidates: sampled recall@%d %.4f", dims, candidates, k, recall)
+        if recall >= floor:
+            idx, sim = reduced_top_k(queries, pool, k, dims=dims, candidates=candidates, basis=basis)
+            recall = _overlap(idx[rows], exact, k)
+            if recall >= floor:
+                return idx, sim, recall
+    log.info("reduced search reaches no recall@%d of %.2f on its sample; searching exactly", k, floor)
+    return None
+
+
+def nearest_neighbors(queries, pool, k, *, ann=None, method=None, plans=None,
+                      recall_sample=_config.ANN_RECALL_SAMPLE, seed=_config.SEED):
+    """Each query's ``k`` most similar pool rows, exact, reduced or through HNSW as :func:`choose_search` decides.
 
     The batch path of coverage (every logged message against the pool).
-    An HNSW search reports its recall@k against exact search on
-    ``recall_sample`` queries; when faiss is missing and ``ann`` was not
-    asked for, the search is exact.
+    An approximate search reports its recall@k against exact search on
+    ``recall_sample`` seeded queries. A reduced search keeps the first plan
+    whose recall reaches :data:`workbench.config.SEARCH_REDUCED_MIN_RECALL`
+    and is exact when none does; an HNSW search falls back to exact when
+    faiss is missing and ``ann`` was not asked for.
 
     Parameters
     ----------
@@ -293,6 +428,10 @@ def nearest_neighbors(queries, pool, k, *, ann=None, recall_sample=_config.ANN_R
     k : int
     ann : bool, optional
         Force HNSW (True) or exact search (False); default by cost.
+    method : {"exact", "reduced", "hnsw"}, optional
+        Force a method (overrides ``ann``).
+    plans : list of (dims, candidates), optional
+        Reduced search's plans, tried in order (default :func:`reduced_plans`).
 
     Returns
     -------
@@ -300,14 +439,23 @@ def nearest_neighbors(queries, pool, k, *, ann=None, recall_sample=_config.ANN_R
     """
     queries, pool = np.asarray(queries, np.float32), np.asarray(pool, np.float32)
     k = min(int(k), len(pool))
-    method = choose_search(len(queries), len(pool), pool.shape[1], ann=ann)
+    forced = method is not None
+    method = method or choose_search(len(queries), len(pool), pool.shape[1], ann=ann)
+    if method == "reduced":
+        if plans is None:  # the plans estimated cheaper than exact search by the margin
+            exact = search_cost(len(queries), len(pool), pool.shape[1]).exact
+            plans = [plan for plan in reduced_plans(pool.shape[1], len(pool), k) if exact >
+                     _reduced_cost(len(queries), len(pool), pool.shape[1], *plan) * _config.SEARCH_REDUCED_MARGIN]
+        found = _reduced(queries, pool, k, plans, recall_sample, seed)
+        if found is not None:
+            return Neighbors(*found[:2], "reduced", found[2])
     if method == "hnsw":
         from .ann import HNSWIndex
 
         try:
             idx, sim = HNSWIndex.build(pool).search(queries, k)
         except MissingDependencyError:
-            if ann:
+            if ann or forced:
                 raise
             log.warning("HNSW search would be faster here but faiss is missing; searching exactly")
         else:
