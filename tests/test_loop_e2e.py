@@ -68,8 +68,7 @@ def traffic_section(folder, small_pool, small_npz, cache_dir, run):
     """What 09_traffic records, from the gateway's log (no UMAP: the map has its own test)."""
     from workbench import plots
     from workbench.analysis.traffic import drift, headline, open_log, uncovered_by_day
-    from workbench.analysis.uncovered import coverage_of, uncovered_clusters
-    from workbench.core.router import Router
+    from workbench.analysis.uncovered import coverage_of, coverage_space, uncovered_clusters
     from workbench.dataset.embeddings import embed_texts
     from workbench.report.index import write_index
     from workbench.report.record import record_figure, record_metrics, record_table
@@ -77,7 +76,7 @@ def traffic_section(folder, small_pool, small_npz, cache_dir, run):
 
     log = open_log(folder)
     messages = log.messages()
-    vectors = embed_texts(messages["text"], Router.load(small_npz).embedder, cache_dir=cache_dir)
+    vectors = embed_texts(messages["text"], coverage_space(), cache_dir=cache_dir)
     coverage = coverage_of(small_pool.vectors, vectors)
     _, clusters = uncovered_clusters(vectors[coverage.uncovered], messages[coverage.uncovered].reset_index(drop=True),
                                      min_cluster_size=2, language=detect_language)

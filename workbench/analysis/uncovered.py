@@ -9,9 +9,12 @@ HDBSCAN (deterministic: it has no random step, and the rows it sees are a
 seeded sample when there are more than ``max_points``) and describes each
 group by its size, languages, routed tiers and example messages.
 
-Vectors are L2-normalised rows of the pool's own backend (embed the logged
-texts with :func:`workbench.dataset.embeddings.embed_texts` and the pool's
-embedder). The searches go through :func:`workbench.core.knn.top_k` and
+Vectors are L2-normalised rows of one backend for pool and traffic alike:
+:func:`coverage_space`, the space of the near-duplicate threshold
+(``config.DUP_BACKEND``), so the traffic section's "uncovered" is the review
+queue's, and it stays comparable when the routing backend changes (and the
+search over a million logged messages stays cheap: 384 dimensions, not the
+ensemble's 896; ``benchmarks/search.py``). The searches go through :func:`workbench.core.knn.top_k` and
 :func:`workbench.dataset.duplicates.max_similarity`, so a faster search there
 speeds this up too.
 """
@@ -27,12 +30,19 @@ from ..core.knn import top_k
 from ..dataset.duplicates import max_similarity
 from ..errors import ConfigError, require
 
-__all__ = ["Coverage", "pool_neighbour_similarities", "coverage_of", "uncovered_clusters", "traffic_map_coords",
+__all__ = ["Coverage", "coverage_space", "pool_neighbour_similarities", "coverage_of", "uncovered_clusters", "traffic_map_coords",
            "map_rows", "UNCOVERED_QUANTILE"]
 
 #: Logged messages less similar to the pool than this quantile of the pool's own leave-one-out similarities are
 #: "uncovered" (issue 19: the pool's 5th percentile).
 UNCOVERED_QUANTILE = 0.05
+
+
+def coverage_space():
+    """The embedder coverage is measured with: ``config.DUP_BACKEND`` (see the module docstring)."""
+    from ..core.embed import get_embedder
+
+    return get_embedder(_config.DUP_BACKEND)
 
 
 class Coverage(NamedTuple):
