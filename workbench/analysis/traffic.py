@@ -18,7 +18,6 @@ are left out of every figure: the router did not decide them.
 from __future__ import annotations
 
 import datetime
-import glob
 import json
 import re
 from pathlib import Path
@@ -275,8 +274,8 @@ class TrafficLog:
             raise _as_data_error(e, self.decision_files, dict(DECISION_COLUMNS, text="VARCHAR")) from None
 
 
-def _files(folder, prefix):
-    return sorted(glob.glob(str(Path(folder) / f"{glob.escape(prefix)}-*.jsonl")))
+def _files(folder, pattern):
+    return sorted(str(p) for p in Path(folder).glob(pattern))
 
 
 def check_log_folder(folder):
@@ -284,7 +283,7 @@ def check_log_folder(folder):
     folder = Path(folder)
     if not folder.is_dir():
         raise WorkbenchError(f"{folder}: no such decision-log folder")
-    decisions = _files(folder, "decisions")
+    decisions = _files(folder, _config.DECISIONS_GLOB)
     if not decisions:
         raise WorkbenchError(f"{folder}: no decision log here (no decisions-*.jsonl)")
     return decisions
@@ -302,7 +301,7 @@ def open_log(folder):
     """
     duckdb = require("duckdb", purpose="the traffic section")
     folder = Path(folder)
-    decisions, feedback = check_log_folder(folder), _files(folder, "feedback")
+    decisions, feedback = check_log_folder(folder), _files(folder, _config.FEEDBACK_GLOB)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     cols = ", ".join(DECISION_COLUMNS)

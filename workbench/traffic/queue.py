@@ -102,17 +102,17 @@ class Turn:
     seen: list = field(default_factory=list)  # (record, origin) of every logged copy of this text
 
 
-def _files(folder, prefix):
+def _files(folder, pattern):
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"--decision-log {folder} is not a folder")
-    return sorted(folder.glob(f"{prefix}-*.jsonl"))
+    return sorted(folder.glob(pattern))
 
 
 def read_feedback(folder):
     """``request_id -> last feedback line`` of the folder's ``feedback-*.jsonl`` (in file and line order)."""
     last = {}
-    for path in _files(folder, "feedback"):
+    for path in _files(folder, _config.FEEDBACK_GLOB):
         for n, obj in read_jsonl(path):
             if not isinstance(obj, dict) or not isinstance(obj.get("request_id"), str) \
                     or obj.get("rating") not in ("up", "down"):
@@ -125,7 +125,7 @@ def read_turns(folder):
     """The logged turns with visible text, one per distinct scrubbed text (every record of it kept), and counts."""
     from ..core.text import has_visible_text
 
-    files = _files(folder, "decisions")
+    files = _files(folder, _config.DECISIONS_GLOB)
     if not files:
         raise ConfigError(f"--decision-log {folder} holds no decisions-*.jsonl file")
     turns, counts = {}, {"records": 0, "no_text": 0, "repeated": 0}
