@@ -14,7 +14,7 @@ Vectors are L2-normalised rows of one backend for pool and traffic alike:
 (``config.DUP_BACKEND``), so the traffic section's "uncovered" is the review
 queue's, and it stays comparable when the routing backend changes (and the
 search over a million logged messages stays cheap: 384 dimensions, not the
-ensemble's 896; ``benchmarks/search.py``). The searches go through :func:`workbench.core.knn.top_k` and
+ensemble's 896; ``benchmarks/search.py``). The searches go through :func:`workbench.core.search.self_top_k` and
 :func:`workbench.dataset.duplicates.max_similarity`, so a faster search there
 speeds this up too.
 """
@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import config as _config
-from ..core.knn import top_k
+from ..core.search import self_top_k
 from ..dataset.duplicates import max_similarity
 from ..errors import ConfigError, require
 
@@ -35,7 +35,7 @@ __all__ = ["Coverage", "coverage_space", "pool_neighbour_similarities", "coverag
 
 #: Logged messages less similar to the pool than this quantile of the pool's own leave-one-out similarities are
 #: "uncovered" (issue 19: the pool's 5th percentile).
-UNCOVERED_QUANTILE = 0.05
+UNCOVERED_QUANTILE = _config.COVERAGE_LEVEL  # the same share the router's confidence cap scales down
 
 
 def coverage_space():
@@ -64,9 +64,7 @@ def pool_neighbour_similarities(pool_vectors):
     x = np.asarray(pool_vectors, np.float32)
     if len(x) < 2:
         raise ConfigError(f"the pool needs at least 2 rows for leave-one-out similarities; got {len(x)}")
-    idx, sim = top_k(x, x, 2)
-    self_first = idx[:, 0] == np.arange(len(x))
-    return np.where(self_first, sim[:, 1], sim[:, 0]).astype(np.float32)
+    return self_top_k(x, 1)[1][:, 0]
 
 
 def coverage_of(pool_vectors, traffic_vectors, *, quantile=UNCOVERED_QUANTILE, ann=None):

@@ -17,7 +17,8 @@ from ..analysis.heads import fit_head
 from ..core.artifact import write_pool_npz
 from ..core.heads import HEADS
 from ..core.coverage import CoverageCap
-from ..core.knn import center, top_k
+from ..core.knn import center
+from ..core.search import self_top_k
 from ..core.question import QuestionBlend
 from ..core.policy import POLICIES, DecisionPolicy, abstain_scores
 from ..errors import ConfigError
@@ -145,8 +146,7 @@ def pool_coverage(pool, config, *, level=None):
     the pool's own messages (a share ``level`` of them is scaled down).
     """
     x = center(pool.vectors) if config.center else np.asarray(pool.vectors, np.float32)
-    rows = np.arange(len(x))
-    _, sim = top_k(x, x, 1, exclude=lambda block: rows[None, :] == block[:, None])
+    _, sim = self_top_k(x, 1)
     cap = CoverageCap.fit(sim[:, 0], level=_config.COVERAGE_LEVEL if level is None else level)
     return cap, cap.factor(sim[:, 0])
 
