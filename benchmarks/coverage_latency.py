@@ -13,23 +13,12 @@ routes on a busy machine.
 """
 import argparse
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 
-def timed(fn, arg):
-    start, start_cpu = time.perf_counter(), time.process_time()
-    fn(arg)
-    return time.perf_counter() - start, time.process_time() - start_cpu
-
-
-def summary(samples):
-    wall, cpu = zip(*samples)
-    q10 = lambda v: sorted(v)[len(v) // 10]  # noqa: E731
-    return {"wall_ms": 1000 * statistics.median(wall), "wall_p10_ms": 1000 * q10(wall),
-            "cpu_ms": 1000 * statistics.median(cpu), "cpu_p10_ms": 1000 * q10(cpu)}
+# the same measure as the ensemble's benchmark: wall and CPU time, median and 10th percentile
+from ensemble_latency import summary, timed  # noqa: E402
 
 
 def main():
