@@ -58,17 +58,29 @@ def test_threshold_with_a_downgrade_target_is_a_one_line_error(tmp_path, capsys)
 
 @pytest.mark.model
 def test_export_without_options_ships_what_the_nightly_ships(small_pool_file, small_pool, cache_dir, tmp_path, capsys):
-    """`workbench export` and export_pool's defaults (06_export) write the same artifact (here with e5-small alone)."""
+    """`workbench export` and export_pool's defaults with the follow-up detector (06_export) write the same
+    artifact (here with e5-small alone, the detector fitted on a few conversations)."""
     import numpy as np
 
+    from workbench.analysis.conversations import shipped_follow_up
     from workbench.analysis.evaluate import choose_config
     from workbench.decisions.export import export_pool
+    from workbench.decisions.targets import HeadParams
 
+    conversations = tmp_path / "conversations.jsonl"
+    conversations.write_text("".join((ROOT / "data" / "conversations" / "conversations_c.jsonl").read_text(
+        encoding="utf-8").splitlines(keepends=True)[:12]), encoding="utf-8")
     cli = tmp_path / "cli.npz"
     assert main(["export", "--pool-dir", str(small_pool_file), "--cache-dir", str(cache_dir), "--out", str(cli),
-                 "--backend", "e5-small"]) == 0
-    assert "head " in capsys.readouterr().out
-    lib = export_pool(small_pool, tmp_path / "lib.npz", choose_config(small_pool)[0]).path
+                 "--backend", "e5-small", "--conversations-dir", str(conversations),
+                 "--dev-dir", str(tmp_path / "no-dev")]) == 0
+    out = capsys.readouterr().out
+    assert "head " in out and "follow-up detector: fitted on" in out
+    detector, turns = shipped_follow_up(small_pool, conversations_dir=conversations, dev_dir=tmp_path / "no-dev",
+                                        cache_dir=cache_dir)
+    assert turns["conversation_id"].nunique() == 12
+    lib = export_pool(small_pool, tmp_path / "lib.npz", choose_config(small_pool)[0],
+                      params=HeadParams(follow_up=detector)).path
     with np.load(cli, allow_pickle=False) as a, np.load(lib, allow_pickle=False) as b:
         assert sorted(a.files) == sorted(b.files)
         for name in a.files:

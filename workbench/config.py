@@ -217,23 +217,33 @@ QUESTION_MIN_CHARS = 400
 
 #: The context rule: how a turn is routed in a conversation (see workbench.core.conversation): "alone", "previous"
 #: (with the earlier user turns), "confident" (the most confident reading), "lift" (the same, but context may only
-#: raise a turn's tier), "sticky", "inherit" (lift, then short turns continue the task) or "detector" (lift, then
-#: turns a learned follow-up detector flags continue the task). Chosen on 5 held-out folds of the conversations split by
-#: conversation (08_generalisation; 332 conversations, 1,302 turns): "lift" reading one earlier turn is the best rule
-#: that adds no fresh-turn downgrade (86.6% of all turns, follow-ups 80.0%, fresh 92.7% with 1.2% downgrades);
-#: "detector" routes more turns right (89.0%, follow-ups 88.2%) but adds downgrades (fresh 1.9% against 1.3% alone).
-CONTEXT_RULE = "lift"
+#: raise a turn's tier), "sticky", "inherit" (lift, then short turns continue the task) or "detector" (a turn the
+#: pool's learned follow-up detector flags continues the task of the turns before; others are routed alone). Chosen
+#: on 5 held-out folds of data/conversations split by conversation (08_generalisation; 332 conversations, 1,302
+#: turns; the detector fitted on the other folds and data/dev's conversations) with the default export: "detector"
+#: reading two earlier turns routes 90.9% of all turns right (lift-1 82.9%, alone 71.5%), follow-ups 90.3% with 6.2%
+#: downgrades (lift-1 71.6% with 21.4%), fresh turns 91.5% with 2.2% downgrades (alone 95.3% with 2.0%).
+#: On data/dev's conversations (folds the same way): 89.9% of all turns (lift-1 81.4%).
+CONTEXT_RULE = "detector"
 #: The name before "context rule" (kept for one release).
 CONVERSATION_POLICY = CONTEXT_RULE
-#: Earlier user turns read with a message (and the sticky window): each one more costs one more text to embed per turn.
-CONTEXT_TURNS = 1
+#: Earlier user turns read with a message (and the sticky window). With the pool's detector only a follow-up is read
+#: with them (one more text to embed, longer by the earlier turns); three turns routed 0.2 points more (0.6 on data/dev).
+CONTEXT_TURNS = 2
 #: "inherit": a turn of at most this many words (two CJK characters a word) continues the previous turn's task.
 INHERIT_SHORT_WORDS = 6
 #: "detector": intercept and weights of the follow-up detector over workbench.core.conversation.FOLLOW_UP_FEATURES,
 #: fitted on data/conversations (workbench.analysis.conversations.fit_follow_up_detector), and its threshold.
 #: Fitted with one earlier turn on the 1,302 turns above (held out, it tells follow-ups from fresh turns at AUC 0.89).
+#: Pools exported since have their own detector (workbench.core.follow_up) and use these only when they lack one.
 FOLLOW_UP_WEIGHTS = (7.0720, -1.9914, -1.7497, -3.1775, 1.2254, 1.9407, -0.2729, -2.3376)
-FOLLOW_UP_THRESHOLD = 0.6
+FOLLOW_UP_HAND_THRESHOLD = 0.6
+#: Follow-up probability of the pool's detector from which the "detector" rule continues the task: on data/dev's
+#: conversations (5 folds) 0.5 routed most turns right (90.2%; 0.3: 88.3%, 0.4: 88.6%, 0.6: 89.9%).
+FOLLOW_UP_THRESHOLD = 0.5
+#: Inverse regularisation of the pool's follow-up detector (logistic regression over 2 * dim + 2 inputs); on
+#: held-out folds of data/conversations it told follow-ups from fresh turns best at 10 (of 0.1, 1, 3, 10, 30).
+FOLLOW_UP_C = 10.0
 #: Texts whose vectors a router remembers for conversations (each turn re-sends the earlier ones): 896 float32 each.
 CONTEXT_MEMORY = 4096
 #: Folds of the labelled conversations (split by conversation) that context rules are compared on.

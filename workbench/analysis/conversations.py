@@ -12,6 +12,7 @@ held out; folds never split a conversation.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +21,15 @@ import numpy as np
 from .. import config as _config
 from ..core.conversation import (ContextRule, context_texts, decide_turns, follow_up_features,
                                  lifted, more_confident)
+from ..core.follow_up import FollowUpDetector, turn_features
 from ..errors import ConfigError, DataError
 
 __all__ = ["KINDS", "CANDIDATE_RULES", "rule_label", "candidate_rules", "read_dev_conversations", "read_conversations", "route_context_rules", "fit_follow_up_detector",
+           "fit_follow_up", "follow_up_sets", "shipped_follow_up", "pool_messages", "turn_encoder",
            "compare_context_rules", "choose_context_rule", "context_rule_errors",
            "context_rule_metrics", "compare_conversation_policies", "choose_conversation_policy"]
+
+log = logging.getLogger(__name__)
 
 KINDS = ("fresh", "follow_up")
 
@@ -73,21 +78,27 @@ def read_conversations(paths=None, taxonomy=None):
 
 
 def rule_label(rule):
-    """A rule's label in the comparison: its name and how many earlier turns it reads (``alone`` reads none)."""
-    return rule.name if rule.name == "alone" else f"{rule.name}-{rule.turns}"
+    """A rule's label in the comparison: its name and how many earlier turns it reads (``alone`` reads none),
+    and a ``detector`` rule's threshold when it is not the default."""
+    if rule.name == "alone":
+        return rule.name
+    label = f"{rule.name}-{rule.turns}"
+    if rule.name == "detector" and rule.threshold != _config.FOLLOW_UP_THRESHOLD:
+        label += f" p>={rule.threshold:g}"
+    return label
 
 
 def candidate_rules():
     """Every context rule compared (label -> :class:`ContextRule`); learned parts are refitted on each training fold."""
     rules = [ContextRule("alone"), *(ContextRule(n, turns=k) for n in ("previous", "confident") for k in (1, 2)),
              *(ContextRule("lift", turns=k) for k in (1, 2, 3)), ContextRule("sticky", turns=2),
-             ContextRule("inherit", turns=2), *(ContextRule("detector", turns=k) for k in (1, 2))]
+             ContextRule("inherit", turns=2), *(ContextRule("detector", turns=k) for k in (1, 2, 3)),
+             *(ContextRule("detector", turns=2, threshold=t) for t in (0.3, 0.5, 0.6) if t != _config.FOLLOW_UP_THRESHOLD)]
     return {rule_label(r): r for r in rules}
 
 
 CANDIDATE_RULES = tuple(candidate_rules())
 _SHORT_WORDS_GRID = (2, 3, 4, 5, 6, 8, 10)
-_THRESHOLD_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def _groups(frame):
@@ -125,8 +136,10 @@ def read_dev_conversations(dev_dir=None, taxonomy=None):
     return read_conversations(files, taxonomy) if files else None
 
 
-def route_context_rules(frame, rules, route, tiers):
+def route_context_rules(frame, rules, route, tiers, *, encode=None, detector=None):
     """Each rule's decisions for every turn of ``frame`` (rows grouped by conversation, oldest first).
+
+    ``encode`` and ``detector`` as :func:`~workbench.core.conversation.decide_turns` takes them.
 
     Returns
     -------
@@ -134,7 +147,8 @@ def route_context_rules(frame, rules, route, tiers):
     """
     texts = frame["text"].tolist()
     groups = _groups(frame)
-    return {label: [d for g in groups for d in decide_turns(rule, [texts[i] for i in g], route, tiers)]
+    return {label: [d for g in groups for d in decide_turns(rule, [texts[i] for i in g], route, tiers,
+                                                            encode=encode, detector=detector)]
             for label, rule in rules.items()}
 
 
@@ -170,6 +184,100 @@ def fit_follow_up_detector(frame, route, tiers, *, turns=_config.CONTEXT_TURNS, 
     return (float(model.intercept_[0]), *map(float, model.coef_[0]))
 
 
+def turn_encoder(texts, embedder, *, cache_dir=None):
+    """``encode(batch) -> vectors`` over ``texts``, each embedded once (through the cache)."""
+    from ..dataset.embeddings import embed_texts
+
+    texts = list(dict.fromkeys(texts))
+    table = dict(zip(texts, embed_texts(texts, embedder, cache_dir=cache_dir))) if texts else {}
+    return lambda batch: np.stack([table[t] for t in batch])
+
+
+def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed=_config.SEED):
+    """The follow-up detector (:class:`~workbench.core.follow_up.FollowUpDetector`) fitted on every turn but the
+    first of each conversation of ``frame``, by logistic regression on its ``kind``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame from :func:`read_conversations`
+    encode : callable
+        ``encode(list of str) -> vectors`` with the pool's backend (:func:`turn_encoder`).
+    c : float
+        Inverse regularisation.
+    standalone : (vectors, texts), optional
+        Pool messages: as many seeded pairs of them as there are turns are added as fresh turns (a message
+        that stands alone is fresh whatever came before it), so the detector does not learn the labelled
+        conversations' habit of following "thanks" or an aside with a return to the task.
+    seed : int
+        Which pairs.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    frame = frame.reset_index(drop=True)
+    texts, kinds = frame["text"].tolist(), frame["kind"].to_numpy()
+    center = encode(texts).astype(np.float64).mean(axis=0)
+    x, y = [], []
+    for g in _groups(frame):
+        t = [texts[i] for i in g]
+        x.append(turn_features(encode(t), t, center))
+        y.extend(kinds[g[1:]] == "follow_up")
+    if standalone is not None:
+        x.append(_standalone_rows(standalone, center, len(y), seed))
+        y.extend([False] * len(x[-1]))
+    x, y = np.vstack(x), np.array(y)
+    if len(set(y)) < 2:
+        raise ConfigError("fitting the follow-up detector needs both fresh and follow-up turns after the first")
+    model = LogisticRegression(C=c, max_iter=5000).fit(x, y)
+    return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]))
+
+
+def _standalone_rows(standalone, center, n, seed):
+    """``n`` pairs of pool messages read as (previous turn, turn): a message that stands alone is fresh whatever
+    came before it."""
+    vectors, texts = standalone
+    if len(texts) < 2:
+        return np.zeros((0, 2 * center.shape[0] + 2))
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(texts), size=(min(n, len(texts)), 2), replace=len(texts) < n)
+    return np.vstack([turn_features(vectors[[a, b]], [texts[a], texts[b]], center) for a, b in pick])
+
+
+def follow_up_sets(conversations_dir=None, dev_dir=None, taxonomy=None):
+    """What the shipped detector is fitted on: the labelled conversations and the development conversations."""
+    import pandas as pd
+
+    frames = [read_conversations(conversations_dir, taxonomy), read_dev_conversations(dev_dir, taxonomy)]
+    return pd.concat([f for f in frames if f is not None], ignore_index=True)
+
+
+def pool_messages(router, pool_dir=None, taxonomy=None):
+    """``(vectors, texts)`` of the router's pool messages whose ids the pool files (default ``data/pool``) still
+    hold: the ``standalone`` of :func:`fit_follow_up` for a pool.npz (which stores no texts)."""
+    from ..core.taxonomy import Taxonomy
+    from ..dataset.pool import load_pool
+
+    frame = load_pool(pool_dir, taxonomy if taxonomy is not None else Taxonomy.from_metadata(router.metadata)).frame
+    text_of = dict(zip(frame["id"].astype(str), frame["text"]))
+    rows = [i for i, m in enumerate(router.artifact.ids) if str(m) in text_of]
+    return router.artifact.embeddings[rows], [text_of[str(router.artifact.ids[i])] for i in rows]
+
+
+def shipped_follow_up(pool, *, conversations_dir=None, dev_dir=None, cache_dir=None):
+    """The detector an export of ``pool`` (an EmbeddedPool) stores: :func:`fit_follow_up` on
+    :func:`follow_up_sets` and the pool's own messages (``standalone``), with the pool's backend.
+
+    Returns
+    -------
+    (FollowUpDetector, pandas.DataFrame): the detector and the turns it was fitted on.
+    """
+    frame = follow_up_sets(conversations_dir, dev_dir, pool.taxonomy)
+    detector = fit_follow_up(frame, turn_encoder(frame["text"], pool.embedder, cache_dir=cache_dir),
+                             standalone=(pool.vectors, pool.frame["text"].tolist()))
+    log.info("follow-up detector fitted on %d turns of %d conversations", len(frame),
+             frame["conversation_id"].nunique())
+    return detector, frame
+
+
 def _accuracy(frame, decisions, tiers):
     rank = {t: i for i, t in enumerate(tiers)}
     return float(np.mean([rank[d.tier] == rank[t] for d, t in zip(decisions, frame["tier"])]))
@@ -178,15 +286,13 @@ def _accuracy(frame, decisions, tiers):
 def fit_rule(rule, frame, route, tiers):
     """``rule`` with its learned parts fitted on ``frame`` (the training folds); other rules come back unchanged.
 
-    ``inherit`` picks its word limit and ``detector`` its threshold by tier accuracy over the training turns
-    (``frame`` has a ``tier`` column, the labelled category's tier).
+    ``inherit`` picks its word limit by tier accuracy over the training turns (``frame`` has a ``tier``
+    column, the labelled category's tier); the ``detector`` rule's detector is fitted per fold by
+    :func:`compare_context_rules`.
     """
     from dataclasses import replace
 
-    if rule.name == "detector":
-        rule = replace(rule, weights=fit_follow_up_detector(frame, route, tiers, turns=rule.turns))
-        grid = [replace(rule, threshold=t) for t in _THRESHOLD_GRID]
-    elif rule.name == "inherit":
+    if rule.name == "inherit":
         grid = [replace(rule, short_words=w) for w in _SHORT_WORDS_GRID]
     else:
         return rule
@@ -228,7 +334,7 @@ def _metrics(frame, decisions, rank):
 
 
 def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FOLDS, seed=_config.SEED,
-                          cache_dir=None):
+                          cache_dir=None, also_train=None, standalone=None):
     """Tier accuracy, downgrades and upgrades per context rule and turn kind, on held-out folds by conversation.
 
     Parameters
@@ -239,6 +345,11 @@ def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FO
         Default :func:`candidate_rules`.
     folds : int
         Each rule's learned parts are fitted on the other folds; a fold's turns are decided by that fit.
+    also_train : pandas.DataFrame, optional
+        More labelled conversations (the development ones) the follow-up detector is also fitted on in every
+        fold; they are never scored.
+    standalone : (vectors, texts), optional
+        Pool messages for the detector's fit (:func:`fit_follow_up`); default :func:`pool_messages` of ``router``.
 
     Returns
     -------
@@ -256,13 +367,18 @@ def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FO
     frame = frame.reset_index(drop=True).assign(tier=lambda f: f["category"].map(
         Taxonomy.from_metadata(router.metadata).tier_map))
     route = cached_route(router, frame, turns=max(r.turns for r in rules.values()), cache_dir=cache_dir)
+    extra = also_train.reset_index(drop=True) if also_train is not None else frame.iloc[:0]
+    encode = turn_encoder([*frame["text"], *extra["text"]], router.embedder, cache_dir=cache_dir)
+    standalone = pool_messages(router) if standalone is None else standalone
     fold = conversation_folds(frame, folds, seed=seed)
     held = {label: [None] * len(frame) for label in rules}
     per_fold = []
     for k in range(folds):
         train, test = frame[fold != k].reset_index(drop=True), frame[fold == k]
         fitted = {label: fit_rule(rule, train, route, tiers) for label, rule in rules.items()}
-        decided = route_context_rules(test.reset_index(drop=True), fitted, route, tiers)
+        detector = fit_follow_up(pd.concat([train, extra], ignore_index=True), encode, standalone=standalone, seed=seed)
+        decided = route_context_rules(test.reset_index(drop=True), fitted, route, tiers, encode=encode,
+                                      detector=detector)
         for label, decisions in decided.items():
             for row, d in zip(test.index, decisions):
                 held[label][row] = d

@@ -53,7 +53,9 @@ def cmd_evaluate(args):
 
 def cmd_export(args):
     """Write pool.npz: the best swept configuration, the head chosen by the folds, the fitted policy (the defaults)."""
+    from ..analysis.conversations import shipped_follow_up
     from ..decisions.export import export_pool
+    from ..decisions.targets import HeadParams
 
     opt.check_outputs(args, {"--out": args.out}, pool_dirs=args.pool_dir)
     folder = Path(args.out).parent
@@ -62,7 +64,15 @@ def cmd_export(args):
     targets = opt.targets_from_args(args)
     pool = opt.load_pool_from_args(args)
     config, _ = opt.config_from_args(args, pool)
-    result = export_pool(pool, args.out, config, head=args.head, targets=targets, dtype=args.dtype, ann=args.ann)
+    params = HeadParams()
+    if args.conversations_dir is not None:
+        detector, turns = shipped_follow_up(pool, conversations_dir=args.conversations_dir, dev_dir=args.dev_dir,
+                                            cache_dir=args.cache_dir)
+        params = HeadParams(follow_up=detector)
+        echo(f"follow-up detector: fitted on {len(turns)} turns of {turns['conversation_id'].nunique()} "
+             f"labelled conversations (the development ones included)")
+    result = export_pool(pool, args.out, config, head=args.head, targets=targets, params=params, dtype=args.dtype,
+                         ann=args.ann)
     if result.head_choice is not None:
         echo(result.head_choice.table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         echo(result.head_choice.summary())
@@ -391,6 +401,13 @@ def register(sub):
     p.add_argument("--ann", action=opt.argparse.BooleanOptionalAction, default=None,
                    help=f"store an HNSW index for approximate search (needs faiss; default: from "
                         f"{_config.ANN_THRESHOLD} rows)")
+    p.add_argument("--conversations-dir", metavar="DIR", default=_config.CONVERSATIONS_DIR,
+                   help="labelled conversations the follow-up detector is fitted on, with data/dev's "
+                        "(--no-follow-up: store none; the 'detector' rule then uses its hand weights)")
+    p.add_argument("--no-follow-up", dest="conversations_dir", action="store_const", const=None,
+                   help=opt.argparse.SUPPRESS)
+    p.add_argument("--dev-dir", metavar="DIR", default=_config.DEV_DIR,
+                   help="development sets: their conversations*.jsonl also train the follow-up detector")
     opt.add_policy_options(p)
     opt.add_force(p)
     p.set_defaults(func=cmd_export)

@@ -55,6 +55,7 @@ from .artifact_schema import (CORE_MEMBERS, EMBEDDING_DTYPES, MEMBERS, SCHEMA_VE
                               validate_values)
 from .calibration import Calibration
 from .coverage import CoverageCap
+from .follow_up import FollowUpDetector
 from .heads import load_head
 from .knn import KNNConfig, center
 from .question import QuestionBlend
@@ -384,11 +385,18 @@ def _check_arrays(path, arrays, meta, digest):
         validate_values(arrays)
         Calibration.from_arrays(meta.get("calibration"), arrays)
         CoverageCap.from_arrays(meta.get("coverage"), arrays)
+        _check_follow_up(meta.get("follow_up"), arrays, d)
         QuestionBlend.from_metadata(meta.get("question"))
         load_head(meta.get("head", "knn"), arrays, n_cat, d)
     except ArtifactError as e:
         raise ArtifactError(f"{path}: {e}") from None
     return x
+
+
+def _check_follow_up(meta, arrays, dim):
+    detector = FollowUpDetector.from_arrays(meta, arrays)
+    if detector is not None and detector.dim != dim:
+        raise ArtifactError(f"follow-up detector has {detector.dim} dimensions, the embeddings {dim}")
 
 
 def _check_vectors(path, x, mean, suffix=""):

@@ -67,6 +67,8 @@ MEMBERS = {
     "center": Member("f", (1,), lambda n, dim, c: dim * 8),
     "head_*": Member("fiu", (0, 1, 2), _family_budget),
     "calibration_*": Member("fiu", (0, 1, 2), _family_budget),
+    # the follow-up detector of conversations (workbench.core.follow_up): a centre and 2 * dim + 2 weights
+    "follow_up_*": Member("f", (1,), lambda n, dim, c: (3 * dim + 2) * 8),
     # an approximate-nearest-neighbour index, serialised to bytes: the vectors again plus its graph
     "ann_index": Member("u", (1,), lambda n, dim, c: 2 * n * dim * 4 + n * 1024 + 2**20),
 }
@@ -233,13 +235,13 @@ def _calibrations():
 
 
 def validate_values(arrays):
-    """Refuse a ``head_*`` or ``calibration_*`` array with a NaN, an infinity or a value outside its range.
+    """Refuse a ``head_*``, ``calibration_*`` or ``follow_up_*`` array with a NaN, an infinity or a value outside its range.
 
     Rules by name in :data:`VALUE_RANGES`; any other array of those families
     must hold finite numbers within ``MAX_WEIGHT``.
     """
     for name, a in arrays.items():
-        if not name.startswith(("head_", "calibration_")):
+        if not name.startswith(("head_", "calibration_", "follow_up_")):
             continue
         low, high = VALUE_RANGES.get(name, (-MAX_WEIGHT, MAX_WEIGHT))
         v = np.asarray(a, np.float64)

@@ -23,14 +23,15 @@ nothing in particular. A **context rule** says how turn ``i`` is routed
   :func:`text_words`) that still routes below the previous turn's decision
   continues that task (its category and tier), unless it is released as above:
   "round up", "in F?", "shorter, as bullets";
-- ``detector``: a turn that a small learned follow-up detector
-  (:func:`follow_up_probability`, weights fitted on labelled conversations by
-  :mod:`workbench.analysis.conversations`) calls a follow-up with at least
-  ``threshold`` probability continues the previous turn's task (its category
-  and tier), or takes its reading with all ``turns`` earlier turns when that
-  routes higher (a follow-up of the turn before the previous one); every other turn is routed alone, so a fresh turn is not lifted
-  by the task before it. The detector reads the message's own decision, its
-  readings with the earlier turns and the previous turn's decision.
+- ``detector``: a turn that a learned follow-up detector calls a follow-up
+  continues the task: it takes the highest tier among the final decisions of
+  its ``turns`` earlier turns and its own reading with them (the task may lie
+  a turn back, behind an aside or a "thanks"); every other turn is routed
+  alone, so a fresh turn is not lifted by the task before it. The detector is
+  the pool's own when it stores one (:class:`~workbench.core.follow_up.FollowUpDetector`,
+  read from the turn's and the previous turn's vectors, fitted on labelled
+  conversations at export); otherwise a small logistic model over the turn's
+  decisions (:func:`follow_up_probability`, ``weights``).
 
 ``lift``, ``sticky`` and ``inherit`` only raise tiers over the message alone,
 so they never add a downgrade; ``previous``, ``confident`` and ``detector`` may.
@@ -79,9 +80,11 @@ class ContextRule:
     short_words : float
         ``inherit``: a turn of at most this many words (:func:`text_words`) continues the task.
     weights : tuple of float
-        ``detector``: intercept then one weight per :data:`FOLLOW_UP_FEATURES`.
+        ``detector`` without the pool's detector: intercept then one weight per :data:`FOLLOW_UP_FEATURES`.
     threshold : float
-        ``detector``: follow-up probability from which a turn continues the task.
+        ``detector``: the pool's detector's follow-up probability from which a turn continues the task.
+    hand_threshold : float
+        The same for the hand-weighted detector (``weights``), used when the pool stores none.
     """
 
     name: str = _config.CONTEXT_RULE
@@ -91,13 +94,14 @@ class ContextRule:
     short_words: float = _config.INHERIT_SHORT_WORDS
     weights: tuple = _config.FOLLOW_UP_WEIGHTS
     threshold: float = _config.FOLLOW_UP_THRESHOLD
+    hand_threshold: float = _config.FOLLOW_UP_HAND_THRESHOLD
 
     def __post_init__(self):
         if self.name not in CONTEXT_RULES:
             raise ConfigError(f"context rule must be one of {CONTEXT_RULES}; got {self.name!r}")
         if not isinstance(self.turns, int) or self.turns < 1:
             raise ConfigError(f"turns must be an integer >= 1; got {self.turns!r}")
-        for what in ("release_confidence", "threshold"):
+        for what in ("release_confidence", "threshold", "hand_threshold"):
             if not 0.0 <= float(getattr(self, what)) <= 1.0:
                 raise ConfigError(f"{what} must be in [0, 1]; got {getattr(self, what)!r}")
         if not float(self.short_words) >= 0:
@@ -246,7 +250,7 @@ def follow_up_probability(features, weights) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-def decide_turns(rule, texts, route, tiers):
+def decide_turns(rule, texts, route, tiers, *, encode=None, detector=None):
     """One decision per turn of one conversation under ``rule``.
 
     Parameters
@@ -255,11 +259,17 @@ def decide_turns(rule, texts, route, tiers):
     texts : list of str
         User turns, oldest first.
     route : callable
-        ``route(list of str) -> list of RouteDecision`` (e.g. ``Router.route_batch``); called once,
-        with every distinct text the rule reads.
+        ``route(list of str) -> list of RouteDecision`` (e.g. ``Router.route_batch``), with every distinct
+        text the rule reads: once, or with the pool's detector twice (the turns, then the follow-ups' windows).
     tiers : sequence of str
         Tier names, cheapest first.
+    encode : callable, optional
+        ``encode(list of str) -> vectors``; with ``detector``, the ``detector`` rule reads the turns' vectors.
+    detector : FollowUpDetector, optional
+        The pool's follow-up detector (``detector`` rule); None: the hand-weighted one of ``rule``.
     """
+    if rule.name == "detector" and detector is not None and encode is not None:
+        return _detected_by(detector, rule, texts, route, tiers, encode)
     windows = context_texts(texts, rule.turns) if rule.reads_context and len(texts) > 1 else []
     if rule.name == "previous" and windows:
         windows = windows[-1:]
@@ -280,20 +290,40 @@ def decide_turns(rule, texts, route, tiers):
         return lift
     if rule.name == "inherit":
         return continued(lift, [text_words(t) <= rule.short_words for t in texts], tiers, rule)
-    return detected(rule, texts, alone, readings, lift, tiers)
+    return detected(rule, texts, alone, readings, tiers)
 
 
-def detected(rule, texts, alone, readings, lift, tiers):
-    """The ``detector`` rule: a turn the detector calls a follow-up takes the previous turn's task, others stay alone."""
+def _detected_by(detector, rule, texts, route, tiers, encode):
+    """The ``detector`` rule with the pool's detector: only a follow-up is read with its earlier turns, so a
+    fresh turn costs one text to embed (its own) and a follow-up two (its own and its widest window)."""
+    distinct = list(dict.fromkeys(texts))
+    decided = dict(zip(distinct, route(distinct)))
+    alone = [decided[t] for t in texts]
+    follows = detector.predict_proba(encode(list(texts)), texts) >= rule.threshold
+    widest = context_texts(texts, rule.turns)[-1]
+    wanted = list(dict.fromkeys(widest[i] for i in range(1, len(texts)) if follows[i]))
+    read = dict(zip(wanted, route(wanted))) if wanted else {}
+    readings = [[read.get(w, a) for w, a in zip(widest, alone)]]  # only follow-ups' entries are ever read
+    return detected(rule, texts, alone, readings, tiers, follows=follows)
+
+
+def detected(rule, texts, alone, readings, tiers, *, follows=None):
+    """The ``detector`` rule: a turn read as a follow-up takes the task, others stay alone.
+
+    ``follows`` marks the follow-ups (the pool's detector); None: the hand-weighted detector of ``rule``.
+    A follow-up takes the highest tier among the final decisions of its ``rule.turns`` earlier turns (the
+    latest on a tie) and its widest reading with context (only when strictly higher).
+    """
     rank = _rank(tiers)
-    best = more_confident(alone, *readings)
+    best = more_confident(alone, readings[0])  # the hand weights were fitted on the reading with one earlier turn
     out = []
-    for i, d in enumerate(alone):  # the detector reads the previous turn's *final* decision
-        if i > 0 and not _released(d, rule) and follow_up_probability(follow_up_features(
-                texts[i], d, best[i], out[-1], tiers, release_category=rule.release_category),
-                rule.weights) >= rule.threshold:
-            widest = readings[-1][i]  # the previous turn's task, or the widest reading when it is higher
-            d = widest if rank[widest.tier] > rank[out[-1].tier] else _take_task(d, out[-1])
+    for i, d in enumerate(alone):  # the hand-weighted detector reads the previous turn's *final* decision
+        if i > 0 and not _released(d, rule) and (follows[i] if follows is not None else follow_up_probability(
+                follow_up_features(texts[i], d, best[i], out[-1], tiers, release_category=rule.release_category),
+                rule.weights) >= rule.hand_threshold):
+            task = max(reversed(out[max(0, i - rule.turns):]), key=lambda p: rank[p.tier])
+            widest = readings[-1][i]
+            d = widest if rank[widest.tier] > rank[task.tier] else _take_task(d, task)
         out.append(d)
     return out
 

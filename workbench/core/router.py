@@ -14,6 +14,7 @@ from .ann import restore_index
 from .artifact import load_pool_npz
 from .calibration import Calibration
 from .conversation import ContextRule, RecentVectors, decide_turns
+from .follow_up import FollowUpDetector
 from .coverage import CoverageCap
 from .heads import load_head
 from .knn import center, decide, predict, predict_from_neighbors
@@ -86,6 +87,7 @@ class Router:
         self.calibration = Calibration.from_arrays(meta.get("calibration"), artifact.arrays)
         self.coverage = CoverageCap.from_arrays(meta.get("coverage"), artifact.arrays)
         self.question = QuestionBlend.from_metadata(meta.get("question"))
+        self.follow_up = FollowUpDetector.from_arrays(meta.get("follow_up"), artifact.arrays)
         if self.policy.cost is not None and len(self.policy.cost) != len(self.tiers):
             raise ArtifactError(f"policy cost matrix does not match the {len(self.tiers)} tiers")
         self.index = restore_index(artifact)
@@ -212,8 +214,9 @@ class Router:
         rule = context or policy or ContextRule()
         texts = [t["text"] if isinstance(t, dict) else t for t in turns]
         _check_visible(texts)
-        return decide_turns(rule, texts, lambda batch: self.route_batch(batch, encode=self._turn_vectors.encode),
-                            self.tiers)
+        encode = self._turn_vectors.encode
+        return decide_turns(rule, texts, lambda batch: self.route_batch(batch, encode=encode), self.tiers,
+                            encode=encode, detector=self.follow_up)
 
     @property
     def _turn_vectors(self):

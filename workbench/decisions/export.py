@@ -168,6 +168,15 @@ def _head(pool, config, head, targets, params):
     return head, choice, out_of_sample(pool.vectors, pool.labels, pool.taxonomy, config, head=head, params=params)
 
 
+def _follow_up_arrays(detector, pool, arrays):
+    """Add the follow-up detector's arrays to ``arrays``; its metadata entry."""
+    if detector.dim != pool.vectors.shape[1]:
+        raise ConfigError(f"the follow-up detector has {detector.dim} dimensions, the pool "
+                          f"{pool.vectors.shape[1]}: fit it with the pool's backend")
+    arrays.update(detector.arrays())
+    return detector.to_metadata()
+
+
 def _decision_metadata(policy, point, head, calibration, choice, coverage):
     """The metadata an export adds to pool.npz: policy, head, operating point, calibration, head choice."""
     meta = {"policy": policy.to_metadata(), "head": head}
@@ -235,8 +244,10 @@ def export_pool(pool, path, config, *, head=_config.HEAD, targets=None, params=N
         arrays.update(cal.calibration.arrays())
     cover, _ = pool_coverage(pool, config)  # lowers the confidence only: the operating point is unchanged
     arrays.update(cover.arrays())
+    extra = _decision_metadata(policy, point, head, cal, choice, cover)
+    if params.follow_up is not None:
+        extra["follow_up"] = _follow_up_arrays(params.follow_up, pool, arrays)
     meta = write_pool_npz(path, pool.vectors, labels, pool.ids, taxonomy=taxonomy, embedder_spec=pool.embedder.spec,
-                          config=config, dtype=dtype, extra_arrays=arrays,
-                          extra_metadata=_decision_metadata(policy, point, head, cal, choice, cover),
+                          config=config, dtype=dtype, extra_arrays=arrays, extra_metadata=extra,
                           ann=_config.ANN_THRESHOLD <= len(pool.vectors) if ann is None else ann)
     return ExportResult(Path(path), meta, point, choice, cal)

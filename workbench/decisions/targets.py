@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .. import config as _config
+from ..core.follow_up import FollowUpDetector
 from ..core.policy import CRITERIA, POLICIES
 from ..errors import ConfigError
 
@@ -103,12 +104,16 @@ class HeadParams:
         Folds of the out-of-fold predictions and of the head comparison.
     n_splits : int
         Stratified folds (at least 2).
+    follow_up : FollowUpDetector, optional
+        The conversations' follow-up detector the export stores with the heads (fitted on labelled
+        conversations by :func:`workbench.analysis.conversations.fit_follow_up`); None: the pool has none.
     """
 
     C: float = _config.LOGREG_C
     blend_weight: float = _config.BLEND_WEIGHT
     seed: int = _config.SEED
     n_splits: int = _config.N_SPLITS
+    follow_up: object = None
 
     def __post_init__(self):
         if not (isinstance(self.C, (int, float)) and self.C > 0):
@@ -119,6 +124,8 @@ class HeadParams:
             raise ConfigError(f"seed must be an integer >= 0; got {self.seed!r}")
         if not isinstance(self.n_splits, int) or self.n_splits < 2:
             raise ConfigError(f"n_splits must be an integer >= 2; got {self.n_splits!r}")
+        if self.follow_up is not None and not isinstance(self.follow_up, FollowUpDetector):
+            raise ConfigError(f"follow_up must be a FollowUpDetector or None; got {type(self.follow_up).__name__}")
 
     def fit_kwargs(self) -> dict:
         """Keyword arguments of :func:`workbench.analysis.heads.fit_head`."""
