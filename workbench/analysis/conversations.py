@@ -394,14 +394,20 @@ def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FO
 
 def choose_context_rule(table, *, baseline="alone"):
     """The rule to ship: the best tier accuracy over all turns among those that route follow-ups better than
-    ``baseline`` without more fresh-turn downgrades (ties: fewer downgrades); ``baseline`` when none does.
+    ``baseline`` without more fresh-turn downgrades than ``baseline`` plus one binomial standard error of its rate
+    (ties: fewer downgrades); ``baseline`` when none does.
+
+    A rule that reads context may turn a fresh turn into a follow-up; the tolerance keeps one or two such turns
+    in a few hundred from outweighing every follow-up it routes right.
 
     Returns
     -------
     dict with ``rule`` (label), ``beats_baseline`` and ``summary`` (one sentence).
     """
     base = table.loc[baseline]
-    ok = table[(table["fresh_downgrade_rate"] <= base["fresh_downgrade_rate"] + 1e-12)
+    rate, n = base["fresh_downgrade_rate"], max(int(base["fresh_n"]), 1)
+    tolerance = np.sqrt(rate * (1 - rate) / n)
+    ok = table[(table["fresh_downgrade_rate"] <= rate + tolerance + 1e-12)
                & (table["follow_up_tier_accuracy"] > base["follow_up_tier_accuracy"])]
     best = baseline if ok.empty else ok.assign(_key=-ok["all_tier_accuracy"].round(9)).sort_values(
         ["_key", "all_downgrade_rate"], kind="stable").index[0]

@@ -1,0 +1,170 @@
+"""The pool's follow-up detector: its rule on known decisions, its place in pool.npz, and what it learns."""
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import ROOT
+from workbench.core.conversation import ContextRule, context_texts, decide_turns
+from workbench.core.follow_up import FollowUpDetector, turn_features
+from workbench.core.router import RouteDecision
+from workbench.errors import ArtifactError, ConfigError
+
+TIERS = ("cheap", "medium", "strong")
+RANK = {t: i for i, t in enumerate(TIERS)}
+_CAT_TIER = {"casual": "cheap", "simple_lookup": "cheap", "analysis": "medium", "creative": "medium",
+             "coding": "strong", "reasoning": "strong"}
+
+
+def d(category, confidence=0.5):
+    return RouteDecision(category, _CAT_TIER[category], confidence, 0.5, similarities=[0.8],
+                         vote_tier=_CAT_TIER[category])
+
+
+class Flags:
+    """A detector whose probabilities are given (the rule's logic, apart from what the weights learn)."""
+
+    def __init__(self, probabilities):
+        self.probabilities = np.asarray(probabilities, float)
+
+    def predict_proba(self, vectors, texts):
+        assert len(vectors) == len(texts) == len(self.probabilities)
+        return self.probabilities
+
+
+_turns = st.lists(st.tuples(st.sampled_from(sorted(_CAT_TIER)), st.sampled_from(sorted(_CAT_TIER)),
+                            st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=7)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_turns, st.integers(1, 3), st.sampled_from([0.3, 0.5, 0.7]))
+def test_only_flagged_turns_leave_their_own_decision_and_they_take_the_highest_task(turns, window, threshold):
+    """The class behind "a fresh turn is not lifted by the task before it": an unflagged turn is routed exactly as
+    alone; a flagged one gets the highest tier of the previous ``turns`` decisions or of its widest reading."""
+    texts = [f"turn {i}" for i in range(len(turns))]
+    widest = context_texts(texts, window)[-1]
+    own = {t: d(c, conf) for t, (c, _, conf, _) in zip(texts, turns)}
+    read = {w: d(c) for w, (_, c, _, _) in zip(widest[1:], turns[1:])}
+    asked = []
+
+    def route(batch):
+        asked.extend(batch)
+        return [own[t] if t in own else read[t] for t in batch]
+
+    rule = ContextRule("detector", turns=window, threshold=threshold, release_confidence=1.0)
+    probs = [0.0] + [p for *_, p in turns[1:]]
+    out = decide_turns(rule, texts, route, TIERS, encode=lambda b: np.zeros((len(b), 4)), detector=Flags(probs))
+    assert len(out) == len(texts) and out[0] is own[texts[0]]
+    for i in range(1, len(texts)):
+        if probs[i] < threshold:
+            assert out[i] is own[texts[i]]
+            assert widest[i] not in asked  # a fresh turn costs its own text only
+        else:
+            task = max(RANK[o.tier] for o in out[max(0, i - window):i])
+            assert RANK[out[i].tier] == max(task, RANK[read[widest[i]].tier])
+
+
+def test_a_clearly_casual_turn_keeps_its_own_decision_even_when_flagged():
+    texts = ["write me a sorting function in go", "thanks a lot!"]
+    own = {texts[0]: d("coding"), texts[1]: d("casual", 0.95)}
+    out = decide_turns(ContextRule("detector", turns=2), texts, lambda b: [own.get(t, d("coding")) for t in b],
+                       TIERS, encode=lambda b: np.zeros((len(b), 4)), detector=Flags([0.0, 1.0]))
+    assert [o.tier for o in out] == ["strong", "cheap"]
+
+
+def test_the_detector_checks_its_weights_and_reads_each_turn_against_the_previous():
+    with pytest.raises(ConfigError, match="2 \\* dim \\+ 2"):
+        FollowUpDetector(np.zeros(4), np.zeros(9), 0.0)
+    with pytest.raises(ConfigError, match="finite"):
+        FollowUpDetector(np.zeros(4), np.full(10, np.nan), 0.0)
+    v = np.eye(3, 4)
+    x = turn_features(v, ["a b c", "d", "e f"], np.zeros(4))
+    assert x.shape == (2, 10) and np.allclose(x[:, :4], v[1:]) and np.allclose(x[:, 4:8], v[:-1])
+    assert np.allclose(x[:, 8], np.log1p([1, 2])) and np.allclose(x[:, 9], 0.0)
+    detector = FollowUpDetector(np.zeros(4), np.r_[np.zeros(8), 0.0, 0.0], 2.0)
+    p = detector.predict_proba(v, ["a", "b", "c"])
+    assert p[0] == 0.0 and np.allclose(p[1:], 1 / (1 + np.exp(-2.0)))
+    assert FollowUpDetector.from_arrays(None, {}) is None
+    with pytest.raises(ArtifactError, match="follow_up_coef"):
+        FollowUpDetector.from_arrays({"intercept": 0.0}, {"follow_up_center": np.zeros(4)})
+
+
+@pytest.fixture(scope="module")
+def fitted(small_pool, cache_dir, tmp_path_factory):
+    """A detector fitted with the real encoder on two files of the labelled conversations, and a pool carrying it."""
+    from workbench.analysis.conversations import fit_follow_up, read_conversations, turn_encoder
+    from workbench.core.knn import KNNConfig
+    from workbench.decisions.export import export_pool
+    from workbench.decisions.targets import HeadParams
+
+    folder = ROOT / "data" / "conversations"
+    train = read_conversations([folder / "conversations_a.jsonl", folder / "conversations_d.jsonl"])
+    held = read_conversations(folder / "conversations_g.jsonl")
+    encode = turn_encoder([*train["text"], *held["text"]], small_pool.embedder, cache_dir=cache_dir)
+    detector = fit_follow_up(train, encode, standalone=(small_pool.vectors, small_pool.frame["text"].tolist()))
+    path = tmp_path_factory.mktemp("follow_up") / "pool.npz"
+    export_pool(small_pool, path, KNNConfig(k=5), head="knn", params=HeadParams(follow_up=detector))
+    return detector, held, encode, path
+
+
+@pytest.mark.model
+def test_the_detector_tells_follow_ups_from_fresh_turns_on_conversations_it_never_saw(fitted):
+    detector, held, encode, _ = fitted
+    flagged, truth = [], []
+    for _, g in held.groupby("conversation_id", sort=False):
+        texts = g["text"].tolist()
+        flagged.extend(detector.predict_proba(encode(texts), texts)[1:] >= 0.5)
+        truth.extend(g["kind"].iloc[1:] == "follow_up")
+    flagged, truth = np.array(flagged), np.array(truth)
+    assert len(truth) >= 60 and truth.any() and (~truth).any()
+    assert (flagged == truth).mean() >= 0.75, (flagged == truth).mean()
+
+
+@pytest.mark.model
+def test_the_pool_carries_its_detector_and_the_router_routes_conversations_with_it(fitted, e5):
+    from workbench.core.artifact import load_pool_npz
+    from workbench.core.router import Router
+
+    detector, held, encode, path = fitted
+    router = Router.load(path, embedder=e5)
+    assert router.follow_up is not None and router.follow_up.dim == detector.dim
+    texts = held.loc[held["conversation_id"] == held["conversation_id"].iloc[0], "text"].tolist()
+    assert np.allclose(router.follow_up.predict_proba(encode(texts), texts),
+                       detector.predict_proba(encode(texts), texts), atol=1e-4)  # stored as float32
+    meta = load_pool_npz(path).metadata
+    assert set(meta["follow_up"]) == {"intercept"}
+    assert len(router.route_conversation(texts)) == len(texts)
+
+
+def test_a_detector_of_another_width_is_refused_at_export_and_load(small_pool, tmp_path):
+    from workbench.core.artifact import write_pool_npz
+    from workbench.core.knn import KNNConfig
+    from workbench.decisions.export import export_pool
+    from workbench.decisions.targets import HeadParams
+
+    narrow = FollowUpDetector(np.zeros(8), np.zeros(18), 0.0)
+    with pytest.raises(ConfigError, match="dimensions"):
+        export_pool(small_pool, tmp_path / "a.npz", KNNConfig(k=5), head="knn", params=HeadParams(follow_up=narrow))
+    with pytest.raises(ArtifactError, match="follow-up detector has 8 dimensions"):
+        write_pool_npz(tmp_path / "b.npz", small_pool.vectors, small_pool.labels, small_pool.ids,
+                       taxonomy=small_pool.taxonomy, embedder_spec=small_pool.embedder.spec, config=KNNConfig(k=5),
+                       extra_arrays=narrow.arrays(), extra_metadata={"follow_up": narrow.to_metadata()})
+    assert not (tmp_path / "a.npz").exists() and not (tmp_path / "b.npz").exists()
+    with pytest.raises(ConfigError, match="FollowUpDetector"):
+        HeadParams(follow_up=json)
+
+
+def test_the_choice_tolerates_one_standard_error_of_fresh_downgrades_and_no_more():
+    import pandas as pd
+
+    from workbench.analysis.conversations import choose_context_rule
+
+    row = lambda acc, fresh_down, follow: {"all_tier_accuracy": acc, "all_downgrade_rate": 0.05,  # noqa: E731
+                                           "fresh_n": 685, "fresh_tier_accuracy": 0.9, "fresh_downgrade_rate": fresh_down,
+                                           "follow_up_tier_accuracy": follow, "follow_up_downgrade_rate": 0.05}
+    table = pd.DataFrame({"alone": row(0.70, 0.020, 0.45), "within": row(0.90, 0.022, 0.90),
+                          "beyond": row(0.95, 0.030, 0.95)}).T  # one standard error at 2% of 685 is 0.53 points
+    assert choose_context_rule(table)["rule"] == "within"
+    assert choose_context_rule(table.drop(index="within"))["rule"] == "alone"
