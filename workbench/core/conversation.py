@@ -260,7 +260,8 @@ def decide_turns(rule, texts, route, tiers, *, encode=None, detector=None):
         User turns, oldest first.
     route : callable
         ``route(list of str) -> list of RouteDecision`` (e.g. ``Router.route_batch``), with every distinct
-        text the rule reads: once, or with the pool's detector twice (the turns, then the follow-ups' windows).
+        text the rule reads: once, or with the pool's detector once for the turns, then once per follow-up whose
+        reading with context could matter (see :func:`detected`).
     tiers : sequence of str
         Tier names, cheapest first.
     encode : callable, optional
@@ -290,40 +291,42 @@ def decide_turns(rule, texts, route, tiers, *, encode=None, detector=None):
         return lift
     if rule.name == "inherit":
         return continued(lift, [text_words(t) <= rule.short_words for t in texts], tiers, rule)
-    return detected(rule, texts, alone, readings, tiers)
+    return detected(rule, texts, alone, tiers, readings=readings)
 
 
 def _detected_by(detector, rule, texts, route, tiers, encode):
-    """The ``detector`` rule with the pool's detector: only a follow-up is read with its earlier turns, so a
-    fresh turn costs one text to embed (its own) and a follow-up two (its own and its widest window)."""
+    """The ``detector`` rule with the pool's detector. Only a follow-up is read with its earlier turns, and only
+    when that reading could matter (its task is below the top tier): a fresh turn costs one text to embed (its
+    own), a follow-up at most two (its own and its widest window)."""
     distinct = list(dict.fromkeys(texts))
     decided = dict(zip(distinct, route(distinct)))
-    alone = [decided[t] for t in texts]
-    follows = detector.predict_proba(encode(list(texts)), texts) >= rule.threshold
     widest = context_texts(texts, rule.turns)[-1]
-    wanted = list(dict.fromkeys(widest[i] for i in range(1, len(texts)) if follows[i]))
-    read = dict(zip(wanted, route(wanted))) if wanted else {}
-    readings = [[read.get(w, a) for w, a in zip(widest, alone)]]  # only follow-ups' entries are ever read
-    return detected(rule, texts, alone, readings, tiers, follows=follows)
+    return detected(rule, texts, [decided[t] for t in texts], tiers,
+                    follows=detector.predict_proba(encode(list(texts)), texts) >= rule.threshold,
+                    reading=lambda i: route([widest[i]])[0])
 
 
-def detected(rule, texts, alone, readings, tiers, *, follows=None):
+def detected(rule, texts, alone, tiers, *, follows=None, reading=None, readings=None):
     """The ``detector`` rule: a turn read as a follow-up takes the task, others stay alone.
 
-    ``follows`` marks the follow-ups (the pool's detector); None: the hand-weighted detector of ``rule``.
-    A follow-up takes the highest tier among the final decisions of its ``rule.turns`` earlier turns (the
-    latest on a tie) and its widest reading with context (only when strictly higher).
+    ``follows`` marks the follow-ups (the pool's detector); None: the hand-weighted detector of ``rule``, which
+    reads ``readings`` (per window, the turns read with context). A follow-up takes the highest tier among the
+    final decisions of its ``rule.turns`` earlier turns (the latest on a tie) and its widest reading with context
+    (``reading(i)``, default the last of ``readings``; asked only when the task is below the top tier, and taken
+    only when strictly higher).
     """
     rank = _rank(tiers)
-    best = more_confident(alone, readings[0])  # the hand weights were fitted on the reading with one earlier turn
+    reading = reading or (lambda i: readings[-1][i])
+    if follows is None:  # the hand weights were fitted on the reading with one earlier turn
+        best = more_confident(alone, readings[0])
     out = []
     for i, d in enumerate(alone):  # the hand-weighted detector reads the previous turn's *final* decision
         if i > 0 and not _released(d, rule) and (follows[i] if follows is not None else follow_up_probability(
                 follow_up_features(texts[i], d, best[i], out[-1], tiers, release_category=rule.release_category),
                 rule.weights) >= rule.hand_threshold):
             task = max(reversed(out[max(0, i - rule.turns):]), key=lambda p: rank[p.tier])
-            widest = readings[-1][i]
-            d = widest if rank[widest.tier] > rank[task.tier] else _take_task(d, task)
+            wider = reading(i) if rank[task.tier] < len(tiers) - 1 else task
+            d = wider if rank[wider.tier] > rank[task.tier] else _take_task(d, task)
         out.append(d)
     return out
 
