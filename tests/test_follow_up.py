@@ -53,7 +53,7 @@ def test_only_flagged_turns_leave_their_own_decision_and_they_take_the_highest_t
         asked.extend(batch)
         return [own[t] if t in own else read[t] for t in batch]
 
-    rule = ContextRule("detector", turns=window, threshold=threshold, release_confidence=1.0)
+    rule = ContextRule("detector", turns=window, threshold=threshold)
     probs = [0.0] + [p for *_, p in turns[1:]]
     out = decide_turns(rule, texts, route, TIERS, encode=lambda b: np.zeros((len(b), 4)), detector=Flags(probs))
     assert len(out) == len(texts) and out[0] is own[texts[0]]
@@ -66,12 +66,17 @@ def test_only_flagged_turns_leave_their_own_decision_and_they_take_the_highest_t
             assert RANK[out[i].tier] == max(task, RANK[read[widest[i]].tier])
 
 
-def test_a_clearly_casual_turn_keeps_its_own_decision_even_when_flagged():
-    texts = ["write me a sorting function in go", "thanks a lot!"]
-    own = {texts[0]: d("coding"), texts[1]: d("casual", 0.95)}
-    out = decide_turns(ContextRule("detector", turns=2), texts, lambda b: [own.get(t, d("coding")) for t in b],
-                       TIERS, encode=lambda b: np.zeros((len(b), 4)), detector=Flags([0.0, 1.0]))
-    assert [o.tier for o in out] == ["strong", "cheap"]
+def test_with_the_pools_detector_its_flag_alone_decides():
+    """The release rule (a confidently casual turn never continues a task) is the hand detector's: the pool's
+    detector learned reactions as fresh turns, and a confidently "casual" reading of "shorter" or "round up" must
+    not undo its call."""
+    texts = ["write me a sorting function in go", "shorter"]
+    own = {texts[0]: d("coding"), texts[1]: d("casual", 0.99)}
+    route = lambda b: [own.get(t, d("coding")) for t in b]  # noqa: E731
+    for flag, tiers in ((1.0, ["strong", "strong"]), (0.0, ["strong", "cheap"])):
+        out = decide_turns(ContextRule("detector", turns=2), texts, route, TIERS,
+                           encode=lambda b: np.zeros((len(b), 4)), detector=Flags([0.0, flag]))
+        assert [o.tier for o in out] == tiers
 
 
 def test_the_detector_checks_its_weights_and_reads_each_turn_against_the_previous():

@@ -309,8 +309,10 @@ def _detected_by(detector, rule, texts, route, tiers, encode):
 def detected(rule, texts, alone, tiers, *, follows=None, reading=None, readings=None):
     """The ``detector`` rule: a turn read as a follow-up takes the task, others stay alone.
 
-    ``follows`` marks the follow-ups (the pool's detector); None: the hand-weighted detector of ``rule``, which
-    reads ``readings`` (per window, the turns read with context). A follow-up takes the highest tier among the
+    ``follows`` marks the follow-ups (the pool's detector, which learned reactions such as "thanks, ordering the
+    second one" as fresh turns, so no release rule overrides it); None: the hand-weighted detector of ``rule``,
+    which reads ``readings`` (per window, the turns read with context) and never flags a turn released as clearly
+    casual (``rule.release_*``). A follow-up takes the highest tier among the
     final decisions of its ``rule.turns`` earlier turns (the latest on a tie) and its widest reading with context
     (``reading(i)``, default the last of ``readings``; asked only when the task is below the top tier, and taken
     only when strictly higher).
@@ -321,7 +323,7 @@ def detected(rule, texts, alone, tiers, *, follows=None, reading=None, readings=
         best = more_confident(alone, readings[0])
     out = []
     for i, d in enumerate(alone):  # the hand-weighted detector reads the previous turn's *final* decision
-        if i > 0 and not _released(d, rule) and (follows[i] if follows is not None else follow_up_probability(
+        if i > 0 and (follows[i] if follows is not None else not _released(d, rule) and follow_up_probability(
                 follow_up_features(texts[i], d, best[i], out[-1], tiers, release_category=rule.release_category),
                 rule.weights) >= rule.hand_threshold):
             task = max(reversed(out[max(0, i - rule.turns):]), key=lambda p: rank[p.tier])
