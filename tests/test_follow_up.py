@@ -173,3 +173,17 @@ def test_the_choice_tolerates_one_standard_error_of_fresh_downgrades_and_no_more
                           "beyond": row(0.95, 0.030, 0.95)}).T  # one standard error at 2% of 685 is 0.53 points
     assert choose_context_rule(table)["rule"] == "within"
     assert choose_context_rule(table.drop(index="within"))["rule"] == "alone"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 30), st.integers(0, 80), st.integers(0, 3))
+def test_pool_pairs_come_in_the_number_asked_whatever_the_pool_size(messages, turns, seed):
+    """As many fresh pairs as labelled turns, whether the pool is larger or smaller than that (a grown
+    development set once asked for more pairs than the pool had messages), never a message after itself."""
+    from workbench.analysis.conversations import fresh_pairs
+
+    vectors = np.random.default_rng(seed).normal(size=(messages, 32))
+    texts = [f"message {i}" for i in range(messages)]
+    rows = fresh_pairs((vectors, texts), np.zeros(32), turns, seed)
+    assert rows.shape == (turns, 66)
+    assert (np.abs(rows[:, :32] - rows[:, 32:64]).max(axis=1) > 0).all()

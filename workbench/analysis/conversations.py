@@ -25,7 +25,7 @@ from ..core.follow_up import FollowUpDetector, turn_features
 from ..errors import ConfigError, DataError
 
 __all__ = ["KINDS", "CANDIDATE_RULES", "rule_label", "candidate_rules", "read_dev_conversations", "read_conversations", "route_context_rules", "fit_follow_up_detector",
-           "fit_follow_up", "follow_up_sets", "shipped_follow_up", "pool_messages", "turn_encoder",
+           "fit_follow_up", "fresh_pairs", "follow_up_sets", "shipped_follow_up", "pool_messages", "turn_encoder",
            "compare_context_rules", "choose_context_rule", "context_rule_errors",
            "context_rule_metrics", "compare_conversation_policies", "choose_conversation_policy"]
 
@@ -222,7 +222,7 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
         x.append(turn_features(encode(t), t, center))
         y.extend(kinds[g[1:]] == "follow_up")
     if standalone is not None:
-        x.append(_standalone_rows(standalone, center, len(y), seed))
+        x.append(fresh_pairs(standalone, center, len(y), seed))
         y.extend([False] * len(x[-1]))
     x, y = np.vstack(x), np.array(y)
     if len(set(y)) < 2:
@@ -231,15 +231,16 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
     return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]))
 
 
-def _standalone_rows(standalone, center, n, seed):
+def fresh_pairs(standalone, center, n, seed):
     """``n`` pairs of pool messages read as (previous turn, turn): a message that stands alone is fresh whatever
     came before it."""
     vectors, texts = standalone
-    if len(texts) < 2:
+    if len(texts) < 2 or n < 1:
         return np.zeros((0, 2 * center.shape[0] + 2))
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(texts), size=(min(n, len(texts)), 2), replace=len(texts) < n)
-    return np.vstack([turn_features(vectors[[a, b]], [texts[a], texts[b]], center) for a, b in pick])
+    first = rng.integers(0, len(texts), n)
+    second = (first + rng.integers(1, len(texts), n)) % len(texts)  # never the message after itself
+    return np.vstack([turn_features(vectors[[a, b]], [texts[a], texts[b]], center) for a, b in zip(first, second)])
 
 
 def follow_up_sets(conversations_dir=None, dev_dir=None, taxonomy=None):
