@@ -187,3 +187,33 @@ def test_pool_pairs_come_in_the_number_asked_whatever_the_pool_size(messages, tu
     rows = fresh_pairs((vectors, texts), np.zeros(32), turns, seed)
     assert rows.shape == (turns, 66)
     assert (np.abs(rows[:, :32] - rows[:, 32:64]).max(axis=1) > 0).all()
+
+
+@pytest.mark.model
+def test_the_gateway_decides_turns_as_route_conversation_does_with_the_pools_detector(fitted, e5):
+    """A single user turn goes through the micro-batcher, a conversation through the router's detector: the same
+    decisions as ``route_conversation``."""
+    import asyncio
+    import hashlib
+    import time
+    from types import SimpleNamespace
+
+    from workbench.core.router import Router
+    from workbench.serve.batching import RouterWorker
+    from workbench.serve.gateway import route_turns
+    from workbench.serve.pools import ServedPool
+
+    _, held, _, path = fitted
+    pool = ServedPool(Router.load(path, embedder=e5), str(path), hashlib.sha256(path.read_bytes()).hexdigest(),
+                      time.time())
+    state = SimpleNamespace(pool=pool, worker=RouterWorker(pool, max_batch=32, window_s=0.0).start())
+    rule = ContextRule()
+    try:
+        for _, g in list(held.groupby("conversation_id", sort=False))[:6]:
+            texts = g["text"].tolist()
+            for n in range(1, len(texts) + 1):
+                got, sha = asyncio.run(route_turns(state, texts[:n], rule))
+                want = pool.router.route_conversation(texts[:n], context=rule)[-1]
+                assert (got.category, got.tier) == (want.category, want.tier) and sha == pool.sha256
+    finally:
+        state.worker.stop()

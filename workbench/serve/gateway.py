@@ -128,12 +128,12 @@ async def _submit(worker, texts):
 async def route_turns(state, texts, policy):
     """The decision for the last user turn under ``policy`` (a context rule), and the SHA-256 of the pool that made it.
 
-    The rules that read one earlier turn (``alone``, ``previous``, ``confident``, ``lift``) decide the last turn
-    from the last two turns only, so those go through the micro-batcher; every other rule (``sticky``, ``inherit``,
-    ``detector``, or a wider window) routes the whole conversation with the router's own conversation API, so the
-    gateway never re-implements a rule.
+    Every rule routes a first (or only) user turn alone, and the rules that read one earlier turn (``alone``,
+    ``previous``, ``confident``, ``lift``) decide the last turn from the last two turns only, so those go through
+    the micro-batcher; every other conversation (``sticky``, ``inherit``, ``detector``, or a wider window) is routed
+    with the router's own conversation API, so the gateway never re-implements a rule.
     """
-    if policy.name not in _TWO_TURN_RULES or policy.turns != 1:
+    if len(texts) > 1 and (policy.name not in _TWO_TURN_RULES or policy.turns != 1):
         pool = state.pool
         decisions = await asyncio.to_thread(pool.router.route_conversation, texts, context=policy)
         return decisions[-1], pool.sha256
