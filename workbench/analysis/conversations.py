@@ -369,15 +369,17 @@ def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FO
         Taxonomy.from_metadata(router.metadata).tier_map))
     route = cached_route(router, frame, turns=max(r.turns for r in rules.values()), cache_dir=cache_dir)
     extra = also_train.reset_index(drop=True) if also_train is not None else frame.iloc[:0]
-    encode = turn_encoder([*frame["text"], *extra["text"]], router.embedder, cache_dir=cache_dir)
-    standalone = pool_messages(router) if standalone is None else standalone
+    learns = any(r.name == "detector" for r in rules.values())  # only the detector rules fit a detector per fold
+    encode = turn_encoder([*frame["text"], *extra["text"]], router.embedder, cache_dir=cache_dir) if learns else None
+    standalone = pool_messages(router) if standalone is None and learns else standalone
     fold = conversation_folds(frame, folds, seed=seed)
     held = {label: [None] * len(frame) for label in rules}
     per_fold = []
     for k in range(folds):
         train, test = frame[fold != k].reset_index(drop=True), frame[fold == k]
         fitted = {label: fit_rule(rule, train, route, tiers) for label, rule in rules.items()}
-        detector = fit_follow_up(pd.concat([train, extra], ignore_index=True), encode, standalone=standalone, seed=seed)
+        detector = fit_follow_up(pd.concat([train, extra], ignore_index=True), encode, standalone=standalone,
+                                 seed=seed) if learns else None
         decided = route_context_rules(test.reset_index(drop=True), fitted, route, tiers, encode=encode,
                                       detector=detector)
         for label, decisions in decided.items():

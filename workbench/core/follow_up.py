@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from ..errors import ArtifactError, ConfigError
+from .conversation import text_words
 
 __all__ = ["FollowUpDetector", "turn_features"]
 
@@ -40,8 +41,6 @@ def turn_features(vectors, texts, center):
         The turns' texts.
     center : array (dim,)
     """
-    from .conversation import text_words
-
     v = np.asarray(vectors, np.float64)
     if len(v) < 2:
         return np.zeros((0, 2 * v.shape[1] + 2))
