@@ -29,7 +29,8 @@ labelled_files = st.lists(raw_lines, min_size=1, max_size=5).map(lambda ls: b"\n
 def test_score_answers_or_names_the_line(route_npz, tmp_path_factory, data):
     path = tmp_path_factory.mktemp("score") / "eval.jsonl"
     path.write_bytes(data)
-    code, out, err = run_main(["score", "--pool", str(route_npz), "--input", str(path), "--cache-dir", "none"])
+    cache = str(path.parent / "cache")  # never a folder of the working directory (a relative "none" landed in git)
+    code, out, err = run_main(["score", "--pool", str(route_npz), "--input", str(path), "--cache-dir", cache])
     assert_cli_contract(code, err)
     if code == 2:
         assert "eval.jsonl" in err
