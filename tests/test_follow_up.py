@@ -96,6 +96,76 @@ def test_the_detector_checks_its_weights_and_reads_each_turn_against_the_previou
         FollowUpDetector.from_arrays({"intercept": 0.0}, {"follow_up_center": np.zeros(4)})
 
 
+_memories = st.integers(0, 2**16).map(lambda seed: np.random.default_rng(seed))
+
+
+def _memory_detector(rng, m, follows=None, dim=6):
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    previous = np.array([-1 if i == 0 or rng.random() < 0.3 else rng.integers(0, i) for i in range(m)])
+    follows = (rng.random(m) < 0.5) & (previous >= 0) if follows is None else np.full(m, follows) & (previous >= 0)
+    return FollowUpDetector(rng.normal(size=dim) * 0.1, rng.normal(size=2 * dim + 2), rng.normal(),
+                            unit(rng.normal(size=(m, dim))), previous, follows, k=int(rng.integers(1, m + 1)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_memories, st.integers(2, 40), st.integers(1, 6))
+def test_the_memory_votes_stay_probabilities_and_survive_the_round_trip(rng, m, turns):
+    """With a memory the detector averages the regression and two k-NN votes: probabilities in [0, 1], 0 for the
+    first turn, exactly the regression's third when no remembered turn is a follow-up, and the same numbers after
+    the pool.npz arrays (memory in float16) are read back."""
+    detector = _memory_detector(rng, m)
+    vectors, texts = rng.normal(size=(turns, 6)), [f"turn {i} " * (i + 1) for i in range(turns)]
+    p = detector.predict_proba(vectors, texts)
+    assert p.shape == (turns,) and p[0] == 0.0 and ((p >= 0) & (p <= 1)).all()
+    back = FollowUpDetector.from_arrays(detector.to_metadata(), detector.arrays())
+    assert np.allclose(back.predict_proba(vectors, texts), p, atol=1e-5)
+    regression = FollowUpDetector(detector.center, detector.coef, detector.intercept).predict_proba(vectors, texts)
+    none = FollowUpDetector(detector.center, detector.coef, detector.intercept, detector.memory, detector.previous,
+                            np.zeros(m), k=detector.k)
+    assert np.allclose(none.predict_proba(vectors, texts), regression / 3)
+
+
+def test_a_turn_like_a_remembered_follow_up_reads_as_one():
+    """The k-NN votes find a follow-up by its like among the labelled turns, whatever the regression says."""
+    e = np.eye(4)
+    memory = np.array([e[0], e[1], e[2], e[3]])  # (task, follow-up) and (task, fresh turn)
+    detector = FollowUpDetector(np.zeros(4), np.zeros(10), -50.0, memory, [-1, 0, -1, 2], [0, 1, 0, 0], k=1)
+    assert detector.predict_proba(np.array([e[0], e[1]]), ["a", "b"])[1] == pytest.approx(2 / 3)
+    assert detector.predict_proba(np.array([e[2], e[3]]), ["a", "b"])[1] == pytest.approx(0.0)
+
+
+def test_without_forgets_the_turns_it_is_asked_to_route_and_keeps_the_rest():
+    """The promotion gate routes the labelled conversations the detector remembers: ``without`` drops those turns
+    (and the pairs that lean on them), so it votes as a detector fitted on the other conversations would."""
+    e = np.eye(5)
+    memory, previous, follows = e[:4], [-1, 0, -1, 2], [0, 1, 0, 1]
+    full = FollowUpDetector(np.zeros(5), np.zeros(12), 0.0, memory, previous, follows, k=2)
+    other = FollowUpDetector(np.zeros(5), np.zeros(12), 0.0, e[2:4], [-1, 0], [0, 1], k=2)
+    held = full.without(e[:2])
+    assert len(held.memory) == 2 and list(held.previous) == [-1, 0] and list(held.follows) == [0, 1]
+    turns = np.array([e[0], e[1], e[4]])
+    assert np.allclose(held.predict_proba(turns, ["a", "b", "c"]), other.predict_proba(turns, ["a", "b", "c"]))
+    assert full.without(e[1:2]).previous.tolist() == [-1, -1, 1]  # the pair (0, 1) is gone, (2, 3) renumbered
+    assert not full.without(e[:4]).has_memory and full.without(np.zeros((0, 5))) is full
+
+
+def test_a_bad_memory_is_refused():
+    ok = dict(memory=np.eye(3, 4), previous=[-1, 0, 1], follows=[0, 1, 0])
+    FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **ok, k=3)
+    for change, match in (({"previous": [-1, 2, 1]}, "earlier memory row"), ({"follows": [0, 2, 0]}, "0 or 1"),
+                          ({"memory": np.eye(3, 5)}, "memory must be"), ({"previous": [-1, 0]}, "memory must be")):
+        with pytest.raises(ConfigError, match=match):
+            FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **{**ok, **change}, k=3)
+    with pytest.raises(ConfigError, match="k must be"):
+        FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **ok, k=4)
+    arrays = FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **ok, k=3).arrays()
+    with pytest.raises(ArtifactError, match="k must be an integer"):
+        FollowUpDetector.from_arrays({"intercept": 0.0, "k": 2.5}, arrays)
+    with pytest.raises(ArtifactError, match="follow_up_follows"):
+        FollowUpDetector.from_arrays({"intercept": 0.0, "k": 2}, {k: v for k, v in arrays.items()
+                                                                 if k != "follow_up_follows"})
+
+
 @pytest.fixture(scope="module")
 def fitted(small_pool, cache_dir, tmp_path_factory):
     """A detector fitted with the real encoder on two files of the labelled conversations, and a pool carrying it."""
@@ -139,7 +209,8 @@ def test_the_pool_carries_its_detector_and_the_router_routes_conversations_with_
     assert np.allclose(router.follow_up.predict_proba(encode(texts), texts),
                        detector.predict_proba(encode(texts), texts), atol=1e-4)  # stored as float32
     meta = load_pool_npz(path).metadata
-    assert set(meta["follow_up"]) == {"intercept"}
+    assert set(meta["follow_up"]) == {"intercept", "k"} and router.follow_up.has_memory
+    assert len(router.follow_up.memory) == len(fitted[0].memory)
     assert len(router.route_conversation(texts)) == len(texts)
 
 

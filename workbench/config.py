@@ -243,7 +243,11 @@ FOLLOW_UP_HAND_THRESHOLD = 0.6
 #: Follow-up probability of the pool's detector from which the "detector" rule continues the task: on data/dev's
 #: conversations (5 folds) 0.5 and 0.6 route about as many turns right (85.2%, 85.7%; 0.3: 83.4%), 0.5 with fewer
 #: follow-up downgrades (9.6% against 11.1%), the errors users see.
-FOLLOW_UP_THRESHOLD = 0.5
+FOLLOW_UP_THRESHOLD = 0.55
+#: Neighbours of the pool's detector's k-NN votes over the labelled turns it keeps (workbench.core.follow_up).
+FOLLOW_UP_K = 15
+#: Most labelled turns a pool.npz may keep for those votes (int8: 896 bytes each at 896 dimensions).
+FOLLOW_UP_MAX_TURNS = 20_000
 #: Inverse regularisation of the pool's follow-up detector (logistic regression over 2 * dim + 2 inputs). Chosen
 #: early, on held-out folds of data/conversations before data/dev's conversations grew (detection accuracy 90.3% at
 #: 10; 3 and 30 within half a point, 1 at 86.5%): the report set served here as a development set once.

@@ -193,9 +193,10 @@ def turn_encoder(texts, embedder, *, cache_dir=None):
     return lambda batch: np.stack([table[t] for t in batch])
 
 
-def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed=_config.SEED):
+def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed=_config.SEED, memory=True,
+                  k=_config.FOLLOW_UP_K):
     """The follow-up detector (:class:`~workbench.core.follow_up.FollowUpDetector`) fitted on every turn but the
-    first of each conversation of ``frame``, by logistic regression on its ``kind``.
+    first of each conversation of ``frame``, by logistic regression on its ``kind``, with the turns as its memory.
 
     Parameters
     ----------
@@ -205,22 +206,31 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
     c : float
         Inverse regularisation.
     standalone : (vectors, texts), optional
-        Pool messages: as many seeded pairs of them as there are turns are added as fresh turns (a message
-        that stands alone is fresh whatever came before it), so the detector does not learn the labelled
+        Pool messages: as many seeded pairs of them as there are turns are added to the regression as fresh turns
+        (a message that stands alone is fresh whatever came before it), so it does not learn the labelled
         conversations' habit of following "thanks" or an aside with a return to the task.
     seed : int
         Which pairs.
+    memory : bool
+        Keep every turn of ``frame`` (first turns as fresh) for the detector's k-NN votes; False: the regression
+        alone.
+    k : int
+        Neighbours of each vote.
     """
     from sklearn.linear_model import LogisticRegression
 
     frame = frame.reset_index(drop=True)
+    if memory and len(frame) > _config.FOLLOW_UP_MAX_TURNS:
+        raise ConfigError(f"the follow-up detector keeps at most {_config.FOLLOW_UP_MAX_TURNS} labelled turns "
+                          f"(workbench.config.FOLLOW_UP_MAX_TURNS); got {len(frame)}")
     texts, kinds = frame["text"].tolist(), frame["kind"].to_numpy()
-    center = encode(texts).astype(np.float64).mean(axis=0)
-    x, y = [], []
+    vectors = encode(texts).astype(np.float64)
+    center = vectors.mean(axis=0)
+    x, y, previous = [], [], np.full(len(frame), -1)
     for g in _groups(frame):
-        t = [texts[i] for i in g]
-        x.append(turn_features(encode(t), t, center))
+        x.append(turn_features(vectors[g], [texts[i] for i in g], center))
         y.extend(kinds[g[1:]] == "follow_up")
+        previous[g[1:]] = g[:-1]
     if standalone is not None:
         x.append(fresh_pairs(standalone, center, len(y), seed))
         y.extend([False] * len(x[-1]))
@@ -228,7 +238,13 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
     if len(set(y)) < 2:
         raise ConfigError("fitting the follow-up detector needs both fresh and follow-up turns after the first")
     model = LogisticRegression(C=c, max_iter=5000).fit(x, y)
-    return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]))
+    if not memory:
+        return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]))
+    turns = vectors - center
+    turns /= np.maximum(np.linalg.norm(turns, axis=1, keepdims=True), 1e-12)
+    follows = (kinds == "follow_up") & (previous >= 0)
+    return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]), turns, previous, follows,
+                            k=min(k, len(frame)))
 
 
 def fresh_pairs(standalone, center, n, seed):

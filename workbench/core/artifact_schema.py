@@ -67,7 +67,13 @@ MEMBERS = {
     "center": Member("f", (1,), lambda n, dim, c: dim * 8),
     "head_*": Member("fiu", (0, 1, 2), _family_budget),
     "calibration_*": Member("fiu", (0, 1, 2), _family_budget),
-    # the follow-up detector of conversations (workbench.core.follow_up): a centre and 2 * dim + 2 weights
+    # the follow-up detector of conversations (workbench.core.follow_up): a centre and 2 * dim + 2 weights, and its
+    # memory of labelled turns (int8 vectors and their scale, previous rows, follow-up flags), at most
+    # FOLLOW_UP_MAX_TURNS turns
+    "follow_up_memory": Member("i", (2,), lambda n, dim, c: _config.FOLLOW_UP_MAX_TURNS * dim),
+    "follow_up_memory_scale": Member("f", (1,), lambda n, dim, c: dim * 8),
+    "follow_up_previous": Member("i", (1,), lambda n, dim, c: _config.FOLLOW_UP_MAX_TURNS * 4),
+    "follow_up_follows": Member("i", (1,), lambda n, dim, c: _config.FOLLOW_UP_MAX_TURNS),
     "follow_up_*": Member("f", (1,), lambda n, dim, c: (3 * dim + 2) * 8),
     # an approximate-nearest-neighbour index, serialised to bytes: the vectors again plus its graph
     "ann_index": Member("u", (1,), lambda n, dim, c: 2 * n * dim * 4 + n * 1024 + 2**20),
@@ -225,7 +231,9 @@ MAX_WEIGHT = 1e4
 #: Value rules of the arrays that carry numbers the router computes with: ``name: (low, high)``.
 VALUE_RANGES = {"head_coef": (-MAX_WEIGHT, MAX_WEIGHT), "head_intercept": (-MAX_WEIGHT, MAX_WEIGHT),
                 "head_blend_weight": (0.0, 1.0), "calibration_x": (0.0, 1.0), "calibration_y": (0.0, 1.0),
-                "calibration_temperature": (1e-3, 1e3), "calibration_coverage": (-1.0, 1.0)}
+                "calibration_temperature": (1e-3, 1e3), "calibration_coverage": (-1.0, 1.0),
+                "follow_up_memory": (-127, 127), "follow_up_memory_scale": (0.0, 1.0), "follow_up_follows": (0, 1),
+                "follow_up_previous": (-1, _config.FOLLOW_UP_MAX_TURNS)}
 
 
 def _calibrations():

@@ -183,7 +183,9 @@ def route_conversation_set(router, frame, *, name, cache_dir=None):
     (:meth:`~workbench.core.router.Router.route_conversation`); outcomes in ``frame``'s row order.
 
     Every text the handling may embed (each turn, each turn with the one before) is embedded once through the
-    embedding cache first, so a second pool on the same set costs no encoding.
+    embedding cache first, so a second pool on the same set costs no encoding. The pool's follow-up detector routes
+    them without its memory of these turns (:meth:`~workbench.core.follow_up.FollowUpDetector.without`): it was
+    fitted on the labelled conversations, and would otherwise find each turn itself.
     """
     from ..core.conversation import with_previous
     from ..core.router import Router
@@ -194,6 +196,8 @@ def route_conversation_set(router, frame, *, name, cache_dir=None):
     texts = list(dict.fromkeys(t for c in conversations for t in (*c["text"], *with_previous(c["text"].tolist()))))
     vectors = embed_texts(texts, router.embedder, cache_dir=cache_dir)
     cached = Router(router.artifact, _KnownVectors(router.embedder, texts, vectors))
+    if cached.follow_up is not None:
+        cached.follow_up = cached.follow_up.without(cached.embedder.encode(frame["text"].tolist()))
     decisions = [None] * len(frame)
     for turns in conversations:
         for row, d in zip(turns.index, cached.route_conversation(turns["text"].tolist())):
