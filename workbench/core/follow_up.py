@@ -39,6 +39,7 @@ from .. import config as _config
 from ..errors import ArtifactError, ConfigError
 from .conversation import text_words
 from .quantize import dequantize, quantize
+from .search import products
 
 __all__ = ["FollowUpDetector", "turn_features"]
 
@@ -157,7 +158,7 @@ class FollowUpDetector:
         z = np.clip(self.intercept + x @ self.coef, -50.0, 50.0)
         p = 1.0 / (1.0 + np.exp(-z))
         if self.memory is not None and len(p):
-            s = _unit(np.asarray(vectors, np.float64) - self.center) @ self.memory.T  # (turns, m)
+            s = products(_unit(np.asarray(vectors, np.float64) - self.center), self.memory)  # (turns, m)
             own = _vote(s[1:], self.follows, self.k)
             rows = self._paired  # pairs: the mean of turn-to-turn and previous-to-previous cosines
             pair = _vote((s[1:, rows] + s[:-1, self.previous[rows]]) / 2, self.follows[rows], self.k) \
@@ -174,7 +175,7 @@ class FollowUpDetector:
         """
         if self.memory is None or not len(vectors):
             return self
-        seen = (_unit(np.asarray(vectors, np.float64) - self.center) @ self.memory.T >= min_cosine).any(axis=0)
+        seen = (products(_unit(np.asarray(vectors, np.float64) - self.center), self.memory) >= min_cosine).any(axis=0)
         keep = np.flatnonzero(~seen)
         if not len(keep):
             return FollowUpDetector(self.center, self.coef, self.intercept)

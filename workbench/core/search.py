@@ -33,7 +33,7 @@ from ..errors import MissingDependencyError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GROUP", "BLOCK_ELEMENTS", "Neighbors", "block_top_k", "merge_top_k", "exact_top_k", "self_top_k",
+__all__ = ["GROUP", "BLOCK_ELEMENTS", "Neighbors", "products", "block_top_k", "merge_top_k", "exact_top_k", "self_top_k",
            "principal_basis", "reduced_top_k", "reduced_plans", "nearest_neighbors", "SearchCost", "search_cost",
            "choose_search"]
 
@@ -153,6 +153,14 @@ def _merge_entries(idx, sim, rows, cols, vals):
     return _from_key(np.sort(key, axis=1)[:, :k])
 
 
+def products(queries, pool):
+    """``queries @ pool.T`` in float32: a plain loop for a router's few queries (up to ``_SMALL_BATCH``), where
+    multithreaded BLAS's spinning threads would slow the embedding model's own next call down, BLAS otherwise."""
+    if len(queries) <= _SMALL_BATCH:
+        return np.einsum("ij,kj->ik", queries, pool, optimize=False)
+    return queries @ pool.T
+
+
 def exact_top_k(queries, pool, k, *, exclude=None, block_rows=None):
     """Exact top-``k`` of every query by cosine, in blocks of query rows (see :func:`workbench.core.knn.top_k`)."""
     queries = np.asarray(queries, np.float32)
@@ -164,10 +172,7 @@ def exact_top_k(queries, pool, k, *, exclude=None, block_rows=None):
     sim = np.empty((n, k), np.float32)
     for s in range(0, n, block_rows):
         rows = np.arange(s, min(s + block_rows, n))
-        if len(rows) <= _SMALL_BATCH:
-            S = np.einsum("ij,kj->ik", queries[rows], pool, optimize=False)
-        else:
-            S = queries[rows] @ pool.T
+        S = products(queries[rows], pool)
         if exclude is not None:
             S[exclude(rows)] = -np.inf
         idx[rows], sim[rows] = block_top_k(S, k)
