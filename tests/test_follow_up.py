@@ -214,6 +214,31 @@ def test_the_pool_carries_its_detector_and_the_router_routes_conversations_with_
     assert len(router.route_conversation(texts)) == len(texts)
 
 
+@pytest.mark.model
+def test_the_gate_routes_remembered_conversations_as_a_detector_that_never_saw_them(fitted, e5, cache_dir):
+    """The promotion gate routes the labelled conversations the detector was fitted on: with the memory of them
+    removed, as :meth:`FollowUpDetector.without` leaves it, not with each turn finding itself."""
+    from workbench.analysis.conversations import read_conversations
+    from workbench.core.router import Router
+    from workbench.core.taxonomy import Taxonomy
+    from workbench.decisions.promote import route_conversation_set
+
+    detector, _, encode, path = fitted
+    remembered = read_conversations(ROOT / "data" / "conversations" / "conversations_a.jsonl")
+    remembered = remembered[remembered["conversation_id"].isin(remembered["conversation_id"].unique()[:12])]
+    remembered = remembered.reset_index(drop=True)
+    got = route_conversation_set(Router.load(path, embedder=e5), remembered, name="a", cache_dir=cache_dir)
+    forgetful = Router.load(path, embedder=e5)
+    forgetful.follow_up = forgetful.follow_up.without(encode(remembered["text"].tolist()))
+    assert len(forgetful.follow_up.memory) < len(detector.memory)
+    want = [d for _, g in remembered.groupby("conversation_id", sort=False)
+            for d in forgetful.route_conversation(g["text"].tolist())]
+    tiers = list(forgetful.tiers)
+    gold = remembered["category"].map(Taxonomy.from_metadata(forgetful.metadata).tier_map).map(tiers.index)
+    routed = np.array([tiers.index(d.tier) for d in want])
+    assert (got.tier_correct == (routed == gold.to_numpy())).all() and (got.downgrade == (routed < gold)).all()
+
+
 def test_a_detector_of_another_width_is_refused_at_export_and_load(small_pool, tmp_path):
     from workbench.core.artifact import write_pool_npz
     from workbench.core.knn import KNNConfig
