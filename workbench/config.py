@@ -221,7 +221,8 @@ QUESTION_MIN_CHARS = 400
 #: pool's learned follow-up detector flags continues the task of the turns before; others are routed alone). Chosen
 #: on 5 held-out folds of data/dev's conversations (593 conversations, 2,632 turns; each fold's detector fitted on
 #: the other folds and data/conversations) with the default export: "detector" reading two earlier turns routes 87.2%
-#: of all turns right (lift-1 79.1%, alone 71.0%; three turns 87.7%, with a longer window to embed). Reported on
+#: of all turns right (lift-1 79.1%, alone 71.0%; three turns 87.7% at the same cost per turn, but with 14 of 685
+#: fresh turns of data/conversations downgraded, 2.04%, against 13 with two). Reported on
 #: data/conversations (08_generalisation, 332 conversations, 1,302 turns, the folds chosen by conversation): 93.7% of
 #: all turns, follow-ups 93.0% with 3.9% downgrades, fresh turns 94.3% with 1.9% (alone 96.2% with 1.9%); with the
 #: regression-only detector of the round before, 92.5%, 92.4% with 4.5%, 92.7% with 2.2%.
