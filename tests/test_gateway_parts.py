@@ -256,3 +256,47 @@ def test_the_gateway_decides_the_last_turn_as_route_conversation_does(small_npz,
             assert got.confidence == pytest.approx(want.confidence, abs=1e-6) and sha == pool.sha256
     finally:
         state.worker.stop()
+
+
+_TRANSPORT_ERRORS = st.sampled_from([AttributeError("'NoneType' object has no attribute 'getpeername'"),
+                                     OSError(104, "Connection reset by peer"), RuntimeError("transport closed"),
+                                     ValueError("bad chunk"), KeyError("ssl_object")])
+
+
+@settings(max_examples=25, deadline=None)
+@given(_TRANSPORT_ERRORS, st.sampled_from(["send", "first chunk", "body"]), st.booleans())
+def test_whatever_the_transport_raises_is_an_upstream_failure_never_a_500(error, where, stream):
+    """Under an upstream that dies mid-request the transport stack raises its own errors (anyio's AttributeError
+    on a closed socket was a 500 of the gateway under load): every one is an UpstreamFailure, which the gateway
+    retries and falls back from, whether it comes at the request, the stream's first chunk or the body."""
+    import asyncio
+
+    import httpx
+
+    from workbench.serve.forward import Forwarder, UpstreamFailure
+    from workbench.serve.upstreams import Upstream, Upstreams
+
+    class Broken(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            raise error
+            yield b""  # noqa: unreachable - an async generator that fails at its first chunk
+
+    def handler(request):
+        if where == "send":
+            raise error
+        return httpx.Response(200, stream=Broken(), headers={"content-type": "application/json"})
+
+    upstream = Upstream("cheap", "http://127.0.0.1:9", "m", retries=1)
+    forwarder = Forwarder(Upstreams({"cheap": upstream}))
+
+    async def go():
+        forwarder.clients["cheap"] = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        try:
+            with pytest.raises(UpstreamFailure) as caught:
+                await forwarder.send(upstream, {"model": "m", "messages": []}, stream=stream or where == "first chunk",
+                                     request_id="r")
+            return caught.value.reason
+        finally:
+            await forwarder.aclose()
+
+    assert asyncio.run(go()) == "closed"

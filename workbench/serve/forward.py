@@ -67,11 +67,19 @@ def usage_of(payload):
 
 
 def failure_reason(error):
+    """The failure label of an exception raised while talking to an upstream.
+
+    Any exception counts, not only httpx's: under a connection that dies mid-request the transport stack raises
+    its own (anyio's ``AttributeError`` on a socket already closed), and that is still the upstream failing, to be
+    retried and fallen back from, never a 500 of the gateway.
+    """
     httpx = require("httpx", purpose="the gateway")
-    if isinstance(error, httpx.TimeoutException):
+    if isinstance(error, (httpx.TimeoutException, TimeoutError)):
         return "timeout"
     if isinstance(error, httpx.ConnectError):
         return "connect"
+    if not isinstance(error, httpx.HTTPError):
+        log.warning("upstream transport raised %s: %s", type(error).__name__, error)
     return "closed"  # RemoteProtocolError, ReadError, ...: the connection went away
 
 
@@ -114,13 +122,12 @@ class Forwarder:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _try(self, upstream, data, headers, stream):
-        httpx = require("httpx", purpose="the gateway")
         client = self.clients[upstream.tier]
         request = client.build_request("POST", upstream.base_url + "/chat/completions", content=data, headers=headers)
         started = time.perf_counter()
         try:
             response = await client.send(request, stream=True)
-        except httpx.HTTPError as e:
+        except Exception as e:  # noqa: BLE001 - whatever the transport raises is the upstream failing (failure_reason)
             reason = failure_reason(e)
             if reason == "timeout":
                 raise UpstreamFailure("timeout") from None
@@ -152,18 +159,16 @@ class Forwarder:
         return Answer(status, content_type, body=body, started=started)
 
     async def _first_chunk(self, chunks, upstream):
-        httpx = require("httpx", purpose="the gateway")
         try:
             async with asyncio.timeout(upstream.timeout_s):
                 async for chunk in chunks:
                     if chunk:
                         return chunk
-        except (httpx.HTTPError, TimeoutError) as e:
-            raise UpstreamFailure("timeout" if isinstance(e, TimeoutError) else failure_reason(e)) from None
+        except Exception as e:  # noqa: BLE001 - see failure_reason
+            raise UpstreamFailure(failure_reason(e)) from None
         raise UpstreamFailure("closed", "the stream ended before its first chunk")
 
     async def _read_body(self, response, upstream):
-        httpx = require("httpx", purpose="the gateway")
         body = bytearray()
         try:
             async with asyncio.timeout(upstream.timeout_s):  # a deadline for the whole body, not per read
@@ -171,8 +176,10 @@ class Forwarder:
                     body += chunk
                     if len(body) > upstream.max_response_bytes:
                         raise UpstreamFailure("too_large", f"over {upstream.max_response_bytes} bytes")
-        except (httpx.HTTPError, TimeoutError) as e:
-            raise UpstreamFailure("timeout" if isinstance(e, TimeoutError) else failure_reason(e)) from None
+        except UpstreamFailure:
+            raise
+        except Exception as e:  # noqa: BLE001 - see failure_reason
+            raise UpstreamFailure(failure_reason(e)) from None
         return bytes(body)
 
 

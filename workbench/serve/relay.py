@@ -55,7 +55,6 @@ def _error_event(tier, reason):
 async def relay_stream(gw, answer, upstream, rec, finish):
     """Yield ``answer``'s chunks (its first one already read); ``finish`` closes the record when it ends."""
     import anyio
-    import httpx
 
     from .forward import UpstreamFailure, failure_reason
 
@@ -69,7 +68,7 @@ async def relay_stream(gw, answer, upstream, rec, finish):
                 raise UpstreamFailure("too_large")
             scanner.feed(chunk)
             yield chunk
-    except (httpx.HTTPError, UpstreamFailure) as e:
+    except Exception as e:  # noqa: BLE001 - any transport error after the first chunk ends the stream loudly
         reason = e.reason if isinstance(e, UpstreamFailure) else failure_reason(e)
         status = "stream_error"
         gw.metrics.stream_errors.labels(upstream.tier, reason).inc()
