@@ -240,10 +240,8 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
     model = LogisticRegression(C=c, max_iter=5000).fit(x, y)
     if not memory:
         return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]))
-    turns = vectors - center
-    turns /= np.maximum(np.linalg.norm(turns, axis=1, keepdims=True), 1e-12)
     follows = (kinds == "follow_up") & (previous >= 0)
-    return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]), turns, previous, follows,
+    return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]), vectors - center, previous, follows,
                             k=min(k, len(frame)))
 
 

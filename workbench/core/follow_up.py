@@ -87,8 +87,8 @@ class FollowUpDetector:
         Weights of the turn's vector, the previous turn's vector, log words and the cosine.
     intercept : float
     memory : array (m, dim), optional
-        The labelled turns (each minus ``center``, unit length), kept as int8 as pool.npz stores them; or, with
-        ``memory_scale``, that int8 array itself. None: the regression alone.
+        The labelled turns, each minus ``center`` (made unit length here), kept as int8 as pool.npz stores them;
+        or, with ``memory_scale``, that int8 array itself. None: the regression alone.
     previous : int array (m,), optional
         Per memory row, the row of the turn before it in its conversation; -1 for a first turn.
     follows : array (m,), optional
@@ -122,7 +122,7 @@ class FollowUpDetector:
         if memory_scale is None:
             if memory.ndim != 2 or not np.isfinite(memory).all():
                 raise ConfigError(f"follow-up detector: memory must be finite (m, {dim}); got {memory.shape}")
-            memory, memory_scale = quantize(memory)
+            memory, memory_scale = quantize(_unit(memory))
         self._stored = (np.asarray(memory, np.int8), np.asarray(memory_scale, np.float32))
         if self._stored[0].ndim != 2 or self._stored[1].shape != (self._stored[0].shape[-1],):
             raise ConfigError(f"follow-up detector: memory must be (m, {dim}) and its scale ({dim},); got "
@@ -158,13 +158,17 @@ class FollowUpDetector:
         z = np.clip(self.intercept + x @ self.coef, -50.0, 50.0)
         p = 1.0 / (1.0 + np.exp(-z))
         if self.memory is not None and len(p):
-            s = products(_unit(np.asarray(vectors, np.float64) - self.center), self.memory)  # (turns, m)
+            s = self._similarities(vectors)  # (turns, m)
             own = _vote(s[1:], self.follows, self.k)
             rows = self._paired  # pairs: the mean of turn-to-turn and previous-to-previous cosines
             pair = _vote((s[1:, rows] + s[:-1, self.previous[rows]]) / 2, self.follows[rows], self.k) \
                 if len(rows) else own
             p = (p + own + pair) / 3
         return np.concatenate([[0.0], p])
+
+    def _similarities(self, vectors):
+        """Cosines of ``vectors`` (minus the centre) to every remembered turn."""
+        return products(_unit(np.asarray(vectors, np.float64) - self.center), self.memory)
 
     def without(self, vectors, *, min_cosine=0.999):
         """This detector with every remembered turn at ``min_cosine`` or more of one of ``vectors`` forgotten.
@@ -175,7 +179,7 @@ class FollowUpDetector:
         """
         if self.memory is None or not len(vectors):
             return self
-        seen = (products(_unit(np.asarray(vectors, np.float64) - self.center), self.memory) >= min_cosine).any(axis=0)
+        seen = (self._similarities(vectors) >= min_cosine).any(axis=0)
         keep = np.flatnonzero(~seen)
         if not len(keep):
             return FollowUpDetector(self.center, self.coef, self.intercept)
