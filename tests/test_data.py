@@ -7,7 +7,7 @@ from workbench.dataset.duplicates import shared_openings
 MIN_TOTAL, MIN_PER_CATEGORY, MIN_LANGUAGES = 2400, 320, 12
 #: The style batches (data/pool/style-*.jsonl): styles the first batch did not cover.
 STYLES = {"voice", "lookup", "instruction", "long_context", "chitchat", "fact", "estimate", "judgement", "playful",
-          "act", "weigh", "hivi", "paste", "errand", "pasteask", "react", "aside"}
+          "act", "weigh", "hivi", "paste", "errand", "pasteask", "react", "aside", "decide", "yesno", "cask", "plain"}
 MIN_STYLE_TOTAL, MIN_STYLE_LANGUAGES = 400, 10
 #: Cosine at or above which a pool message counts as a copy or paraphrase of an evaluation prompt (e5-small).
 EXTERNAL_OVERLAP = 0.90
@@ -55,7 +55,7 @@ def test_style_batches_cover_every_category_in_ten_languages(pool_frame, taxonom
     assert set(style["style"]) == STYLES and style["style"].notna().all()
     assert set(style["category"]) == set(taxonomy.categories)
     assert style["lang"].str.split(r"[+-]", regex=True).str[0].nunique() >= MIN_STYLE_LANGUAGES
-    assert style["id"].str.contains(r"-(?:voice|lookup|instruction|long_context|chitchat|fact|estimate|judgement|playful|act|weigh|hivi|paste|errand|pasteask|react|aside)-\d{3}$", regex=True).all()
+    assert style["id"].str.contains(rf"-(?:{'|'.join(sorted(STYLES))})-\d{{3}}$", regex=True).all()
 
 
 def test_no_two_messages_share_an_opening_frame(pool_frame):
