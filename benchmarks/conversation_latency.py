@@ -23,7 +23,8 @@ import statistics
 import time
 
 RULES = {"alone": ("alone", 1), "lift": ("lift", 1), "lift-2": ("lift", 2), "lift-3": ("lift", 3),
-         "inherit-2": ("inherit", 2), "detector-2": ("detector", 2)}
+         "inherit-2": ("inherit", 2), "detector-2": ("detector", 2),
+         "detector-3": ("detector", 3)}
 
 
 def timed(fn, repeat):

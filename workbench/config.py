@@ -219,20 +219,19 @@ QUESTION_MIN_CHARS = 400
 #: (with the earlier user turns), "confident" (the most confident reading), "lift" (the same, but context may only
 #: raise a turn's tier), "sticky", "inherit" (lift, then short turns continue the task) or "detector" (a turn the
 #: pool's learned follow-up detector flags continues the task of the turns before; others are routed alone). Chosen
-#: on 5 held-out folds of data/dev's conversations (593 conversations, 2,632 turns; each fold's detector fitted on
-#: the other folds and data/conversations) with the default export: "detector" reading two earlier turns routes 87.2%
-#: of all turns right (lift-1 79.1%, alone 71.0%; three turns 87.7% at the same cost per turn, but with 14 of 685
-#: fresh turns of data/conversations downgraded, 2.04%, against 13 with two). Reported on
-#: data/conversations (08_generalisation, 332 conversations, 1,302 turns, the folds chosen by conversation): 93.7% of
-#: all turns, follow-ups 93.0% with 3.9% downgrades, fresh turns 94.3% with 1.9% (alone 96.2% with 1.9%); with the
-#: regression-only detector of the round before, 92.5%, 92.4% with 4.5%, 92.7% with 2.2%.
+#: on 5 held-out folds of data/dev's conversations (679 conversations, 3,014 turns; each fold's detector fitted on
+#: the other folds and data/conversations) with the default export: "detector" reading three earlier turns routes
+#: 87.9% of all turns right, follow-ups 84.3% with 9.6% downgrades (two turns 87.4%, 82.6% with 11.5%; lift-1 80.0%,
+#: alone 70.6%). Reported on data/conversations (08_generalisation, 332 conversations, 1,302 turns, the folds chosen
+#: by conversation): 93.6% of all turns, follow-ups 93.0% with 4.1% downgrades, fresh turns 94.0% with 2.3% (two
+#: turns 93.4%, 92.7% with 4.2%, 94.0% with 2.2%; alone 96.4% with 2.2%).
 CONTEXT_RULE = "detector"
 #: The name before "context rule" (kept for one release).
 CONVERSATION_POLICY = CONTEXT_RULE
 #: Earlier user turns read with a message (and the sticky window). With the pool's detector only a follow-up is read
-#: with them, and only when that could raise it (one more text to embed, longer by the earlier turns); see CONTEXT_RULE
-#: for three.
-CONTEXT_TURNS = 2
+#: with them, and only when that could raise it (one more text to embed, longer by the earlier turns): three cost
+#: what two do per turn (benchmarks/conversation_latency.py); see CONTEXT_RULE.
+CONTEXT_TURNS = 3
 #: "inherit": a turn of at most this many words (two CJK characters a word) continues the previous turn's task.
 INHERIT_SHORT_WORDS = 6
 #: "detector": intercept and weights of the follow-up detector over workbench.core.conversation.FOLLOW_UP_FEATURES,
