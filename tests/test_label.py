@@ -6,6 +6,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import ROOT, write_jsonl
 from tests.fake_llm import FakeLLM, hash_category
@@ -227,6 +229,29 @@ def test_limit_sends_at_most_that_many_requests_and_leaves_the_rest(taxonomy, ke
         labelled, s = label_messages(ROWS, taxonomy, client(llm), tmp_path / "c.jsonl", limit=2)
         assert len(llm.requests) == 2
     assert [r["id"] for r in labelled] == ["m1", "m2"] and s["remaining"] == 3
+
+
+class _SlowStart(ChatClient):
+    """A client whose threads reach the request budget in the reverse of the messages' order (the first message
+    waits longest), as a loaded machine may schedule them."""
+
+    def complete(self, messages):
+        index = next(i for i, r in enumerate(ROWS) if r["text"] in messages[-1]["content"])
+        time.sleep(0.03 * (len(ROWS) - index))
+        return super().complete(messages)
+
+
+@settings(max_examples=12, deadline=None)
+@given(limit=st.integers(0, len(ROWS)), concurrency=st.integers(1, 4))
+def test_a_limit_labels_the_first_messages_in_order_whatever_the_threads_do(taxonomy, tmp_path_factory, limit,
+                                                                             concurrency):
+    with pytest.MonkeyPatch.context() as mp, FakeLLM() as llm:
+        mp.setenv(KEY_ENV, KEY)
+        c = _SlowStart(llm.base_url, "test-model", api_key_env=KEY_ENV, **FAST)
+        labelled, s = label_messages(ROWS, taxonomy, c, tmp_path_factory.mktemp("c") / "c.jsonl", limit=limit,
+                                     concurrency=concurrency)
+        assert len(llm.requests) == limit
+    assert [r["id"] for r in labelled] == [r["id"] for r in ROWS[:limit]] and s["remaining"] == len(ROWS) - limit
 
 
 def test_retry_after_accepts_seconds_and_http_dates():

@@ -267,9 +267,12 @@ def label_messages(rows, taxonomy, client, cache_path, *, concurrency=4, retry_f
         bar = tqdm(total=len(todo), desc=f"label {model}", unit="msg")
     executor = ThreadPoolExecutor(max_workers=concurrency)
     pending, queue, fatal, spent = {}, list(reversed(todo)), None, False
+    # with a limit, never more messages in flight than requests left: the first ones in order are the ones sent,
+    # not whichever threads reach the shared budget first
+    left = (lambda: client.max_requests - client.requests) if client.max_requests is not None else (lambda: concurrency)
     try:
         while queue or pending:
-            while queue and len(pending) < concurrency and fatal is None and not spent:
+            while queue and len(pending) < min(concurrency, left()) and fatal is None and not spent:
                 t = queue.pop()
                 pending[executor.submit(_label_one, client, system, t.row["text"], taxonomy)] = t
             if not pending:
