@@ -82,7 +82,16 @@ def test_workbench_nightly_runs_the_gate_after_its_notebooks(small_npz, labelled
                   "import os, shutil\nshutil.copyfile(os.environ['GATE_TEST_POOL'], os.path.join(output_dir, "
                   "'pool.npz'))")
     monkeypatch.setenv("GATE_TEST_POOL", str(small_npz))
-    params = {"eval_dir": str(evals), "conversations_dir": str(tmp_path / "none"), "cache_dir": str(cache_dir)}
+    log = tmp_path / "log"  # the gateway's decision log: the gate says what tonight's pool changes on it
+    log.mkdir()
+    (log / "decisions-2026-12-01.jsonl").write_text("".join(json.dumps(
+        {"request_id": str(i), "text_sha256": "0" * 64, "text": t, "upstream_tier": tier, "prompt_tokens": 100,
+         "completion_tokens": 50, "cost": c, **extra}) + "\n" for i, (t, tier, c, extra) in enumerate(
+        [("write a python function to reverse a list", "strong", 0.01, {}), ("hi there!", "cheap", 0.0001, {}),
+         ("compare two laptops for me", "medium", 0.001, {}), ("forwarded as asked", "strong", 0.01, {"routed": False})])),
+        encoding="utf-8")
+    params = {"eval_dir": str(evals), "conversations_dir": str(tmp_path / "none"), "cache_dir": str(cache_dir),
+              "decision_log": str(log)}
     reports = tmp_path / "reports"
     first = run_nightly(params, reports_dir=reports, date="2026-12-01", notebooks_dir=notebooks)
     assert "no previous pool" in (first / "index.html").read_text()
@@ -91,3 +100,6 @@ def test_workbench_nightly_runs_the_gate_after_its_notebooks(small_npz, labelled
     assert "Promotion gate: PROMOTE" in page and "kept from 2026-12-01" in page and (second / "promotion.html").exists()
     metrics = json.loads((second / "metrics.json").read_text())["gate"]
     assert metrics["status"] == "promote" and metrics["sets"] == len(labelled)
+    report = json.loads((second / "promotion.json").read_text())  # the same pool: nothing moves on the logged traffic
+    assert report["decision_log"]["n"] == 3 and report["decision_log"]["changed"] == 0  # the passthrough decided nothing
+    assert report["decision_log"]["cost_change"] == 0 and report["inputs"]["decision_log"] == str(log)

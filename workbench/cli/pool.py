@@ -82,28 +82,6 @@ def cmd_export(args):
         echo(result.point_summary())
 
 
-def _log_records(folder):
-    """Logged decisions of a decision-log folder: text (the gateway's reader), tokens, cost and upstream tier."""
-    from ..io import read_jsonl
-    from ..traffic.decision_log import read_decision_log
-
-    files = sorted(Path(folder).glob(_config.DECISIONS_GLOB)) if Path(folder).is_dir() else []
-    if not files:  # feedback-*.jsonl lines rate decisions; they are not decisions
-        raise DataError(folder, None, f"no decision-log files ({_config.DECISIONS_GLOB}) in this folder")
-    records = []
-    for f in files:
-        texts = {t["line"]: t["text"] for t in read_decision_log(f)}
-        for n, obj in read_jsonl(f):
-            if obj.get("routed") is False:  # a passthrough: the pool decided nothing
-                continue
-            tokens = sum(v for v in (obj.get("prompt_tokens"), obj.get("completion_tokens"))
-                         if isinstance(v, (int, float)) and not isinstance(v, bool))
-            cost = obj.get("cost")
-            records.append({"text": texts[n], "tokens": tokens, "upstream_tier": obj.get("upstream_tier"),
-                            "cost": cost if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None})
-    return records
-
-
 def _promotion_sets(router, args, *, name):
     """Every labelled set the options name, routed by ``router`` (one LabelledSet per set)."""
     from ..decisions.promote import labelled_sets
@@ -129,6 +107,7 @@ def cmd_promote(args):
     from ..core.router import Router
     from ..decisions.promote import GateRules, decision_log_change, promote
     from ..report.promotion import write_promotion
+    from ..traffic.decision_log import logged_decisions
 
     out = Path(args.out)
     inputs = [args.candidate, args.current, *(args.labelled or [])]
@@ -143,7 +122,8 @@ def cmd_promote(args):
     candidate = Router.load(args.candidate, embedder=current.embedder)
     change = None
     if args.decision_log:
-        change = decision_log_change(current, candidate, _log_records(args.decision_log), cache_dir=args.cache_dir)
+        change = decision_log_change(current, candidate, logged_decisions(args.decision_log),
+                                     cache_dir=args.cache_dir)
     result = promote(_promotion_sets(current, args, name="current"), _promotion_sets(candidate, args, name="candidate"),
                      rules=rules, decision_log=change)
     json_path, html_path = write_promotion(result.to_dict(), out, inputs={

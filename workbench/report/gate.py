@@ -3,7 +3,8 @@
 The nightly keeps that pool as ``<reports>/previous-pool.npz`` with
 ``previous-pool.json`` (the run that exported it and its SHA-256) beside it.
 After the notebooks, :func:`nightly_gate` runs :func:`workbench.decisions.promote.promote`
-of ``<run>/pool.npz`` against it on the labelled sets, writes
+of ``<run>/pool.npz`` against it on the labelled sets (and, given the gateway's
+decision log, what it would change on that traffic), writes
 ``promotion.json`` and ``promotion.html`` into the run folder and records the
 verdict in the ``gate`` section of ``metrics.json`` (the index shows it). A
 promoted pool replaces the kept one (an atomic rename, checked to load); a
@@ -57,24 +58,32 @@ def _kept_from(reports_dir):
     return json.loads(side.read_text(encoding="utf-8")).get("run", "?") if side.exists() else "?"
 
 
-def _verdict(run_dir, kept, sets):
+def _verdict(run_dir, kept, sets, decision_log=None):
     """Run the gate of ``run_dir/pool.npz`` against ``kept``; the promotion dict (written to the run folder)."""
     from ..core.router import Router
-    from ..decisions.promote import labelled_sets, promote
+    from ..decisions.promote import decision_log_change, labelled_sets, promote
+    from ..traffic.decision_log import logged_decisions
     from .promotion import write_promotion
 
     current = Router.load(kept)
     candidate = Router.load(Path(run_dir) / "pool.npz", embedder=current.embedder)
-    result = promote(labelled_sets(current, **sets), labelled_sets(candidate, **sets))
+    change = decision_log_change(current, candidate, logged_decisions(decision_log), cache_dir=sets["cache_dir"]) \
+        if decision_log is not None else None
+    result = promote(labelled_sets(current, **sets), labelled_sets(candidate, **sets), decision_log=change)
     report = result.to_dict()
-    write_promotion(report, run_dir, inputs={"candidate": "pool.npz (tonight's export)",
-                                             "current": f"{KEPT_POOL} (kept from {_kept_from(Path(kept).parent)})"})
+    inputs = {"candidate": "pool.npz (tonight's export)",
+              "current": f"{KEPT_POOL} (kept from {_kept_from(Path(kept).parent)})"}
+    write_promotion(report, run_dir, inputs={**inputs, **({"decision_log": decision_log} if decision_log else {})})
     return report
 
 
 def nightly_gate(run_dir, reports_dir, *, eval_dir=None, conversations_dir=None, labelled=(),
-                 per_source=_config.EVAL_PER_SOURCE, seed=_config.SEED, cache_dir=None):
+                 per_source=_config.EVAL_PER_SOURCE, seed=_config.SEED, cache_dir=None, decision_log=None):
     """Gate tonight's pool against the kept one, record the verdict, rotate the kept pool when promoted.
+
+    ``decision_log`` (a folder of the gateway's ``decisions-*.jsonl``) adds to the promotion page what tonight's
+    pool would change on that traffic: decisions moved, toward which tier, and the cost at the logged tokens. It
+    informs; the verdict stays the labelled sets'.
 
     Returns the ``gate`` metrics: ``status`` (``promote``, ``refuse``, ``no_previous``, ``no_pool`` or
     ``error``), ``previous`` (the run whose pool was compared with), ``reasons`` and ``sets``.
@@ -91,7 +100,7 @@ def nightly_gate(run_dir, reports_dir, *, eval_dir=None, conversations_dir=None,
     else:
         previous = _kept_from(reports_dir)
         try:
-            report = _verdict(run_dir, kept, sets)
+            report = _verdict(run_dir, kept, sets, decision_log)
         except WorkbenchError as e:  # the report still shows the notebooks; the index says why there is no verdict
             log.error("nightly gate: %s", e)
             gate = {"status": "error", "previous": previous, "error": str(e)}

@@ -175,7 +175,8 @@ def _kernel_environment():
 
 
 def _gate(run_dir, reports_dir, common, say):
-    """The promotion gate of tonight's pool against the kept one (:mod:`.gate`), on the nightly's labelled sets."""
+    """The promotion gate of tonight's pool against the kept one (:mod:`.gate`), on the nightly's labelled sets,
+    with what it would change on the decision log ``09_traffic`` reads (default the bundled sample)."""
     from .gate import nightly_gate
 
     def folder(key, default):
@@ -185,7 +186,8 @@ def _gate(run_dir, reports_dir, common, say):
     gate = nightly_gate(run_dir, reports_dir, eval_dir=folder("eval_dir", _config.EVAL_DIR),
                         conversations_dir=folder("conversations_dir", _config.CONVERSATIONS_DIR),
                         per_source=common.get("per_source", _config.EVAL_PER_SOURCE),
-                        seed=common.get("seed", _config.SEED), cache_dir=common.get("cache_dir"))
+                        seed=common.get("seed", _config.SEED), cache_dir=common.get("cache_dir"),
+                        decision_log=folder("decision_log", _config.TRAFFIC_DIR))
     say(f"promotion gate: {gate['status']}")
 
 
