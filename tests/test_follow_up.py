@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import ROOT
 from workbench.core.conversation import ContextRule, context_texts, decide_turns
-from workbench.core.follow_up import FollowUpDetector, turn_features
+from workbench.core.follow_up import FollowUpDetector, memory_projection, turn_features
 from workbench.core.router import RouteDecision
 from workbench.errors import ArtifactError, ConfigError
 
@@ -123,6 +123,42 @@ def test_the_memory_votes_stay_probabilities_and_survive_the_round_trip(rng, m, 
     none = FollowUpDetector(detector.center, detector.coef, detector.intercept, detector.memory, detector.previous,
                             np.zeros(m), k=detector.k)
     assert np.allclose(none.predict_proba(vectors, texts), regression / 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_memories, st.integers(2, 40), st.integers(1, 6), st.integers(1, 7))
+def test_a_memory_kept_in_its_principal_directions_votes_alike_after_the_round_trip(rng, m, turns, dims):
+    """pool.npz keeps the memory in its leading principal directions: orthonormal rows, the same for the same
+    memory, none when they would span the whole space; the projected detector gives probabilities, the same numbers
+    after the arrays are read back, and forgets its own turns (``without``) as the full one does."""
+    full = _memory_detector(rng, m)
+    projection = memory_projection(full.memory, dims)
+    r = min(dims, 6, m)
+    if r >= 6:
+        assert projection is None
+        return
+    assert projection.shape == (r, 6) and np.allclose(projection @ projection.T, np.eye(r), atol=1e-5)
+    assert np.array_equal(projection, memory_projection(full.memory, dims))
+    kept = FollowUpDetector(full.center, full.coef, full.intercept, full.memory @ projection.T, full.previous,
+                            full.follows, k=full.k, projection=projection)
+    vectors, texts = rng.normal(size=(turns, 6)), [f"turn {i} " * (i + 1) for i in range(turns)]
+    p = kept.predict_proba(vectors, texts)
+    assert p.shape == (turns,) and p[0] == 0.0 and ((p >= 0) & (p <= 1)).all()
+    arrays = kept.arrays()
+    assert arrays["follow_up_memory"].shape == (m, r) and arrays["follow_up_projection"].shape == (r, 6)
+    back = FollowUpDetector.from_arrays(kept.to_metadata(), arrays)
+    assert np.allclose(back.predict_proba(vectors, texts), p, atol=1e-5)
+    remembered = full.center + full.memory[:1]  # the first remembered turn, as an embedding
+    held = kept.without(remembered)  # its own turn is forgotten (in r = 1 dimension, every turn of its sign too)
+    assert not held.has_memory or len(held.memory) <= m - 1
+
+
+def test_a_projection_that_does_not_fit_the_memory_is_refused():
+    ok = dict(memory=np.eye(3, 2), previous=[-1, 0, 1], follows=[0, 1, 0])
+    FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **ok, k=3, projection=np.eye(2, 4))
+    for projection in (np.eye(3, 4), np.eye(2, 5), np.full((2, 4), np.nan)):
+        with pytest.raises(ConfigError, match="projection must be|memory must be"):
+            FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **ok, k=3, projection=projection)
 
 
 def test_a_turn_like_a_remembered_follow_up_reads_as_one():

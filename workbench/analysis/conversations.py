@@ -21,7 +21,7 @@ import numpy as np
 from .. import config as _config
 from ..core.conversation import (ContextRule, context_texts, decide_turns, follow_up_features,
                                  lifted, more_confident)
-from ..core.follow_up import FollowUpDetector, turn_features
+from ..core.follow_up import FollowUpDetector, memory_projection, turn_features
 from ..errors import ConfigError, DataError
 
 __all__ = ["KINDS", "CANDIDATE_RULES", "rule_label", "candidate_rules", "read_dev_conversations", "read_conversations", "route_context_rules", "fit_follow_up_detector",
@@ -195,7 +195,7 @@ def turn_encoder(texts, embedder, *, cache_dir=None):
 
 
 def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed=_config.SEED, memory=True,
-                  k=_config.FOLLOW_UP_K):
+                  k=_config.FOLLOW_UP_K, memory_dims=_config.FOLLOW_UP_MEMORY_DIMS):
     """The follow-up detector (:class:`~workbench.core.follow_up.FollowUpDetector`) fitted on every turn but the
     first of each conversation of ``frame``, by logistic regression on its ``kind``, with the turns as its memory.
 
@@ -217,6 +217,9 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
         alone.
     k : int
         Neighbours of each vote.
+    memory_dims : int or None
+        Keep the memory in its this many leading principal directions (:func:`~workbench.core.follow_up.memory_projection`);
+        None: in the full embedding space.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -242,8 +245,16 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
     if not memory:
         return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]))
     follows = (kinds == "follow_up") & (previous >= 0)
-    return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]), vectors - center, previous, follows,
-                            k=min(k, len(frame)))
+    remembered = _unit_rows(vectors - center)
+    projection = memory_projection(remembered, memory_dims) if memory_dims else None
+    if projection is not None:
+        remembered = remembered @ projection.T.astype(np.float64)
+    return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]), remembered, previous, follows,
+                            k=min(k, len(frame)), projection=projection)
+
+
+def _unit_rows(x):
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def fresh_pairs(standalone, center, n, seed):

@@ -74,6 +74,8 @@ MEMBERS = {
     "follow_up_memory_scale": Member("f", (1,), lambda n, dim, c: dim * 8),
     "follow_up_previous": Member("i", (1,), lambda n, dim, c: _config.FOLLOW_UP_MAX_TURNS * 4),
     "follow_up_follows": Member("i", (1,), lambda n, dim, c: _config.FOLLOW_UP_MAX_TURNS),
+    # the memory's principal directions (r, dim), r <= dim: the memory is kept in them
+    "follow_up_projection": Member("f", (2,), lambda n, dim, c: dim * dim * 8),
     "follow_up_*": Member("f", (1,), lambda n, dim, c: (3 * dim + 2) * 8),
     # an approximate-nearest-neighbour index, serialised to bytes: the vectors again plus its graph
     "ann_index": Member("u", (1,), lambda n, dim, c: 2 * n * dim * 4 + n * 1024 + 2**20),
@@ -233,7 +235,7 @@ VALUE_RANGES = {"head_coef": (-MAX_WEIGHT, MAX_WEIGHT), "head_intercept": (-MAX_
                 "head_blend_weight": (0.0, 1.0), "calibration_x": (0.0, 1.0), "calibration_y": (0.0, 1.0),
                 "calibration_temperature": (1e-3, 1e3), "calibration_coverage": (-1.0, 1.0),
                 "follow_up_memory": (-127, 127), "follow_up_memory_scale": (0.0, 1.0), "follow_up_follows": (0, 1),
-                "follow_up_previous": (-1, _config.FOLLOW_UP_MAX_TURNS)}
+                "follow_up_previous": (-1, _config.FOLLOW_UP_MAX_TURNS), "follow_up_projection": (-1.0, 1.0)}
 
 
 def _calibrations():

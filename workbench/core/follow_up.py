@@ -23,8 +23,9 @@ follow-ups from fresh turns 91% of the time, the regression alone 88%.
 It reads no routing decision, so it depends on the backend and the labelled
 conversations only, and is fitted at export (:func:`workbench.analysis.conversations.fit_follow_up`)
 and stored in pool.npz: arrays ``follow_up_center`` (dim) and ``follow_up_coef``
-(2 * dim + 2); with a memory ``follow_up_memory`` (m, dim; each turn minus the centre, unit length, int8) and
-``follow_up_memory_scale`` (dim; :func:`~workbench.core.quantize.quantize`),
+(2 * dim + 2); with a memory ``follow_up_memory`` (m, r; each turn minus the centre, unit length, projected on
+the memory's ``r`` leading principal directions ``follow_up_projection`` (r, dim) and made unit length again,
+int8; without a projection r = dim) and ``follow_up_memory_scale`` (r; :func:`~workbench.core.quantize.quantize`),
 ``follow_up_previous`` (m; the row of the previous turn, -1 for a first turn) and ``follow_up_follows``
 (m; 1 for a follow-up); metadata ``follow_up`` (``{"intercept", "k", ...}``). A pool without a detector falls
 back to the hand-weighted one of :mod:`workbench.core.conversation`.
@@ -41,7 +42,7 @@ from .conversation import text_words
 from .quantize import dequantize, quantize
 from .search import products
 
-__all__ = ["FollowUpDetector", "turn_features"]
+__all__ = ["FollowUpDetector", "turn_features", "memory_projection"]
 
 
 def turn_features(vectors, texts, center):
@@ -61,6 +62,21 @@ def turn_features(vectors, texts, center):
     words = np.log1p([text_words(t) for t in texts[1:]])[:, None]
     cosine = np.einsum("ij,ij->i", v[1:], v[:-1])[:, None]
     return np.hstack([v[1:] - center, v[:-1] - center, words, cosine])
+
+
+def memory_projection(memory, dims):
+    """The ``dims`` leading principal directions of ``memory`` (rows about the origin), as orthonormal rows ``(r, dim)``.
+
+    ``r = min(dims, dim, m)``; each row's sign makes its largest-magnitude entry positive, so the same memory always
+    gives the same array. None when ``r`` would be the full dimension (nothing to save).
+    """
+    memory = np.asarray(memory, np.float64)
+    r = min(int(dims), memory.shape[1], memory.shape[0])
+    if r >= memory.shape[1]:
+        return None
+    vt = np.linalg.svd(memory, full_matrices=False)[2][:r]
+    vt *= np.sign(vt[np.arange(r), np.abs(vt).argmax(axis=1)])[:, None]
+    return vt.astype(np.float32)
 
 
 def _unit(x):
@@ -95,15 +111,18 @@ class FollowUpDetector:
         Per memory row, 1 when the turn is a follow-up (first turns are 0).
     k : int
         Neighbours of each vote.
-    memory_scale : array (dim,), optional
+    memory_scale : array (r,), optional
         The per-dimension scale of an int8 ``memory`` (:func:`~workbench.core.quantize.quantize`).
+    projection : array (r, dim), optional
+        Orthonormal rows the memory is kept in (its leading principal directions, :func:`memory_projection`):
+        ``memory`` is then (m, r), and a turn is compared with it after the same projection. None: r = dim.
 
     The probability from which a turn is read as a follow-up is the context rule's ``threshold``
     (:class:`~workbench.core.conversation.ContextRule`), not the detector's.
     """
 
     def __init__(self, center, coef, intercept, memory=None, previous=None, follows=None, *, k=_config.FOLLOW_UP_K,
-                 memory_scale=None):
+                 memory_scale=None, projection=None):
         self.center = np.asarray(center, np.float64)
         self.coef = np.asarray(coef, np.float64)
         self.intercept = float(intercept)
@@ -114,26 +133,33 @@ class FollowUpDetector:
         if not (np.isfinite(self.center).all() and np.isfinite(self.coef).all() and math.isfinite(self.intercept)):
             raise ConfigError("follow-up detector: weights must be finite")
         self.k = int(k)
-        self.memory = None
+        self.memory = self.projection = None
         if memory is None:
             return
+        if projection is not None:
+            self.projection = np.asarray(projection, np.float32)
+            if self.projection.ndim != 2 or self.projection.shape[1] != dim or not 1 <= len(self.projection) <= dim \
+                    or not np.isfinite(self.projection).all():
+                raise ConfigError(f"follow-up detector: projection must be finite (r, {dim}) with 1 <= r <= {dim}; "
+                                  f"got {self.projection.shape}")
+        width = dim if self.projection is None else len(self.projection)
         # int8, as stored: the detector an export fits and the one a router loads vote alike
         memory = np.asarray(memory)
         if memory_scale is None:
             if memory.ndim != 2 or not np.isfinite(memory).all():
-                raise ConfigError(f"follow-up detector: memory must be finite (m, {dim}); got {memory.shape}")
+                raise ConfigError(f"follow-up detector: memory must be finite (m, {width}); got {memory.shape}")
             memory, memory_scale = quantize(_unit(memory))
         self._stored = (np.asarray(memory, np.int8), np.asarray(memory_scale, np.float32))
         if self._stored[0].ndim != 2 or self._stored[1].shape != (self._stored[0].shape[-1],):
-            raise ConfigError(f"follow-up detector: memory must be (m, {dim}) and its scale ({dim},); got "
+            raise ConfigError(f"follow-up detector: memory must be (m, {width}) and its scale ({width},); got "
                               f"{self._stored[0].shape} and {self._stored[1].shape}")
         self.memory = dequantize(*self._stored)
         m = len(self.memory)
         self.previous = np.asarray(previous, np.int64) if previous is not None else np.full(m, -1)
         self.follows = np.asarray(follows, np.float32) if follows is not None else None
-        if self.memory.shape != (m, dim) or m < 1 or self.previous.shape != (m,) or self.follows is None \
+        if self.memory.shape != (m, width) or m < 1 or self.previous.shape != (m,) or self.follows is None \
                 or self.follows.shape != (m,):
-            raise ConfigError(f"follow-up detector: memory must be (m, {dim}) with m >= 1, previous and follows (m,); "
+            raise ConfigError(f"follow-up detector: memory must be (m, {width}) with m >= 1, previous and follows (m,); "
                               f"got {self.memory.shape}, {self.previous.shape} and "
                               f"{None if self.follows is None else self.follows.shape}")
         if not np.isin(self.follows, (0.0, 1.0)).all():
@@ -167,8 +193,12 @@ class FollowUpDetector:
         return np.concatenate([[0.0], p])
 
     def _similarities(self, vectors):
-        """Cosines of ``vectors`` (minus the centre) to every remembered turn."""
-        return products(_unit(np.asarray(vectors, np.float64) - self.center), self.memory)
+        """Cosines of ``vectors`` (minus the centre, projected as the memory is) to every remembered turn."""
+        return products(self._keyed(vectors), self.memory)
+
+    def _keyed(self, vectors):
+        x = _unit(np.asarray(vectors, np.float64) - self.center)
+        return x if self.projection is None else _unit(x @ self.projection.T)
 
     def without(self, vectors, *, min_cosine=0.999):
         """This detector with every remembered turn at ``min_cosine`` or more of one of ``vectors`` forgotten.
@@ -186,13 +216,16 @@ class FollowUpDetector:
         row = np.full(len(self.memory) + 1, -1)  # old row -> new row; index -1 (a first turn) stays -1
         row[keep] = np.arange(len(keep))
         return FollowUpDetector(self.center, self.coef, self.intercept, self._stored[0][keep], row[self.previous[keep]],
-                                self.follows[keep], k=min(self.k, len(keep)), memory_scale=self._stored[1])
+                                self.follows[keep], k=min(self.k, len(keep)), memory_scale=self._stored[1],
+                                projection=self.projection)
 
     def arrays(self) -> dict:
         out = {"follow_up_center": self.center.astype(np.float32), "follow_up_coef": self.coef.astype(np.float32)}
         if self.memory is not None:
             out.update(follow_up_memory=self._stored[0], follow_up_memory_scale=self._stored[1],
                        follow_up_previous=self.previous.astype(np.int32), follow_up_follows=self.follows.astype(np.int8))
+            if self.projection is not None:
+                out["follow_up_projection"] = self.projection
         return out
 
     def to_metadata(self, **about) -> dict:
@@ -209,6 +242,8 @@ class FollowUpDetector:
         try:
             memory = {name: arrays[f"follow_up_{name}"] for name in ("memory", "memory_scale", "previous", "follows")} \
                 if "k" in meta else {}
+            if memory and "follow_up_projection" in arrays:
+                memory["projection"] = arrays["follow_up_projection"]
             return cls(arrays["follow_up_center"], arrays["follow_up_coef"], meta["intercept"], **memory,
                        **({"k": meta["k"]} if "k" in meta else {}))
         except KeyError as e:
