@@ -125,7 +125,11 @@ def test_a_folder_gets_the_smallest_plotly_js_that_draws_all_its_figures(tmp_pat
     small = write_assets(tmp_path) / "plotly.min.js"
     assert small.read_bytes() == plotly_bundle(tmp_path).read_bytes()
     assert b"plotly.js (cartesian - minified)" in small.read_bytes()[:200] and small.stat().st_size < 2_000_000
-    # a big map's scattergl is not in the cartesian bundle: the folder gets the full plotly.js
+    # a big map's scattergl is not in the cartesian bundle: the folder gets the cartesian one with scattergl
     record_figure(tmp_path, "big", go.Figure(go.Scattergl(x=[1], y=[1])))
+    gl = write_assets(tmp_path) / "plotly.min.js"
+    assert b"plotly.js (cartesian + scattergl" in gl.read_bytes()[:200] and gl.stat().st_size < 2_000_000
+    # any other trace type (a 3-D scatter here): the full plotly.js
+    record_figure(tmp_path, "other", go.Figure(go.Scatter3d(x=[1], y=[1], z=[1])))
     full = write_assets(tmp_path) / "plotly.min.js"
     assert b"cartesian" not in full.read_bytes()[:200] and full.stat().st_size > 4_000_000

@@ -213,3 +213,33 @@ def test_a_label_edit_on_the_report_map_merges_into_a_copy_of_the_pool(run, smal
     merged = {json.loads(ln)["id"]: json.loads(ln) for ln in (tmp_path / "merged" / "small.jsonl").read_text(
         encoding="utf-8").splitlines()}
     assert all(merged[i]["category"] == "analysis" and merged[i]["review"]["who"] == "tester" for i in ids)
+
+
+def test_a_big_map_drawn_with_webgl_renders_with_the_small_bundle(tmp_path):
+    """A pool past WEBGL_MIN_POINTS draws its map with scattergl: the folder gets the cartesian bundle with
+    scattergl (1.8 MB, not the full 4.8 MB plotly.js), and the page draws it offline in headless Chromium."""
+    import numpy as np
+    import pandas as pd
+
+    from tests.test_report_html import executed_notebook
+    from workbench import plots
+    from workbench.report.html import notebook_to_html
+    from workbench.report.record import record_figure
+
+    n, rng = 6000, np.random.default_rng(0)
+    frame = pd.DataFrame({"id": [f"m{i}" for i in range(n)], "text": [f"message {i}" for i in range(n)],
+                          "category": rng.choice(["casual", "coding", "analysis"], n)})
+    fig = plots.plot_map(rng.normal(size=(n, 2)), frame)
+    assert {t.type for t in fig.data} == {"scattergl"}
+    page = notebook_to_html(executed_notebook(tmp_path / "02_map.ipynb", record_figure(tmp_path, "map", fig)),
+                            tmp_path / "02_map.html")
+    bundle = (tmp_path / "assets" / "plotly.min.js").read_bytes()
+    assert b"plotly.js (cartesian + scattergl" in bundle[:200] and len(bundle) < 2_000_000
+    with browser.Browser() as b:
+        assert open_page(b, page) == 1
+        d = b.driver
+        wait(d, "return document.querySelectorAll('div.wb-figure canvas').length >= 1")  # the WebGL layer
+        assert d.execute_script("return document.querySelector('div.wb-figure')._fullData[0].type") == "scattergl"
+        assert d.execute_script("return document.querySelector('div.wb-figure')._fullData"
+                                ".reduce((s, t) => s + t.x.length, 0)") == n
+        assert b.severe_logs() == []

@@ -47,7 +47,12 @@ def _notebook_css():
 #: Trace types of the vendored cartesian bundle (``report/vendor``): a folder that uses only these gets it.
 CARTESIAN_TRACES = frozenset({"bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour",
                               "image", "pie", "scatter", "scatterternary", "violin"})
-_CARTESIAN = Path(__file__).resolve().parent / "vendor" / "plotly-cartesian.min.js"
+#: The same with ``scattergl`` (the map of a big pool): the second vendored bundle, built by ``scripts/plotly_bundle``.
+CARTESIAN_GL_TRACES = CARTESIAN_TRACES | {"scattergl"}
+_VENDOR = Path(__file__).resolve().parent / "vendor"
+#: The vendored bundles, smallest first, with the trace types each draws.
+_BUNDLES = ((_VENDOR / "plotly-cartesian.min.js", CARTESIAN_TRACES),
+            (_VENDOR / "plotly-cartesian-gl.min.js", CARTESIAN_GL_TRACES))
 _VERSION = re.compile(rb"plotly\.js[^\n]*? v(\d+\.\d+\.\d+)")
 
 
@@ -71,13 +76,14 @@ def trace_types(run_dir):
 
 
 def plotly_bundle(run_dir):
-    """The plotly.js a report folder needs: the vendored cartesian bundle when it draws every trace the folder
-    uses and matches the installed plotly's version (1.5 MB), else the full one the plotly package ships (4.8 MB)."""
+    """The plotly.js a report folder needs: the smallest vendored bundle that draws every trace the folder uses and
+    matches the installed plotly's version (cartesian 1.5 MB, cartesian with scattergl 1.8 MB), else the full one
+    the plotly package ships (4.8 MB)."""
     with resources.as_file(resources.files("plotly").joinpath("package_data", "plotly.min.js")) as full:
-        full = Path(full)
-        if trace_types(run_dir) <= CARTESIAN_TRACES and _CARTESIAN.exists() \
-                and _bundle_version(_CARTESIAN) == _bundle_version(full):
-            return _CARTESIAN
+        full, used = Path(full), trace_types(run_dir)
+        for bundle, traces in _BUNDLES:
+            if used <= traces and bundle.exists() and _bundle_version(bundle) == _bundle_version(full):
+                return bundle
         return full
 
 
