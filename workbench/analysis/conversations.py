@@ -21,6 +21,7 @@ import numpy as np
 from .. import config as _config
 from ..core.conversation import (ContextRule, context_texts, decide_turns, follow_up_features,
                                  lifted, more_confident)
+from ..core.embed import normalize_rows
 from ..core.follow_up import FollowUpDetector, memory_projection, turn_features
 from ..errors import ConfigError, DataError
 
@@ -245,16 +246,13 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
     if not memory:
         return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]))
     follows = (kinds == "follow_up") & (previous >= 0)
-    remembered = _unit_rows(vectors - center)
+    remembered = normalize_rows(vectors - center)
     projection = memory_projection(remembered, memory_dims) if memory_dims else None
     if projection is not None:
-        remembered = remembered @ projection.T.astype(np.float64)
+        remembered = remembered @ projection.T
     return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]), remembered, previous, follows,
                             k=min(k, len(frame)), projection=projection)
 
-
-def _unit_rows(x):
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def fresh_pairs(standalone, center, n, seed):

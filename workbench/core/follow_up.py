@@ -39,6 +39,7 @@ import numpy as np
 from .. import config as _config
 from ..errors import ArtifactError, ConfigError
 from .conversation import text_words
+from .embed import normalize_rows as _unit
 from .quantize import dequantize, quantize
 from .search import products
 
@@ -77,11 +78,6 @@ def memory_projection(memory, dims):
     vt = np.linalg.svd(memory, full_matrices=False)[2][:r]
     vt *= np.sign(vt[np.arange(r), np.abs(vt).argmax(axis=1)])[:, None]
     return vt.astype(np.float32)
-
-
-def _unit(x):
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _vote(similarities, follows, k):
