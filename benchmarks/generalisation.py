@@ -1,7 +1,7 @@
 """Head x backend: out-of-fold and out-of-distribution tier accuracy, and route latency against e5-small (same run).
 
     python benchmarks/generalisation.py [--backends e5-small use-multilingual e5-small+use-multilingual]
-                                        [--heads knn logreg blend] [--n 40] [--json out.json]
+                                        [--heads knn logreg blend mlp] [--n 40] [--json out.json]
 
 For every backend the bundled pool is embedded (cached), its k-NN configuration swept, every head compared on the
 same stratified folds, and each head exported the way `workbench export` ships it (default policy and calibration,
@@ -22,7 +22,7 @@ from pathlib import Path
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backends", nargs="+", default=["e5-small", "use-multilingual", "e5-small+use-multilingual"])
-    ap.add_argument("--heads", nargs="+", default=["knn", "logreg", "blend"])
+    ap.add_argument("--heads", nargs="+", default=["knn", "logreg", "blend", "mlp"])
     ap.add_argument("--n", type=int, default=40, help="messages routed one by one per router")
     ap.add_argument("--json", help="also write the table as JSON")
     args = ap.parse_args()

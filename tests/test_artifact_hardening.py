@@ -121,7 +121,7 @@ BAD_METADATA = [
     ("policy", {"name": "cheapest"}, "metadata policy: policy must be one of"),
     ("policy", {"name": "vote", "threshold": 7}, "threshold must be a number in"),
     ("head", ["knn"], "head must be one of"),
-    ("head", "mlp", "head must be one of"),
+    ("head", "transformer", "head must be one of"),
     ("backend", 5, "backend must be a non-empty string"),
     ("sha256", "abc", "sha256 must be 64 lowercase hex"),
     ("dtype", "float64", "dtype must be one of int8, float16, float32"),

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from workbench import config
 from workbench.core.artifact import write_pool_npz
 from workbench.core.knn import KNNConfig
 from workbench.core.router import Router
@@ -52,6 +53,17 @@ def test_logreg_head_is_stored_as_plain_arrays_and_routes(small_pool, e5, tmp_pa
         assert z["head_coef"].shape == (7, 384) and z["head_intercept"].dtype == np.float32
     router = Router.load(tmp_path / "lr.npz", embedder=e5)
     assert router.head.name == "logreg"
+    assert all(len(d.neighbors) == CONFIG.k for d in router.route_batch(CODE))  # still explained by neighbours
+    assert [d.tier for d in router.route_batch(CODE + SMALL_TALK)] == ["strong", "strong", "cheap", "cheap"]
+
+
+def test_mlp_head_is_stored_as_plain_arrays_and_routes(small_pool, e5, tmp_path):
+    export_pool(small_pool, tmp_path / "mlp.npz", CONFIG, head="mlp", targets=Targets(max_abstain=None))
+    with np.load(tmp_path / "mlp.npz", allow_pickle=False) as z:
+        assert z["head_hidden_coef"].shape == (config.MLP_BAGS, config.MLP_HIDDEN, 384)
+        assert z["head_hidden_coef"].dtype == np.float16 and z["head_out_coef"].shape[:2] == (config.MLP_BAGS, 7)
+    router = Router.load(tmp_path / "mlp.npz", embedder=e5)
+    assert router.head.name == "mlp"
     assert all(len(d.neighbors) == CONFIG.k for d in router.route_batch(CODE))  # still explained by neighbours
     assert [d.tier for d in router.route_batch(CODE + SMALL_TALK)] == ["strong", "strong", "cheap", "cheap"]
 

@@ -89,7 +89,7 @@ def test_export_without_options_ships_what_the_nightly_ships(small_pool_file, sm
         ma, mb = (json.loads(str(z["metadata"])) for z in (a, b))
     for m in (ma, mb):  # the creation time differs, and the content digest covers it
         m.pop("created"), m.pop("sha256")
-    assert ma == mb and ma["head"] in ("knn", "logreg", "blend") and ma["policy"]["threshold"] is not None
+    assert ma == mb and ma["head"] in ("knn", "logreg", "blend", "mlp") and ma["policy"]["threshold"] is not None
 
 
 def test_export_refuses_an_out_path_whose_folder_does_not_exist(tmp_path, capsys):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import unit_rows
-from workbench.core.heads import HEADS, BlendHead, load_head
+from workbench.core.heads import HEADS, BlendHead, MLPHead, load_head
 from workbench.core.knn import KNNConfig
 from workbench.decisions.head_choice import choose_head, paired_standard_error
 from workbench.decisions.targets import HeadParams, Targets
@@ -49,6 +49,48 @@ def test_clusters_no_line_separates_are_won_by_the_neighbours(taxonomy):
                          params=HeadParams(n_splits=5))
     t = choice.table.set_index("head")
     assert choice.best == "knn" and t.loc["knn", "tier_accuracy"] > 0.95 > t.loc["logreg", "tier_accuracy"]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_hidden_layer_separates_what_no_line_does_and_matches_sklearn_with_the_scaling_folded_in(taxonomy):
+    """XOR: logistic regression is at chance, the networks alone route it; the stored arrays give sklearn's output."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    from workbench.analysis.heads import fit_mlp_head, out_of_fold_shares
+
+    x, y = xor_pool(taxonomy, np.random.default_rng(1))
+    shares = out_of_fold_shares(x, y, taxonomy, CONFIG, heads=("logreg", "mlp"), n_splits=5, blend_weight=1.0)
+    rank = taxonomy.category_tier_rank
+    acc = {h: float(np.mean(rank[s.argmax(axis=1)] == rank[y])) for h, s in shares.items()}
+    assert acc["mlp"] > 0.95 > 0.7 > acc["logreg"]
+    arrays = fit_mlp_head(x, y, 7, hidden=16, bags=2, seed=3)
+    scaler = StandardScaler().fit(x)
+    for b in range(2):
+        net = MLPClassifier(hidden_layer_sizes=(16,), alpha=1.0, max_iter=300, random_state=3 + b).fit(
+            scaler.transform(x), y)
+        bag = MLPHead(*(a[b:b + 1] for a in arrays), 1.0).shares(x, np.zeros((len(x), 7)))
+        np.testing.assert_allclose(bag[:, net.classes_], net.predict_proba(scaler.transform(x)), atol=2e-3)
+        assert np.all(np.delete(bag, net.classes_, axis=1) < 1e-6)  # categories never seen get nothing
+
+
+def test_mlp_head_round_trips_as_plain_arrays_and_refuses_arrays_that_do_not_fit():
+    rng = np.random.default_rng(4)
+    parts = (rng.normal(size=(3, 5, 16)), rng.normal(size=(3, 5)), rng.normal(size=(3, 7, 5)), rng.normal(size=(3, 7)))
+    head = MLPHead(*parts, 0.4)
+    arrays = {k: np.asarray(v) for k, v in head.arrays().items()}
+    assert arrays["head_hidden_coef"].dtype == np.float16 and arrays["head_blend_weight"].tolist() == [np.float32(0.4)]
+    again = load_head("mlp", arrays, 7, 16)
+    q, vote = unit_rows(rng, 4, 16), np.eye(7)[[0, 1, 2, 3]]
+    nets = MLPHead(*parts, 1.0).shares(q, vote)
+    np.testing.assert_allclose(nets.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(again.shares(q, vote), 0.4 * nets + 0.6 * vote, rtol=1e-5)
+    with pytest.raises(ArtifactError, match="head_out_coef"):
+        load_head("mlp", {k: v for k, v in arrays.items() if k != "head_out_coef"}, 7, 16)
+    with pytest.raises(ArtifactError, match="do not match"):
+        load_head("mlp", arrays, 7, 32)
+    with pytest.raises(ArtifactError, match="do not fit together"):
+        MLPHead(parts[0], parts[1], parts[2][:, :, :4], parts[3], 0.5)
 
 
 def test_heads_are_judged_at_the_operating_point_of_the_targets(taxonomy):

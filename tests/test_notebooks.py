@@ -113,7 +113,7 @@ def test_metrics_hold_every_section(report):
     assert m["clusters"]["template_clusters"] > 0 and 0 <= m["clusters"]["near_duplicate_share"] <= 1
     assert set(m["backends"]) == {"e5-small tier_accuracy", "use-multilingual tier_accuracy"}
     assert m["export"]["n"] == 143 and m["run"]["status"] == "ok"
-    assert m["export"]["head"] in ("knn", "logreg", "blend") and 0 <= m["export"]["ece"] <= 1
+    assert m["export"]["head"] in ("knn", "logreg", "blend", "mlp") and 0 <= m["export"]["ece"] <= 1
     assert m["generalisation"]["n"] == 2 * (EVAL_ROWS - 2) and m["generalisation"]["sources"] == 2
     assert m["conversations"]["shipped_rule"].startswith(__import__("workbench.config").config.CONTEXT_RULE)
     assert 0 <= m["conversations"]["follow_up_tier_accuracy"] <= 1

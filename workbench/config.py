@@ -193,9 +193,16 @@ EVAL_PER_SOURCE = 150
 OOD_GAP_FLAG = 0.05
 #: Router head exported by default: "auto" picks the candidate with the best out-of-fold tier accuracy.
 HEAD = "auto"
-HEAD_CANDIDATES = ("knn", "logreg", "blend")
-#: Weight of the logistic-regression probabilities in the blended head (the k-NN vote gets the rest).
+HEAD_CANDIDATES = ("knn", "logreg", "blend", "mlp")
+#: Weight of the logistic-regression (blend) or networks' (mlp) probabilities in a blended head (the vote gets the rest).
 BLEND_WEIGHT = 0.5
+#: The mlp head: a bag of MLP_BAGS one-hidden-layer networks of MLP_HIDDEN ReLU units, L2 penalty MLP_ALPHA.
+#: Chosen on the development messages (data/dev, 841): 128 units, alpha 1 and four seeds route 95.1% against
+#: 93.3% for the blend's logistic regression, and 128-512 units with alpha 0.3-3 all land within a point of it.
+MLP_HIDDEN = 128
+MLP_ALPHA = 1.0
+MLP_BAGS = 4
+MLP_MAX_ITER = 300
 #: Confidence calibration fitted on out-of-fold scores: "auto" keeps the method with the lowest ECE.
 CALIBRATION = "auto"
 CALIBRATION_METHODS = ("none", "temperature", "isotonic")

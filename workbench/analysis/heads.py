@@ -14,7 +14,7 @@ from ..errors import ConfigError, require
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cv_folds", "logreg_model", "fit_logreg_head", "fit_head", "out_of_fold_shares"]
+__all__ = ["cv_folds", "logreg_model", "fit_logreg_head", "fit_mlp_head", "fit_head", "out_of_fold_shares"]
 
 
 def cv_folds(labels, *, n_splits=_config.N_SPLITS, seed=_config.SEED):
@@ -71,6 +71,47 @@ def fit_logreg_head(x, labels, n_classes, *, C=_config.LOGREG_C, seed=_config.SE
     return coef.astype(np.float32), icpt.astype(np.float32)
 
 
+def fit_mlp_head(x, labels, n_classes, *, hidden=_config.MLP_HIDDEN, alpha=_config.MLP_ALPHA, bags=_config.MLP_BAGS,
+                 seed=_config.SEED, max_iter=_config.MLP_MAX_ITER):
+    """Fit the networks of the ``mlp`` head; returns the four arrays of :func:`workbench.core.heads.mlp_shares`.
+
+    Each of the ``bags`` networks is scikit-learn's ``MLPClassifier`` (one
+    hidden ReLU layer, adam, L2 penalty ``alpha``) on standardised vectors,
+    seeded ``seed + b``; the standardisation is folded into the hidden layer.
+    Classes absent from ``labels`` get a very low output intercept.
+    """
+    require("sklearn", purpose="the mlp head")
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.asarray(x, np.float32)
+    labels = np.asarray(labels)
+    scaler = StandardScaler().fit(x)
+    xs = scaler.transform(x)
+    w1 = np.zeros((bags, hidden, x.shape[1]), np.float32)
+    b1 = np.zeros((bags, hidden), np.float32)
+    w2 = np.zeros((bags, n_classes, hidden), np.float32)
+    b2 = np.full((bags, n_classes), -1e4, np.float32)
+    for b in range(bags):
+        net = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=alpha, max_iter=max_iter, random_state=seed + b)
+        with warnings.catch_warnings():
+            # at max_iter the network is used as it stands; the folds judge it either way
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            net.fit(xs, labels)
+        hid = net.coefs_[0] / scaler.scale_[:, None]          # (dim, hidden), in the router's units
+        w1[b] = hid.T
+        b1[b] = net.intercepts_[0] - scaler.mean_ @ hid
+        out, icpt = net.coefs_[1], net.intercepts_[1]          # (hidden, k); k = 1 for two classes
+        if len(net.classes_) == 2:
+            out, icpt = np.hstack([-out, out]) / 2, np.array([-icpt[0], icpt[0]]) / 2
+        w2[b, net.classes_] = out.T
+        b2[b, net.classes_] = icpt
+    return w1, b1, w2, b2
+
+
 def fit_head(name, x, labels, n_classes, *, C=_config.LOGREG_C, seed=_config.SEED, blend_weight=_config.BLEND_WEIGHT):
     """Train the router head ``name`` on the vectors the router compares; returns a :mod:`workbench.core.heads` object.
 
@@ -78,13 +119,15 @@ def fit_head(name, x, labels, n_classes, *, C=_config.LOGREG_C, seed=_config.SEE
     nothing to train; a linear head (``logreg``, ``blend``) takes a second or two
     on a few thousand messages, so it is simply refitted whenever the pool grows.
     """
-    from ..core.heads import HEADS, BlendHead, KNNHead, LinearHead
+    from ..core.heads import HEADS, BlendHead, KNNHead, LinearHead, MLPHead
     from ..errors import ConfigError
 
     if name not in HEADS:
         raise ConfigError(f"head must be one of {tuple(HEADS)}; got {name!r}")
     if name == KNNHead.name:
         return KNNHead()
+    if name == MLPHead.name:
+        return MLPHead(*fit_mlp_head(x, labels, n_classes, seed=seed), blend_weight)
     coef, icpt = fit_logreg_head(x, labels, n_classes, C=C, seed=seed)
     return LinearHead(coef, icpt) if name == LinearHead.name else BlendHead(coef, icpt, blend_weight)
 
@@ -95,7 +138,8 @@ def out_of_fold_shares(x, labels, taxonomy, config, *, heads=_config.HEAD_CANDID
 
     Each fold centres with its training mean when ``config.center`` (no head
     sees its test rows), routes the test rows against the training rows with
-    ``config``, and fits the linear part once for the heads that share it.
+    ``config``, and fits the linear part once for the heads that share it
+    (the ``mlp`` head trains its own networks in each fold).
     ``n_splits="loo"`` is exact leave-one-out (one fit per message: minutes
     on a few thousand messages; ``benchmarks/head_loo.py``).
 
@@ -103,7 +147,7 @@ def out_of_fold_shares(x, labels, taxonomy, config, *, heads=_config.HEAD_CANDID
     -------
     dict head name -> (n, n_categories) array.
     """
-    from ..core.heads import HEADS, BlendHead, KNNHead
+    from ..core.heads import HEADS, BlendHead, KNNHead, LinearHead, MLPHead
     from ..core.knn import center, predict
     from ..errors import ConfigError
 
@@ -114,7 +158,7 @@ def out_of_fold_shares(x, labels, taxonomy, config, *, heads=_config.HEAD_CANDID
     labels = np.asarray(labels)
     n_classes, rank = len(taxonomy.categories), taxonomy.category_tier_rank
     out = {h: np.zeros((len(labels), n_classes)) for h in heads}
-    linear_needed = any(h != KNNHead.name for h in heads)
+    linear_needed = any(h in (LinearHead.name, BlendHead.name) for h in heads)
     for train, test in cv_folds(labels, n_splits=n_splits, seed=seed):
         if config.center:
             mean = x[train].mean(axis=0)
@@ -125,6 +169,8 @@ def out_of_fold_shares(x, labels, taxonomy, config, *, heads=_config.HEAD_CANDID
         linear = fit_logreg_head(xtr, labels[train], n_classes, C=C, seed=seed) if linear_needed else None
         for h in heads:
             head = KNNHead() if h == KNNHead.name else \
-                BlendHead(*linear, blend_weight) if h == BlendHead.name else HEADS[h](*linear)
+                BlendHead(*linear, blend_weight) if h == BlendHead.name else \
+                MLPHead(*fit_mlp_head(xtr, labels[train], n_classes, seed=seed), blend_weight) if h == MLPHead.name \
+                else HEADS[h](*linear)
             out[h][test] = head.shares(xte, vote)
     return out

@@ -65,7 +65,8 @@ MEMBERS = {
     "labels": Member("iu", (1,), lambda n, dim, c: n * 8),
     "ids": Member("U", (1,), lambda n, dim, c: n * 4 * _config.ARTIFACT_MAX_ID_CHARS),
     "center": Member("f", (1,), lambda n, dim, c: dim * 8),
-    "head_*": Member("fiu", (0, 1, 2), _family_budget),
+    # (bags, hidden, dim) for the mlp head's networks
+    "head_*": Member("fiu", (0, 1, 2, 3), _family_budget),
     "calibration_*": Member("fiu", (0, 1, 2), _family_budget),
     # the follow-up detector of conversations (workbench.core.follow_up): a centre and 2 * dim + 2 weights, and its
     # memory of labelled turns (int8 vectors and their scale, previous rows, follow-up flags), at most

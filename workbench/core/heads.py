@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ArtifactError
 
-__all__ = ["HEADS", "KNNHead", "LinearHead", "BlendHead", "linear_shares", "load_head"]
+__all__ = ["HEADS", "KNNHead", "LinearHead", "BlendHead", "MLPHead", "linear_shares", "mlp_shares", "load_head"]
 
 
 def linear_shares(vectors, coef, intercept):
@@ -24,6 +24,26 @@ def linear_shares(vectors, coef, intercept):
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def _softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def mlp_shares(vectors, hidden_coef, hidden_intercept, out_coef, out_intercept):
+    """Class probabilities of a bag of one-hidden-layer networks, averaged over the bag.
+
+    Network ``b`` is ``softmax(relu(x @ hidden_coef[b].T + hidden_intercept[b]) @ out_coef[b].T + out_intercept[b])``;
+    shapes ``(bags, hidden, dim)``, ``(bags, hidden)``, ``(bags, n_classes, hidden)``, ``(bags, n_classes)``.
+    """
+    x = np.asarray(vectors, np.float32)
+    out = 0.0
+    for w1, b1, w2, b2 in zip(hidden_coef, hidden_intercept, out_coef, out_intercept):
+        h = np.maximum(x @ np.asarray(w1, np.float32).T + np.asarray(b1, np.float32), 0.0)
+        out = out + _softmax((h @ np.asarray(w2, np.float32).T + np.asarray(b2, np.float32)).astype(np.float64))
+    return out / len(hidden_coef)
 
 
 class KNNHead:
@@ -105,8 +125,65 @@ class BlendHead(LinearHead):
         return self.weight * linear_shares(queries, self.coef, self.intercept) + (1.0 - self.weight) * knn_shares
 
 
+class MLPHead:
+    """A bag of small neural networks (one hidden ReLU layer each) blended with the neighbours' vote.
+
+    ``w * mean_b network_b(x) + (1 - w) * vote``. A hidden layer draws the
+    curved boundaries a linear head cannot (a one-fact question about code
+    against a coding task); averaging a few networks trained from different
+    seeds removes most of one network's seed-to-seed spread. Stored as
+    ``head_hidden_coef`` (bags, hidden, dim, float16: the largest array),
+    ``head_hidden_intercept`` (bags, hidden), ``head_out_coef`` (bags,
+    n_classes, hidden), ``head_out_intercept`` (bags, n_classes) and
+    ``head_blend_weight`` (1,); the training standardisation is folded into the
+    hidden layer, as in :class:`LinearHead`.
+    """
+
+    name = "mlp"
+    _ARRAYS = ("head_hidden_coef", "head_hidden_intercept", "head_out_coef", "head_out_intercept")
+
+    def __init__(self, hidden_coef, hidden_intercept, out_coef, out_intercept, weight):
+        self.hidden_coef = np.asarray(hidden_coef, np.float16)
+        self._hidden32 = None
+        self.hidden_intercept = np.asarray(hidden_intercept, np.float32)
+        self.out_coef = np.asarray(out_coef, np.float32)
+        self.out_intercept = np.asarray(out_intercept, np.float32)
+        self.weight = float(np.asarray(weight, np.float64).reshape(-1)[0])
+        if not 0.0 <= self.weight <= 1.0:
+            raise ArtifactError(f"blend weight must be in [0, 1]; got {self.weight!r}")
+        bags, hidden = self.hidden_intercept.shape if self.hidden_intercept.ndim == 2 else (0, 0)
+        classes = self.out_intercept.shape[-1] if self.out_intercept.ndim == 2 else 0
+        if (bags < 1 or self.hidden_coef.ndim != 3 or self.hidden_coef.shape[:2] != (bags, hidden)
+                or self.out_coef.shape != (bags, classes, hidden) or self.out_intercept.shape != (bags, classes)):
+            raise ArtifactError(f"mlp head arrays do not fit together: head_hidden_coef {self.hidden_coef.shape}, "
+                                f"head_hidden_intercept {self.hidden_intercept.shape}, head_out_coef "
+                                f"{self.out_coef.shape}, head_out_intercept {self.out_intercept.shape}")
+
+    def arrays(self):
+        return {"head_hidden_coef": self.hidden_coef, "head_hidden_intercept": self.hidden_intercept,
+                "head_out_coef": self.out_coef, "head_out_intercept": self.out_intercept,
+                "head_blend_weight": np.array([self.weight], np.float32)}
+
+    @classmethod
+    def from_arrays(cls, arrays, n_classes, dim):
+        missing = [a for a in (*cls._ARRAYS, "head_blend_weight") if a not in arrays]
+        if missing:
+            raise ArtifactError(f"pool metadata says head='mlp' but {', '.join(missing)} are missing")
+        head = cls(*(arrays[a] for a in cls._ARRAYS), arrays["head_blend_weight"])
+        if head.hidden_coef.shape[2] != dim or head.out_intercept.shape[1] != n_classes:
+            raise ArtifactError(f"mlp head arrays {head.hidden_coef.shape} / {head.out_intercept.shape} do not match "
+                                f"{n_classes} categories x dim {dim}")
+        return head
+
+    def shares(self, queries, knn_shares):
+        if self._hidden32 is None:  # float16 on disk; widened once, not on every message
+            self._hidden32 = self.hidden_coef.astype(np.float32)
+        net = mlp_shares(queries, self._hidden32, self.hidden_intercept, self.out_coef, self.out_intercept)
+        return self.weight * net + (1.0 - self.weight) * knn_shares
+
+
 #: Head name -> class.
-HEADS = {KNNHead.name: KNNHead, LinearHead.name: LinearHead, BlendHead.name: BlendHead}
+HEADS = {KNNHead.name: KNNHead, LinearHead.name: LinearHead, BlendHead.name: BlendHead, MLPHead.name: MLPHead}
 
 
 def load_head(name, arrays, n_classes, dim):

@@ -215,7 +215,7 @@ def export_pool(pool, path, config, *, head=_config.HEAD, targets=None, params=N
     pool : EmbeddedPool
     path : path
     config : KNNConfig
-    head : {"auto", "knn", "logreg", "blend"}
+    head : {"auto", "knn", "logreg", "blend", "mlp"}
     targets : Targets, optional
         Decision policy, criterion, threshold or targets, downgrade weights, traffic mix, calibration
         (default: the project's).

@@ -1,7 +1,8 @@
 """Choosing the router head by evidence: every candidate on the same folds, judged at the default operating point.
 
 The candidates (:data:`workbench.config.HEAD_CANDIDATES`: the k-NN vote,
-logistic regression, and their blend) get out-of-fold class probabilities
+logistic regression, their blend, and a bag of small networks blended with
+the vote) get out-of-fold class probabilities
 on the same stratified folds (:func:`workbench.analysis.heads.out_of_fold_shares`).
 Each one's operating point is fitted for the export's targets (by default:
 abstain on at most 10% of traffic), and the head with the highest
