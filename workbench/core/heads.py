@@ -169,6 +169,8 @@ class MLPHead:
         missing = [a for a in (*cls._ARRAYS, "head_blend_weight") if a not in arrays]
         if missing:
             raise ArtifactError(f"pool metadata says head='mlp' but {', '.join(missing)} are missing")
+        if np.shape(arrays["head_blend_weight"]) != (1,):
+            raise ArtifactError(f"head_blend_weight must have shape (1,); got {np.shape(arrays['head_blend_weight'])}")
         head = cls(*(arrays[a] for a in cls._ARRAYS), arrays["head_blend_weight"])
         if head.hidden_coef.shape[2] != dim or head.out_intercept.shape[1] != n_classes:
             raise ArtifactError(f"mlp head arrays {head.hidden_coef.shape} / {head.out_intercept.shape} do not match "
