@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import ROOT
 from workbench.core.conversation import ContextRule, context_texts, decide_turns
-from workbench.core.follow_up import FollowUpDetector, memory_projection, turn_features
+from workbench.core.follow_up import FollowUpDetector, TurnMemory, memory_projection, turn_features
 from workbench.core.router import RouteDecision
 from workbench.errors import ArtifactError, ConfigError
 
@@ -104,7 +104,7 @@ def _memory_detector(rng, m, follows=None, dim=6):
     previous = np.array([-1 if i == 0 or rng.random() < 0.3 else rng.integers(0, i) for i in range(m)])
     follows = (rng.random(m) < 0.5) & (previous >= 0) if follows is None else np.full(m, follows) & (previous >= 0)
     return FollowUpDetector(rng.normal(size=dim) * 0.1, rng.normal(size=2 * dim + 2), rng.normal(),
-                            unit(rng.normal(size=(m, dim))), previous, follows, k=int(rng.integers(1, m + 1)))
+                            TurnMemory(unit(rng.normal(size=(m, dim))), previous, follows), k=int(rng.integers(1, m + 1)))
 
 
 @settings(max_examples=60, deadline=None)
@@ -120,8 +120,9 @@ def test_the_memory_votes_stay_probabilities_and_survive_the_round_trip(rng, m, 
     back = FollowUpDetector.from_arrays(detector.to_metadata(), detector.arrays())
     assert np.allclose(back.predict_proba(vectors, texts), p, atol=1e-5)
     regression = FollowUpDetector(detector.center, detector.coef, detector.intercept).predict_proba(vectors, texts)
-    none = FollowUpDetector(detector.center, detector.coef, detector.intercept, detector.memory, detector.previous,
-                            np.zeros(m), k=detector.k)
+    mem = detector.memory
+    none = FollowUpDetector(detector.center, detector.coef, detector.intercept,
+                            TurnMemory(*mem.stored[:1], mem.previous, np.zeros(m), scale=mem.stored[1]), k=detector.k)
     assert np.allclose(none.predict_proba(vectors, texts), regression / 3)
 
 
@@ -132,15 +133,17 @@ def test_a_memory_kept_in_its_principal_directions_votes_alike_after_the_round_t
     memory, none when they would span the whole space; the projected detector gives probabilities, the same numbers
     after the arrays are read back, and forgets its own turns (``without``) as the full one does."""
     full = _memory_detector(rng, m)
-    projection = memory_projection(full.memory, dims)
+    projection = memory_projection(full.memory.vectors, dims)
     r = min(dims, 6, m)
     if r >= 6:
         assert projection is None
         return
     assert projection.shape == (r, 6) and np.allclose(projection @ projection.T, np.eye(r), atol=1e-5)
-    assert np.array_equal(projection, memory_projection(full.memory, dims))
-    kept = FollowUpDetector(full.center, full.coef, full.intercept, full.memory @ projection.T, full.previous,
-                            full.follows, k=full.k, projection=projection)
+    assert np.array_equal(projection, memory_projection(full.memory.vectors, dims))
+    mem = full.memory
+    kept = FollowUpDetector(full.center, full.coef, full.intercept,
+                            TurnMemory(mem.vectors @ projection.T, mem.previous, mem.follows, projection=projection),
+                            k=full.k)
     vectors, texts = rng.normal(size=(turns, 6)), [f"turn {i} " * (i + 1) for i in range(turns)]
     p = kept.predict_proba(vectors, texts)
     assert p.shape == (turns,) and p[0] == 0.0 and ((p >= 0) & (p <= 1)).all()
@@ -148,24 +151,24 @@ def test_a_memory_kept_in_its_principal_directions_votes_alike_after_the_round_t
     assert arrays["follow_up_memory"].shape == (m, r) and arrays["follow_up_projection"].shape == (r, 6)
     back = FollowUpDetector.from_arrays(kept.to_metadata(), arrays)
     assert np.allclose(back.predict_proba(vectors, texts), p, atol=1e-5)
-    remembered = full.center + full.memory[:1]  # the first remembered turn, as an embedding
+    remembered = full.center + full.memory.vectors[:1]  # the first remembered turn, as an embedding
     held = kept.without(remembered)  # its own turn is forgotten (in r = 1 dimension, every turn of its sign too)
     assert not held.has_memory or len(held.memory) <= m - 1
 
 
 def test_a_projection_that_does_not_fit_the_memory_is_refused():
-    ok = dict(memory=np.eye(3, 2), previous=[-1, 0, 1], follows=[0, 1, 0])
-    FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **ok, k=3, projection=np.eye(2, 4))
+    ok = (np.eye(3, 2), [-1, 0, 1], [0, 1, 0])
+    FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, TurnMemory(*ok, projection=np.eye(2, 4)), k=3)
     for projection in (np.eye(3, 4), np.eye(2, 5), np.full((2, 4), np.nan)):
-        with pytest.raises(ConfigError, match="projection must be|memory must be"):
-            FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **ok, k=3, projection=projection)
+        with pytest.raises(ConfigError, match="projection must be|memory must be|memory compares"):
+            FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, TurnMemory(*ok, projection=projection), k=3)
 
 
 def test_a_turn_like_a_remembered_follow_up_reads_as_one():
     """The k-NN votes find a follow-up by its like among the labelled turns, whatever the regression says."""
     e = np.eye(4)
     memory = np.array([e[0], e[1], e[2], e[3]])  # (task, follow-up) and (task, fresh turn)
-    detector = FollowUpDetector(np.zeros(4), np.zeros(10), -50.0, memory, [-1, 0, -1, 2], [0, 1, 0, 0], k=1)
+    detector = FollowUpDetector(np.zeros(4), np.zeros(10), -50.0, TurnMemory(memory, [-1, 0, -1, 2], [0, 1, 0, 0]), k=1)
     assert detector.predict_proba(np.array([e[0], e[1]]), ["a", "b"])[1] == pytest.approx(2 / 3)
     assert detector.predict_proba(np.array([e[2], e[3]]), ["a", "b"])[1] == pytest.approx(0.0)
 
@@ -175,26 +178,28 @@ def test_without_forgets_the_turns_it_is_asked_to_route_and_keeps_the_rest():
     (and the pairs that lean on them), so it votes as a detector fitted on the other conversations would."""
     e = np.eye(5)
     memory, previous, follows = e[:4], [-1, 0, -1, 2], [0, 1, 0, 1]
-    full = FollowUpDetector(np.zeros(5), np.zeros(12), 0.0, memory, previous, follows, k=2)
-    other = FollowUpDetector(np.zeros(5), np.zeros(12), 0.0, e[2:4], [-1, 0], [0, 1], k=2)
+    full = FollowUpDetector(np.zeros(5), np.zeros(12), 0.0, TurnMemory(memory, previous, follows), k=2)
+    other = FollowUpDetector(np.zeros(5), np.zeros(12), 0.0, TurnMemory(e[2:4], [-1, 0], [0, 1]), k=2)
     held = full.without(e[:2])
-    assert len(held.memory) == 2 and list(held.previous) == [-1, 0] and list(held.follows) == [0, 1]
+    assert len(held.memory) == 2 and list(held.memory.previous) == [-1, 0] and list(held.memory.follows) == [0, 1]
     turns = np.array([e[0], e[1], e[4]])
     assert np.allclose(held.predict_proba(turns, ["a", "b", "c"]), other.predict_proba(turns, ["a", "b", "c"]))
-    assert full.without(e[1:2]).previous.tolist() == [-1, -1, 1]  # the pair (0, 1) is gone, (2, 3) renumbered
+    assert full.without(e[1:2]).memory.previous.tolist() == [-1, -1, 1]  # the pair (0, 1) is gone, (2, 3) renumbered
     assert not full.without(e[:4]).has_memory and full.without(np.zeros((0, 5))) is full
 
 
 def test_a_bad_memory_is_refused():
-    ok = dict(memory=np.eye(3, 4), previous=[-1, 0, 1], follows=[0, 1, 0])
-    FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **ok, k=3)
+    ok = dict(vectors=np.eye(3, 4), previous=[-1, 0, 1], follows=[0, 1, 0])
+    FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, TurnMemory(**ok), k=3)
     for change, match in (({"previous": [-1, 2, 1]}, "earlier memory row"), ({"follows": [0, 2, 0]}, "0 or 1"),
-                          ({"memory": np.eye(3, 5)}, "memory must be"), ({"previous": [-1, 0]}, "memory must be")):
+                          ({"vectors": np.eye(3, 5)}, "memory compares"), ({"previous": [-1, 0]}, "memory must be")):
         with pytest.raises(ConfigError, match=match):
-            FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **{**ok, **change}, k=3)
+            FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, TurnMemory(**{**ok, **change}), k=3)
     with pytest.raises(ConfigError, match="k must be"):
-        FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **ok, k=4)
-    arrays = FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, **ok, k=3).arrays()
+        FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, TurnMemory(**ok), k=4)
+    with pytest.raises(ConfigError, match="TurnMemory"):
+        FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, np.eye(3, 4), k=3)
+    arrays = FollowUpDetector(np.zeros(4), np.zeros(10), 0.0, TurnMemory(**ok), k=3).arrays()
     with pytest.raises(ArtifactError, match="k must be an integer"):
         FollowUpDetector.from_arrays({"intercept": 0.0, "k": 2.5}, arrays)
     with pytest.raises(ArtifactError, match="follow_up_follows"):

@@ -43,7 +43,7 @@ from .embed import normalize_rows as _unit
 from .quantize import dequantize, quantize
 from .search import products
 
-__all__ = ["FollowUpDetector", "turn_features", "memory_projection"]
+__all__ = ["FollowUpDetector", "TurnMemory", "turn_features", "memory_projection"]
 
 
 def turn_features(vectors, texts, center):
@@ -88,6 +88,94 @@ def _vote(similarities, follows, k):
     return (w * follows[idx]).sum(axis=1) / w.sum(axis=1)
 
 
+class TurnMemory:
+    """The labelled turns a follow-up detector votes with: their vectors, previous rows and follow-up flags.
+
+    Parameters
+    ----------
+    vectors : array (m, r)
+        The turns, each minus the detector's centre (made unit length here), kept as int8 as pool.npz stores them;
+        or, with ``scale``, that int8 array itself.
+    previous : int array (m,)
+        Per row, the row of the turn before it in its conversation; -1 for a first turn.
+    follows : array (m,)
+        Per row, 1 when the turn is a follow-up (first turns are 0).
+    scale : array (r,), optional
+        The per-dimension scale of int8 ``vectors`` (:func:`~workbench.core.quantize.quantize`).
+    projection : array (r, dim), optional
+        Orthonormal rows the memory is kept in (its leading principal directions, :func:`memory_projection`): a
+        turn is compared with it after the same projection. None: the memory is in the embedding's own dim = r.
+    """
+
+    def __init__(self, vectors, previous, follows, *, scale=None, projection=None):
+        self.projection = None
+        if projection is not None:
+            self.projection = np.asarray(projection, np.float32)
+            if self.projection.ndim != 2 or not 1 <= len(self.projection) <= self.projection.shape[1] \
+                    or not np.isfinite(self.projection).all():
+                raise ConfigError(f"follow-up detector: projection must be finite (r, dim) with 1 <= r <= dim; "
+                                  f"got {self.projection.shape}")
+        vectors = np.asarray(vectors)
+        width = (vectors.shape[-1] if vectors.ndim else 0) if self.projection is None else len(self.projection)
+        # int8, as stored: the detector an export fits and the one a router loads vote alike
+        if scale is None:
+            if vectors.ndim != 2 or not np.isfinite(vectors).all():
+                raise ConfigError(f"follow-up detector: memory must be finite (m, {width}); got {vectors.shape}")
+            vectors, scale = quantize(_unit(vectors))
+        self.stored = (np.asarray(vectors, np.int8), np.asarray(scale, np.float32))
+        if self.stored[0].ndim != 2 or self.stored[1].shape != (self.stored[0].shape[-1],):
+            raise ConfigError(f"follow-up detector: memory must be (m, {width}) and its scale ({width},); got "
+                              f"{self.stored[0].shape} and {self.stored[1].shape}")
+        self.vectors = dequantize(*self.stored)
+        m = len(self.vectors)
+        self.previous = np.asarray(previous, np.int64)
+        self.follows = np.asarray(follows, np.float32)
+        if self.vectors.shape != (m, width) or m < 1 or self.previous.shape != (m,) or self.follows.shape != (m,):
+            raise ConfigError(f"follow-up detector: memory must be (m, {width}) with m >= 1, previous and follows (m,); "
+                              f"got {self.vectors.shape}, {self.previous.shape} and {self.follows.shape}")
+        if not np.isin(self.follows, (0.0, 1.0)).all():
+            raise ConfigError("follow-up detector: follows must be 0 or 1")
+        if ((self.previous < -1) | (self.previous >= np.arange(m))).any():
+            raise ConfigError("follow-up detector: previous must name an earlier memory row, or -1")
+        self.paired = np.flatnonzero(self.previous >= 0)
+
+    def __len__(self):
+        return len(self.vectors)
+
+    @property
+    def dim(self) -> int:
+        """The dimension of the embeddings it compares (the projection's input, else its own width)."""
+        return self.vectors.shape[1] if self.projection is None else self.projection.shape[1]
+
+    def keyed(self, centered):
+        """Turns (minus the detector's centre) as the memory keeps them: unit length, projected when it is."""
+        x = _unit(np.asarray(centered, np.float64))
+        return x if self.projection is None else _unit(x @ self.projection.T)
+
+    def subset(self, keep):
+        """The rows ``keep`` (increasing positions), previous rows renumbered; a row whose previous turn is left out
+        becomes a first turn (it no longer votes as a pair)."""
+        keep = np.asarray(keep)
+        row = np.full(len(self) + 1, -1)  # old row -> new row; index -1 (a first turn) stays -1
+        row[keep] = np.arange(len(keep))
+        return TurnMemory(self.stored[0][keep], row[self.previous[keep]], self.follows[keep], scale=self.stored[1],
+                          projection=self.projection)
+
+    def arrays(self) -> dict:
+        out = {"follow_up_memory": self.stored[0], "follow_up_memory_scale": self.stored[1],
+               "follow_up_previous": self.previous.astype(np.int32), "follow_up_follows": self.follows.astype(np.int8)}
+        if self.projection is not None:
+            out["follow_up_projection"] = self.projection
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        """From pool.npz's ``follow_up_memory*``, ``follow_up_previous``, ``follow_up_follows`` and
+        ``follow_up_projection`` (optional) arrays."""
+        return cls(arrays["follow_up_memory"], arrays["follow_up_previous"], arrays["follow_up_follows"],
+                   scale=arrays["follow_up_memory_scale"], projection=arrays.get("follow_up_projection"))
+
+
 class FollowUpDetector:
     """Probability that a turn continues an earlier task, from the turn's and the previous turn's vectors.
 
@@ -98,27 +186,16 @@ class FollowUpDetector:
     coef : array (2 * dim + 2,)
         Weights of the turn's vector, the previous turn's vector, log words and the cosine.
     intercept : float
-    memory : array (m, dim), optional
-        The labelled turns, each minus ``center`` (made unit length here), kept as int8 as pool.npz stores them;
-        or, with ``memory_scale``, that int8 array itself. None: the regression alone.
-    previous : int array (m,), optional
-        Per memory row, the row of the turn before it in its conversation; -1 for a first turn.
-    follows : array (m,), optional
-        Per memory row, 1 when the turn is a follow-up (first turns are 0).
+    memory : TurnMemory, optional
+        The labelled turns the two k-NN votes read. None: the regression alone.
     k : int
         Neighbours of each vote.
-    memory_scale : array (r,), optional
-        The per-dimension scale of an int8 ``memory`` (:func:`~workbench.core.quantize.quantize`).
-    projection : array (r, dim), optional
-        Orthonormal rows the memory is kept in (its leading principal directions, :func:`memory_projection`):
-        ``memory`` is then (m, r), and a turn is compared with it after the same projection. None: r = dim.
 
     The probability from which a turn is read as a follow-up is the context rule's ``threshold``
     (:class:`~workbench.core.conversation.ContextRule`), not the detector's.
     """
 
-    def __init__(self, center, coef, intercept, memory=None, previous=None, follows=None, *, k=_config.FOLLOW_UP_K,
-                 memory_scale=None, projection=None):
+    def __init__(self, center, coef, intercept, memory=None, *, k=_config.FOLLOW_UP_K):
         self.center = np.asarray(center, np.float64)
         self.coef = np.asarray(coef, np.float64)
         self.intercept = float(intercept)
@@ -129,42 +206,16 @@ class FollowUpDetector:
         if not (np.isfinite(self.center).all() and np.isfinite(self.coef).all() and math.isfinite(self.intercept)):
             raise ConfigError("follow-up detector: weights must be finite")
         self.k = int(k)
-        self.memory = self.projection = None
+        if memory is not None and not isinstance(memory, TurnMemory):
+            raise ConfigError(f"follow-up detector: memory must be a TurnMemory or None; got {type(memory).__name__}")
+        self.memory = memory
         if memory is None:
             return
-        if projection is not None:
-            self.projection = np.asarray(projection, np.float32)
-            if self.projection.ndim != 2 or self.projection.shape[1] != dim or not 1 <= len(self.projection) <= dim \
-                    or not np.isfinite(self.projection).all():
-                raise ConfigError(f"follow-up detector: projection must be finite (r, {dim}) with 1 <= r <= {dim}; "
-                                  f"got {self.projection.shape}")
-        width = dim if self.projection is None else len(self.projection)
-        # int8, as stored: the detector an export fits and the one a router loads vote alike
-        memory = np.asarray(memory)
-        if memory_scale is None:
-            if memory.ndim != 2 or not np.isfinite(memory).all():
-                raise ConfigError(f"follow-up detector: memory must be finite (m, {width}); got {memory.shape}")
-            memory, memory_scale = quantize(_unit(memory))
-        self._stored = (np.asarray(memory, np.int8), np.asarray(memory_scale, np.float32))
-        if self._stored[0].ndim != 2 or self._stored[1].shape != (self._stored[0].shape[-1],):
-            raise ConfigError(f"follow-up detector: memory must be (m, {width}) and its scale ({width},); got "
-                              f"{self._stored[0].shape} and {self._stored[1].shape}")
-        self.memory = dequantize(*self._stored)
-        m = len(self.memory)
-        self.previous = np.asarray(previous, np.int64) if previous is not None else np.full(m, -1)
-        self.follows = np.asarray(follows, np.float32) if follows is not None else None
-        if self.memory.shape != (m, width) or m < 1 or self.previous.shape != (m,) or self.follows is None \
-                or self.follows.shape != (m,):
-            raise ConfigError(f"follow-up detector: memory must be (m, {width}) with m >= 1, previous and follows (m,); "
-                              f"got {self.memory.shape}, {self.previous.shape} and "
-                              f"{None if self.follows is None else self.follows.shape}")
-        if not np.isin(self.follows, (0.0, 1.0)).all():
-            raise ConfigError("follow-up detector: follows must be 0 or 1")
-        if ((self.previous < -1) | (self.previous >= np.arange(m))).any():
-            raise ConfigError("follow-up detector: previous must name an earlier memory row, or -1")
-        if not 1 <= self.k <= m:
-            raise ConfigError(f"follow-up detector: k must be in [1, {m}] (the memory); got {self.k}")
-        self._paired = np.flatnonzero(self.previous >= 0)
+        if memory.dim != dim:
+            raise ConfigError(f"follow-up detector: the memory compares {memory.dim}-dimensional turns, the detector "
+                              f"{dim}-dimensional ones")
+        if not 1 <= self.k <= len(memory):
+            raise ConfigError(f"follow-up detector: k must be in [1, {len(memory)}] (the memory); got {self.k}")
 
     @property
     def dim(self) -> int:
@@ -180,21 +231,18 @@ class FollowUpDetector:
         z = np.clip(self.intercept + x @ self.coef, -50.0, 50.0)
         p = 1.0 / (1.0 + np.exp(-z))
         if self.memory is not None and len(p):
+            mem = self.memory
             s = self._similarities(vectors)  # (turns, m)
-            own = _vote(s[1:], self.follows, self.k)
-            rows = self._paired  # pairs: the mean of turn-to-turn and previous-to-previous cosines
-            pair = _vote((s[1:, rows] + s[:-1, self.previous[rows]]) / 2, self.follows[rows], self.k) \
+            own = _vote(s[1:], mem.follows, self.k)
+            rows = mem.paired  # pairs: the mean of turn-to-turn and previous-to-previous cosines
+            pair = _vote((s[1:, rows] + s[:-1, mem.previous[rows]]) / 2, mem.follows[rows], self.k) \
                 if len(rows) else own
             p = (p + own + pair) / 3
         return np.concatenate([[0.0], p])
 
     def _similarities(self, vectors):
-        """Cosines of ``vectors`` (minus the centre, projected as the memory is) to every remembered turn."""
-        return products(self._keyed(vectors), self.memory)
-
-    def _keyed(self, vectors):
-        x = _unit(np.asarray(vectors, np.float64) - self.center)
-        return x if self.projection is None else _unit(x @ self.projection.T)
+        """Cosines of ``vectors`` (minus the centre, kept as the memory keeps its turns) to every remembered turn."""
+        return products(self.memory.keyed(np.asarray(vectors, np.float64) - self.center), self.memory.vectors)
 
     def without(self, vectors, *, min_cosine=0.999):
         """This detector with every remembered turn at ``min_cosine`` or more of one of ``vectors`` forgotten.
@@ -209,20 +257,12 @@ class FollowUpDetector:
         keep = np.flatnonzero(~seen)
         if not len(keep):
             return FollowUpDetector(self.center, self.coef, self.intercept)
-        row = np.full(len(self.memory) + 1, -1)  # old row -> new row; index -1 (a first turn) stays -1
-        row[keep] = np.arange(len(keep))
-        return FollowUpDetector(self.center, self.coef, self.intercept, self._stored[0][keep], row[self.previous[keep]],
-                                self.follows[keep], k=min(self.k, len(keep)), memory_scale=self._stored[1],
-                                projection=self.projection)
+        return FollowUpDetector(self.center, self.coef, self.intercept, self.memory.subset(keep),
+                                k=min(self.k, len(keep)))
 
     def arrays(self) -> dict:
         out = {"follow_up_center": self.center.astype(np.float32), "follow_up_coef": self.coef.astype(np.float32)}
-        if self.memory is not None:
-            out.update(follow_up_memory=self._stored[0], follow_up_memory_scale=self._stored[1],
-                       follow_up_previous=self.previous.astype(np.int32), follow_up_follows=self.follows.astype(np.int8))
-            if self.projection is not None:
-                out["follow_up_projection"] = self.projection
-        return out
+        return out if self.memory is None else {**out, **self.memory.arrays()}
 
     def to_metadata(self, **about) -> dict:
         """The metadata entry: the intercept, the votes' ``k`` (with a memory) and whatever ``about`` says."""
@@ -236,11 +276,8 @@ class FollowUpDetector:
         if "k" in meta and (not isinstance(meta["k"], int) or isinstance(meta["k"], bool)):
             raise ArtifactError(f"follow-up detector k must be an integer; got {meta['k']!r}")
         try:
-            memory = {name: arrays[f"follow_up_{name}"] for name in ("memory", "memory_scale", "previous", "follows")} \
-                if "k" in meta else {}
-            if memory and "follow_up_projection" in arrays:
-                memory["projection"] = arrays["follow_up_projection"]
-            return cls(arrays["follow_up_center"], arrays["follow_up_coef"], meta["intercept"], **memory,
+            memory = TurnMemory.from_arrays(arrays) if "k" in meta else None
+            return cls(arrays["follow_up_center"], arrays["follow_up_coef"], meta["intercept"], memory,
                        **({"k": meta["k"]} if "k" in meta else {}))
         except KeyError as e:
             raise ArtifactError(f"pool metadata has a follow-up detector but {e} is missing") from None
