@@ -10,17 +10,8 @@ median per-round ratio.
 import argparse
 import json
 import statistics
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def per_message(router, texts):
-    start = time.perf_counter()
-    for text in texts:
-        router.route(text)
-    return (time.perf_counter() - start) / len(texts)
+from question_latency import ROOT, per_message  # the same per-message timer (benchmarks/ is on sys.path)
 
 
 def main():
