@@ -18,18 +18,16 @@ from ..errors import ArtifactError
 __all__ = ["HEADS", "KNNHead", "LinearHead", "BlendHead", "MLPHead", "linear_shares", "mlp_shares", "load_head"]
 
 
-def linear_shares(vectors, coef, intercept):
-    """Class probabilities of a linear (logistic-regression) head: softmax(x @ coef.T + intercept)."""
-    z = np.asarray(vectors, np.float64) @ np.asarray(coef, np.float64).T + np.asarray(intercept, np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def _softmax(z):
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def linear_shares(vectors, coef, intercept):
+    """Class probabilities of a linear (logistic-regression) head: softmax(x @ coef.T + intercept)."""
+    return _softmax(np.asarray(vectors, np.float64) @ np.asarray(coef, np.float64).T
+                    + np.asarray(intercept, np.float64))
 
 
 def mlp_shares(vectors, hidden_coef, hidden_intercept, out_coef, out_intercept):
@@ -144,7 +142,6 @@ class MLPHead:
 
     def __init__(self, hidden_coef, hidden_intercept, out_coef, out_intercept, weight):
         self.hidden_coef = np.asarray(hidden_coef, np.float16)
-        self._hidden32 = None
         self.hidden_intercept = np.asarray(hidden_intercept, np.float32)
         self.out_coef = np.asarray(out_coef, np.float32)
         self.out_intercept = np.asarray(out_intercept, np.float32)
@@ -158,6 +155,7 @@ class MLPHead:
             raise ArtifactError(f"mlp head arrays do not fit together: head_hidden_coef {self.hidden_coef.shape}, "
                                 f"head_hidden_intercept {self.hidden_intercept.shape}, head_out_coef "
                                 f"{self.out_coef.shape}, head_out_intercept {self.out_intercept.shape}")
+        self._hidden32 = self.hidden_coef.astype(np.float32)  # float16 on disk; widened once, not per message
 
     def arrays(self):
         return {"head_hidden_coef": self.hidden_coef, "head_hidden_intercept": self.hidden_intercept,
@@ -178,8 +176,6 @@ class MLPHead:
         return head
 
     def shares(self, queries, knn_shares):
-        if self._hidden32 is None:  # float16 on disk; widened once, not on every message
-            self._hidden32 = self.hidden_coef.astype(np.float32)
         net = mlp_shares(queries, self._hidden32, self.hidden_intercept, self.out_coef, self.out_intercept)
         return self.weight * net + (1.0 - self.weight) * knn_shares
 
