@@ -135,12 +135,14 @@ def test_a_memory_kept_in_its_principal_directions_votes_alike_after_the_round_t
     full = _memory_detector(rng, m)
     projection = memory_projection(full.memory.vectors, dims)
     r = min(dims, 6, m)
+    mem = full.memory
+    fitted = TurnMemory.fit(mem.vectors, mem.previous, mem.follows, dims=dims)  # what the export builds
     if r >= 6:
-        assert projection is None
+        assert projection is None and fitted.projection is None
         return
+    assert np.allclose(fitted.projection, projection, atol=1e-4) and fitted.vectors.shape == (m, r)
     assert projection.shape == (r, 6) and np.allclose(projection @ projection.T, np.eye(r), atol=1e-5)
     assert np.array_equal(projection, memory_projection(full.memory.vectors, dims))
-    mem = full.memory
     kept = FollowUpDetector(full.center, full.coef, full.intercept,
                             TurnMemory(mem.vectors @ projection.T, mem.previous, mem.follows, projection=projection),
                             k=full.k)

@@ -21,8 +21,7 @@ import numpy as np
 from .. import config as _config
 from ..core.conversation import (ContextRule, context_texts, decide_turns, follow_up_features,
                                  lifted, more_confident)
-from ..core.embed import normalize_rows
-from ..core.follow_up import FollowUpDetector, TurnMemory, memory_projection, turn_features
+from ..core.follow_up import FollowUpDetector, TurnMemory, turn_features
 from ..errors import ConfigError, DataError
 
 __all__ = ["KINDS", "CANDIDATE_RULES", "rule_label", "candidate_rules", "read_dev_conversations", "read_conversations", "route_context_rules", "fit_follow_up_detector",
@@ -246,13 +245,8 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
     if not memory:
         return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]))
     follows = (kinds == "follow_up") & (previous >= 0)
-    remembered = normalize_rows(vectors - center)
-    projection = memory_projection(remembered, memory_dims) if memory_dims else None
-    if projection is not None:
-        remembered = remembered @ projection.T
     return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]),
-                            TurnMemory(remembered, previous, follows, projection=projection), k=min(k, len(frame)))
-
+                            TurnMemory.fit(vectors - center, previous, follows, dims=memory_dims), k=min(k, len(frame)))
 
 
 def fresh_pairs(standalone, center, n, seed):

@@ -147,7 +147,7 @@ def out_of_fold_shares(x, labels, taxonomy, config, *, heads=_config.HEAD_CANDID
     -------
     dict head name -> (n, n_categories) array.
     """
-    from ..core.heads import HEADS, BlendHead, KNNHead, LinearHead, MLPHead
+    from ..core.heads import HEADS, BlendHead, LinearHead
     from ..core.knn import center, predict
     from ..errors import ConfigError
 
@@ -168,9 +168,9 @@ def out_of_fold_shares(x, labels, taxonomy, config, *, heads=_config.HEAD_CANDID
         vote = predict(xte, xtr, labels[train], config, rank).shares
         linear = fit_logreg_head(xtr, labels[train], n_classes, C=C, seed=seed) if linear_needed else None
         for h in heads:
-            head = KNNHead() if h == KNNHead.name else \
-                BlendHead(*linear, blend_weight) if h == BlendHead.name else \
-                MLPHead(*fit_mlp_head(xtr, labels[train], n_classes, seed=seed), blend_weight) if h == MLPHead.name \
-                else HEADS[h](*linear)
+            if h in (LinearHead.name, BlendHead.name):  # one logistic regression per fold serves both
+                head = LinearHead(*linear) if h == LinearHead.name else BlendHead(*linear, blend_weight)
+            else:
+                head = fit_head(h, xtr, labels[train], n_classes, seed=seed, blend_weight=blend_weight)
             out[h][test] = head.shares(xte, vote)
     return out

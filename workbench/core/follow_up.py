@@ -139,6 +139,15 @@ class TurnMemory:
             raise ConfigError("follow-up detector: previous must name an earlier memory row, or -1")
         self.paired = np.flatnonzero(self.previous >= 0)
 
+    @classmethod
+    def fit(cls, centered, previous, follows, *, dims=_config.FOLLOW_UP_MEMORY_DIMS):
+        """The memory of turns (each minus the detector's centre), kept in their ``dims`` leading principal
+        directions (:func:`memory_projection`; None: in the full embedding space)."""
+        unit = _unit(np.asarray(centered, np.float64))
+        projection = memory_projection(unit, dims) if dims else None
+        keys = unit if projection is None else _unit(unit @ projection.T)
+        return cls(keys, previous, follows, projection=projection)
+
     def __len__(self):
         return len(self.vectors)
 
