@@ -99,6 +99,8 @@ def candidate_rules():
 
 
 CANDIDATE_RULES = tuple(candidate_rules())
+#: What may read a turn in the pool's follow-up detector (:func:`fit_follow_up`).
+FOLLOW_UP_READERS = ("mlp", "regression")
 _SHORT_WORDS_GRID = (2, 3, 4, 5, 6, 8, 10)
 
 
@@ -194,26 +196,29 @@ def turn_encoder(texts, embedder, *, cache_dir=None):
     return lambda batch: np.stack([table[t] for t in batch])
 
 
-def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed=_config.SEED, memory=True,
-                  k=_config.FOLLOW_UP_K, memory_dims=_config.FOLLOW_UP_MEMORY_DIMS):
+def fit_follow_up(frame, encode, *, reader=_config.FOLLOW_UP_READER, c=_config.FOLLOW_UP_C, standalone=None,
+                  seed=_config.SEED, memory=True, k=_config.FOLLOW_UP_K, memory_dims=_config.FOLLOW_UP_MEMORY_DIMS):
     """The follow-up detector (:class:`~workbench.core.follow_up.FollowUpDetector`) fitted on every turn but the
-    first of each conversation of ``frame``, by logistic regression on its ``kind``, with the turns as its memory.
+    first of each conversation of ``frame`` to read its ``kind``, with the turns as its memory.
 
     Parameters
     ----------
     frame : pandas.DataFrame from :func:`read_conversations`
     encode : callable
         ``encode(list of str) -> vectors`` with the pool's backend (:func:`turn_encoder`).
+    reader : {"mlp", "regression"}
+        What reads the turn and the previous turn: a bag of networks (:func:`~workbench.analysis.heads.fit_mlp_head`,
+        the ``mlp`` head's sizes, seeded ``seed``) or a logistic regression.
     c : float
-        Inverse regularisation.
+        Inverse regularisation of the regression.
     standalone : (vectors, texts), optional
-        Pool messages: as many seeded pairs of them as there are turns are added to the regression as fresh turns
+        Pool messages: as many seeded pairs of them as there are turns are added to the reader's turns as fresh ones
         (a message that stands alone is fresh whatever came before it), so it does not learn the labelled
         conversations' habit of following "thanks" or an aside with a return to the task.
     seed : int
-        Which pairs.
+        Which pairs, and the networks' seeds.
     memory : bool
-        Keep every turn of ``frame`` (first turns as fresh) for the detector's k-NN votes; False: the regression
+        Keep every turn of ``frame`` (first turns as fresh) for the detector's k-NN votes; False: the reader
         alone.
     k : int
         Neighbours of each vote.
@@ -223,6 +228,10 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
     """
     from sklearn.linear_model import LogisticRegression
 
+    from .heads import fit_mlp_head
+
+    if reader not in FOLLOW_UP_READERS:
+        raise ConfigError(f"follow-up reader must be one of {FOLLOW_UP_READERS}; got {reader!r}")
     frame = frame.reset_index(drop=True)
     if memory and len(frame) > _config.FOLLOW_UP_MAX_TURNS:
         raise ConfigError(f"the follow-up detector keeps at most {_config.FOLLOW_UP_MAX_TURNS} labelled turns "
@@ -241,12 +250,16 @@ def fit_follow_up(frame, encode, *, c=_config.FOLLOW_UP_C, standalone=None, seed
     x, y = np.vstack(x), np.array(y)
     if len(set(y)) < 2:
         raise ConfigError("fitting the follow-up detector needs both fresh and follow-up turns after the first")
-    model = LogisticRegression(C=c, max_iter=5000).fit(x, y)
+    if reader == "mlp":
+        read = {"coef": None, "intercept": None, "networks": fit_mlp_head(x, y.astype(int), 2, seed=seed)}
+    else:
+        model = LogisticRegression(C=c, max_iter=5000).fit(x, y)
+        read = {"coef": model.coef_[0], "intercept": float(model.intercept_[0])}
     if not memory:
-        return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]))
+        return FollowUpDetector(center, **read)
     follows = (kinds == "follow_up") & (previous >= 0)
-    return FollowUpDetector(center, model.coef_[0], float(model.intercept_[0]),
-                            TurnMemory.fit(vectors - center, previous, follows, dims=memory_dims), k=min(k, len(frame)))
+    return FollowUpDetector(center, memory=TurnMemory.fit(vectors - center, previous, follows, dims=memory_dims),
+                            k=min(k, len(frame)), **read)
 
 
 def fresh_pairs(standalone, center, n, seed):

@@ -77,6 +77,11 @@ MEMBERS = {
     "follow_up_follows": Member("i", (1,), lambda n, dim, c: _config.FOLLOW_UP_MAX_TURNS),
     # the memory's principal directions (r, dim), r <= dim: the memory is kept in them
     "follow_up_projection": Member("f", (2,), lambda n, dim, c: dim * dim * 8),
+    # its networks (bags, hidden, 2 * dim + 2), (bags, hidden), (bags, 2, hidden), (bags, 2): at most 16 bags of 1,024
+    "follow_up_hidden_coef": Member("f", (3,), lambda n, dim, c: 16 * 1024 * (2 * dim + 2) * 4),
+    "follow_up_hidden_intercept": Member("f", (2,), lambda n, dim, c: 16 * 1024 * 8),
+    "follow_up_out_coef": Member("f", (3,), lambda n, dim, c: 16 * 2 * 1024 * 8),
+    "follow_up_out_intercept": Member("f", (2,), lambda n, dim, c: 16 * 2 * 8),
     "follow_up_*": Member("f", (1,), lambda n, dim, c: (3 * dim + 2) * 8),
     # an approximate-nearest-neighbour index, serialised to bytes: the vectors again plus its graph
     "ann_index": Member("u", (1,), lambda n, dim, c: 2 * n * dim * 4 + n * 1024 + 2**20),

@@ -6,28 +6,32 @@ or a new request do not. What tells them apart is mostly how the turn reads
 (elliptical, a bare constraint, a reformulation) and how it relates to the
 previous turn. The detector averages three readings of that:
 
-- a logistic regression over the turn's vector and the previous turn's
-  vector, each minus the mean of the turns it was fitted on (the embedding
-  space of the pool's backend), ``log(1 + words)``
-  (:func:`~workbench.core.conversation.text_words`) and the cosine between
-  the two turns;
+- a reading of the turn's vector and the previous turn's vector, each minus
+  the mean of the turns it was fitted on (the embedding space of the pool's
+  backend), ``log(1 + words)`` (:func:`~workbench.core.conversation.text_words`)
+  and the cosine between the two turns: a bag of small networks (one hidden
+  ReLU layer each, as the router's ``mlp`` head), or in pools exported before
+  them a logistic regression;
 - a k-NN vote of the labelled turns nearest to the turn (its *memory*; first
   turns count as fresh), which finds follow-ups like this one in any language
   where a linear boundary does not;
 - a k-NN vote of the labelled (turn, previous turn) pairs nearest to the pair,
   by the mean of the two cosines.
 
-Held out on the labelled and development conversations the average tells
-follow-ups from fresh turns 91% of the time, the regression alone 88%.
+Held out on the development conversations the average with the networks
+tells follow-ups from fresh turns at AUC 0.972 (0.965 with the regression; the
+networks alone 0.966, the regression alone 0.948).
 
 It reads no routing decision, so it depends on the backend and the labelled
 conversations only, and is fitted at export (:func:`workbench.analysis.conversations.fit_follow_up`)
-and stored in pool.npz: arrays ``follow_up_center`` (dim) and ``follow_up_coef``
-(2 * dim + 2); with a memory ``follow_up_memory`` (m, r; each turn minus the centre, unit length, projected on
+and stored in pool.npz: arrays ``follow_up_center`` (dim) and either the networks
+``follow_up_hidden_coef`` (bags, hidden, 2 * dim + 2; float16), ``follow_up_hidden_intercept`` (bags, hidden),
+``follow_up_out_coef`` (bags, 2, hidden) and ``follow_up_out_intercept`` (bags, 2) (metadata ``"reader": "mlp"``),
+or the regression's ``follow_up_coef`` (2 * dim + 2, metadata ``intercept``); with a memory ``follow_up_memory`` (m, r; each turn minus the centre, unit length, projected on
 the memory's ``r`` leading principal directions ``follow_up_projection`` (r, dim) and made unit length again,
 int8; without a projection r = dim) and ``follow_up_memory_scale`` (r; :func:`~workbench.core.quantize.quantize`),
 ``follow_up_previous`` (m; the row of the previous turn, -1 for a first turn) and ``follow_up_follows``
-(m; 1 for a follow-up); metadata ``follow_up`` (``{"intercept", "k", ...}``). A pool without a detector falls
+(m; 1 for a follow-up); metadata ``follow_up`` (``{"reader" or "intercept", "k", ...}``). A pool without a detector falls
 back to the hand-weighted one of :mod:`workbench.core.conversation`.
 """
 from __future__ import annotations
@@ -40,10 +44,15 @@ from .. import config as _config
 from ..errors import ArtifactError, ConfigError
 from .conversation import text_words
 from .embed import normalize_rows as _unit
+from .heads import mlp_shares
 from .quantize import dequantize, quantize
 from .search import products
 
-__all__ = ["FollowUpDetector", "TurnMemory", "turn_features", "memory_projection"]
+__all__ = ["FollowUpDetector", "TurnMemory", "turn_features", "memory_projection", "NETWORK_ARRAYS"]
+
+#: pool.npz arrays of the detector's networks, in the order of :func:`~workbench.core.heads.mlp_shares`.
+NETWORK_ARRAYS = ("follow_up_hidden_coef", "follow_up_hidden_intercept", "follow_up_out_coef",
+                  "follow_up_out_intercept")
 
 
 def turn_features(vectors, texts, center):
@@ -192,28 +201,42 @@ class FollowUpDetector:
     ----------
     center : array (dim,)
         Subtracted from both vectors.
-    coef : array (2 * dim + 2,)
-        Weights of the turn's vector, the previous turn's vector, log words and the cosine.
-    intercept : float
+    coef : array (2 * dim + 2,), optional
+        The regression's weights of the turn's vector, the previous turn's vector, log words and the cosine
+        (:func:`turn_features`). Give it and ``intercept``, or ``networks``.
+    intercept : float, optional
     memory : TurnMemory, optional
-        The labelled turns the two k-NN votes read. None: the regression alone.
+        The labelled turns the two k-NN votes read. None: the turn's reading alone.
     k : int
         Neighbours of each vote.
+    networks : tuple of 4 arrays, optional
+        A bag of one-hidden-layer networks over the same inputs, as :func:`~workbench.core.heads.mlp_shares`
+        takes them: ``(bags, hidden, 2 * dim + 2)``, ``(bags, hidden)``, ``(bags, 2, hidden)``, ``(bags, 2)``;
+        the second output is the follow-up. They read the turn in place of the regression.
 
     The probability from which a turn is read as a follow-up is the context rule's ``threshold``
     (:class:`~workbench.core.conversation.ContextRule`), not the detector's.
     """
 
-    def __init__(self, center, coef, intercept, memory=None, *, k=_config.FOLLOW_UP_K):
+    def __init__(self, center, coef=None, intercept=None, memory=None, *, k=_config.FOLLOW_UP_K, networks=None):
         self.center = np.asarray(center, np.float64)
-        self.coef = np.asarray(coef, np.float64)
-        self.intercept = float(intercept)
         dim = self.center.shape[0] if self.center.ndim == 1 else -1
-        if self.center.ndim != 1 or self.coef.shape != (2 * dim + 2,):
-            raise ConfigError(f"follow-up detector: center must be 1-D and coef hold 2 * dim + 2 weights; got "
-                              f"{self.center.shape} and {self.coef.shape}")
-        if not (np.isfinite(self.center).all() and np.isfinite(self.coef).all() and math.isfinite(self.intercept)):
-            raise ConfigError("follow-up detector: weights must be finite")
+        if self.center.ndim != 1 or not np.isfinite(self.center).all():
+            raise ConfigError(f"follow-up detector: center must be 1-D and finite; got {self.center.shape}")
+        if (networks is None) == (coef is None) or (coef is None) != (intercept is None):
+            raise ConfigError("follow-up detector: give either coef and intercept (a regression) or networks")
+        self.coef = self.intercept = self.networks = None
+        if networks is None:
+            self.coef = np.asarray(coef, np.float64)
+            self.intercept = float(intercept)
+            if self.coef.shape != (2 * dim + 2,):
+                raise ConfigError(f"follow-up detector: coef must hold 2 * dim + 2 = {2 * dim + 2} weights; got "
+                                  f"{self.coef.shape}")
+            if not (np.isfinite(self.coef).all() and math.isfinite(self.intercept)):
+                raise ConfigError("follow-up detector: weights must be finite")
+        else:
+            self.networks = _networks(networks, 2 * dim + 2)
+            self._widened = (self.networks[0].astype(np.float32), *self.networks[1:])  # once, not per turn
         self.k = int(k)
         if memory is not None and not isinstance(memory, TurnMemory):
             raise ConfigError(f"follow-up detector: memory must be a TurnMemory or None; got {type(memory).__name__}")
@@ -236,9 +259,7 @@ class FollowUpDetector:
 
     def predict_proba(self, vectors, texts):
         """Follow-up probability of every turn of one conversation (oldest first); the first turn gets 0."""
-        x = turn_features(vectors, list(texts), self.center)
-        z = np.clip(self.intercept + x @ self.coef, -50.0, 50.0)
-        p = 1.0 / (1.0 + np.exp(-z))
+        p = self.read(turn_features(vectors, list(texts), self.center))
         if self.memory is not None and len(p):
             mem = self.memory
             s = self._similarities(vectors)  # (turns, m)
@@ -248,6 +269,15 @@ class FollowUpDetector:
                 if len(rows) else own
             p = (p + own + pair) / 3
         return np.concatenate([[0.0], p])
+
+    def read(self, features):
+        """The networks' (or the regression's) follow-up probability of :func:`turn_features` rows."""
+        if not len(features):
+            return np.zeros(0)
+        if self.networks is not None:
+            return mlp_shares(features, *self._widened)[:, 1]
+        z = np.clip(self.intercept + features @ self.coef, -50.0, 50.0)
+        return 1.0 / (1.0 + np.exp(-z))
 
     def _similarities(self, vectors):
         """Cosines of ``vectors`` (minus the centre, kept as the memory keeps its turns) to every remembered turn."""
@@ -265,17 +295,23 @@ class FollowUpDetector:
         seen = (self._similarities(vectors) >= min_cosine).any(axis=0)
         keep = np.flatnonzero(~seen)
         if not len(keep):
-            return FollowUpDetector(self.center, self.coef, self.intercept)
+            return FollowUpDetector(self.center, self.coef, self.intercept, networks=self.networks)
         return FollowUpDetector(self.center, self.coef, self.intercept, self.memory.subset(keep),
-                                k=min(self.k, len(keep)))
+                                k=min(self.k, len(keep)), networks=self.networks)
 
     def arrays(self) -> dict:
-        out = {"follow_up_center": self.center.astype(np.float32), "follow_up_coef": self.coef.astype(np.float32)}
+        out = {"follow_up_center": self.center.astype(np.float32)}
+        if self.networks is None:
+            out["follow_up_coef"] = self.coef.astype(np.float32)
+        else:
+            out.update(zip(NETWORK_ARRAYS, self.networks))
         return out if self.memory is None else {**out, **self.memory.arrays()}
 
     def to_metadata(self, **about) -> dict:
-        """The metadata entry: the intercept, the votes' ``k`` (with a memory) and whatever ``about`` says."""
-        return {"intercept": self.intercept, **({"k": self.k} if self.memory is not None else {}), **about}
+        """The metadata entry: the reader (``"reader": "mlp"``, or the regression's ``intercept``), the votes' ``k``
+        (with a memory) and whatever ``about`` says."""
+        reader = {"intercept": self.intercept} if self.networks is None else {"reader": "mlp"}
+        return {**reader, **({"k": self.k} if self.memory is not None else {}), **about}
 
     @classmethod
     def from_arrays(cls, meta, arrays):
@@ -284,15 +320,39 @@ class FollowUpDetector:
             return None
         if "k" in meta and (not isinstance(meta["k"], int) or isinstance(meta["k"], bool)):
             raise ArtifactError(f"follow-up detector k must be an integer; got {meta['k']!r}")
+        if meta.get("reader", "regression") not in ("regression", "mlp"):
+            raise ArtifactError(f"follow-up detector reader must be 'mlp' or absent; got {meta['reader']!r}")
         try:
             memory = TurnMemory.from_arrays(arrays) if "k" in meta else None
-            return cls(arrays["follow_up_center"], arrays["follow_up_coef"], meta["intercept"], memory,
-                       **({"k": meta["k"]} if "k" in meta else {}))
+            k = {"k": meta["k"]} if "k" in meta else {}
+            if meta.get("reader") == "mlp":
+                return cls(arrays["follow_up_center"], None, None, memory,
+                           networks=tuple(arrays[name] for name in NETWORK_ARRAYS), **k)
+            return cls(arrays["follow_up_center"], arrays["follow_up_coef"], meta["intercept"], memory, **k)
         except KeyError as e:
             raise ArtifactError(f"pool metadata has a follow-up detector but {e} is missing") from None
         except (ConfigError, TypeError, ValueError) as e:
             raise ArtifactError(f"bad follow-up detector: {e}") from None
 
     def __repr__(self):
+        reader = f", networks={len(self.networks[0])}" if self.networks is not None else ""
         memory = f", memory={len(self.memory)}, k={self.k}" if self.memory is not None else ""
-        return f"FollowUpDetector(dim={self.dim}{memory})"
+        return f"FollowUpDetector(dim={self.dim}{reader}{memory})"
+
+
+def _networks(networks, width):
+    """The four arrays of a bag of two-output networks over ``width`` inputs, checked (the hidden layer float16)."""
+    try:
+        w1, b1, w2, b2 = networks
+    except (TypeError, ValueError):
+        raise ConfigError("follow-up detector: networks must be four arrays (hidden and output weights and "
+                          "intercepts)") from None
+    w1, b1, w2, b2 = np.asarray(w1, np.float16), *(np.asarray(a, np.float32) for a in (b1, w2, b2))
+    bags, hidden = w1.shape[:2] if w1.ndim == 3 else (0, 0)
+    if bags < 1 or hidden < 1 or w1.shape != (bags, hidden, width) or b1.shape != (bags, hidden) \
+            or w2.shape != (bags, 2, hidden) or b2.shape != (bags, 2):
+        raise ConfigError(f"follow-up detector: networks must be (bags, hidden, {width}), (bags, hidden), "
+                          f"(bags, 2, hidden) and (bags, 2); got {w1.shape}, {b1.shape}, {w2.shape} and {b2.shape}")
+    if not all(np.isfinite(a).all() for a in (w1, b1, w2, b2)):
+        raise ConfigError("follow-up detector: network weights must be finite")
+    return w1, b1, w2, b2
