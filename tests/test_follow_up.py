@@ -132,15 +132,16 @@ def test_a_detector_read_by_networks_gives_their_probability_and_survives_the_ro
     assert np.allclose(back.predict_proba(vectors, texts), p, atol=1e-6)
     if remember:
         held = detector.without(detector.center + memory.vectors[:1])
-        assert len(held.memory) < len(memory) and all(a is b for a, b in zip(held.networks, detector.networks))
+        assert len(held.memory) < len(memory) and held.networks is detector.networks
 
 
 def test_networks_that_do_not_fit_the_detector_are_refused():
     rng = np.random.default_rng(0)
     ok = _networks(rng, 4)
     FollowUpDetector(np.zeros(4), networks=ok)
-    for bad, match in (((ok[0][:, :, :9], *ok[1:]), "networks must be"), ((*ok[:2], ok[2][:, :1], ok[3]), "networks must be"),
-                       ((ok[0], ok[1][:1], *ok[2:]), "networks must be"), (ok[:3], "four arrays"),
+    for bad, match in (((ok[0][:, :, :9], *ok[1:]), "read 10 inputs into 2"), ((*ok[:2], ok[2][:, :1], ok[3]), "fit together"),
+                       ((ok[0][:, :, :3], ok[1], ok[2][:, :1], ok[3][:, :1]), "read 10 inputs into 2"),
+                       ((ok[0], ok[1][:1], *ok[2:]), "fit together"), (ok[:3], "four arrays"),
                        ((ok[0] * np.nan, *ok[1:]), "finite")):
         with pytest.raises(ConfigError, match=match):
             FollowUpDetector(np.zeros(4), networks=bad)

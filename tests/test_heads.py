@@ -91,6 +91,8 @@ def test_mlp_head_round_trips_as_plain_arrays_and_refuses_arrays_that_do_not_fit
         load_head("mlp", arrays, 7, 32)
     with pytest.raises(ArtifactError, match="do not fit together"):
         MLPHead(parts[0], parts[1], parts[2][:, :, :4], parts[3], 0.5)
+    with pytest.raises(ArtifactError, match="finite"):
+        load_head("mlp", {**arrays, "head_out_intercept": arrays["head_out_intercept"] * np.inf}, 7, 16)
 
 
 def test_heads_are_judged_at_the_operating_point_of_the_targets(taxonomy):

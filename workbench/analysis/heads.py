@@ -73,7 +73,7 @@ def fit_logreg_head(x, labels, n_classes, *, C=_config.LOGREG_C, seed=_config.SE
 
 def fit_mlp_head(x, labels, n_classes, *, hidden=_config.MLP_HIDDEN, alpha=_config.MLP_ALPHA, bags=_config.MLP_BAGS,
                  seed=_config.SEED, max_iter=_config.MLP_MAX_ITER):
-    """Fit the networks of the ``mlp`` head; returns the four arrays of :func:`workbench.core.heads.mlp_shares`.
+    """Fit the networks of the ``mlp`` head; returns the four arrays of :class:`workbench.core.heads.Networks`.
 
     Each of the ``bags`` networks is scikit-learn's ``MLPClassifier`` (one
     hidden ReLU layer, adam, L2 penalty ``alpha``) on standardised vectors,

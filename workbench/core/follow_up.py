@@ -44,13 +44,13 @@ from .. import config as _config
 from ..errors import ArtifactError, ConfigError
 from .conversation import text_words
 from .embed import normalize_rows as _unit
-from .heads import mlp_shares
+from .heads import Networks
 from .quantize import dequantize, quantize
 from .search import products
 
 __all__ = ["FollowUpDetector", "TurnMemory", "turn_features", "memory_projection", "NETWORK_ARRAYS"]
 
-#: pool.npz arrays of the detector's networks, in the order of :func:`~workbench.core.heads.mlp_shares`.
+#: pool.npz arrays of the detector's networks, in the order of :class:`~workbench.core.heads.Networks`.
 NETWORK_ARRAYS = ("follow_up_hidden_coef", "follow_up_hidden_intercept", "follow_up_out_coef",
                   "follow_up_out_intercept")
 
@@ -209,9 +209,9 @@ class FollowUpDetector:
         The labelled turns the two k-NN votes read. None: the turn's reading alone.
     k : int
         Neighbours of each vote.
-    networks : tuple of 4 arrays, optional
-        A bag of one-hidden-layer networks over the same inputs, as :func:`~workbench.core.heads.mlp_shares`
-        takes them: ``(bags, hidden, 2 * dim + 2)``, ``(bags, hidden)``, ``(bags, 2, hidden)``, ``(bags, 2)``;
+    networks : Networks or tuple of 4 arrays, optional
+        A bag of one-hidden-layer networks over the same inputs (:class:`~workbench.core.heads.Networks`, or its
+        four arrays ``(bags, hidden, 2 * dim + 2)``, ``(bags, hidden)``, ``(bags, 2, hidden)``, ``(bags, 2)``);
         the second output is the follow-up. They read the turn in place of the regression.
 
     The probability from which a turn is read as a follow-up is the context rule's ``threshold``
@@ -236,7 +236,6 @@ class FollowUpDetector:
                 raise ConfigError("follow-up detector: weights must be finite")
         else:
             self.networks = _networks(networks, 2 * dim + 2)
-            self._widened = (self.networks[0].astype(np.float32), *self.networks[1:])  # once, not per turn
         self.k = int(k)
         if memory is not None and not isinstance(memory, TurnMemory):
             raise ConfigError(f"follow-up detector: memory must be a TurnMemory or None; got {type(memory).__name__}")
@@ -275,7 +274,7 @@ class FollowUpDetector:
         if not len(features):
             return np.zeros(0)
         if self.networks is not None:
-            return mlp_shares(features, *self._widened)[:, 1]
+            return self.networks.proba(features)[:, 1]
         z = np.clip(self.intercept + features @ self.coef, -50.0, 50.0)
         return 1.0 / (1.0 + np.exp(-z))
 
@@ -304,7 +303,7 @@ class FollowUpDetector:
         if self.networks is None:
             out["follow_up_coef"] = self.coef.astype(np.float32)
         else:
-            out.update(zip(NETWORK_ARRAYS, self.networks))
+            out.update(self.networks.arrays(NETWORK_ARRAYS))
         return out if self.memory is None else {**out, **self.memory.arrays()}
 
     def to_metadata(self, **about) -> dict:
@@ -335,24 +334,23 @@ class FollowUpDetector:
             raise ArtifactError(f"bad follow-up detector: {e}") from None
 
     def __repr__(self):
-        reader = f", networks={len(self.networks[0])}" if self.networks is not None else ""
+        reader = f", networks={len(self.networks)}" if self.networks is not None else ""
         memory = f", memory={len(self.memory)}, k={self.k}" if self.memory is not None else ""
         return f"FollowUpDetector(dim={self.dim}{reader}{memory})"
 
 
 def _networks(networks, width):
-    """The four arrays of a bag of two-output networks over ``width`` inputs, checked (the hidden layer float16)."""
-    try:
-        w1, b1, w2, b2 = networks
-    except (TypeError, ValueError):
-        raise ConfigError("follow-up detector: networks must be four arrays (hidden and output weights and "
-                          "intercepts)") from None
-    w1, b1, w2, b2 = np.asarray(w1, np.float16), *(np.asarray(a, np.float32) for a in (b1, w2, b2))
-    bags, hidden = w1.shape[:2] if w1.ndim == 3 else (0, 0)
-    if bags < 1 or hidden < 1 or w1.shape != (bags, hidden, width) or b1.shape != (bags, hidden) \
-            or w2.shape != (bags, 2, hidden) or b2.shape != (bags, 2):
-        raise ConfigError(f"follow-up detector: networks must be (bags, hidden, {width}), (bags, hidden), "
-                          f"(bags, 2, hidden) and (bags, 2); got {w1.shape}, {b1.shape}, {w2.shape} and {b2.shape}")
-    if not all(np.isfinite(a).all() for a in (w1, b1, w2, b2)):
-        raise ConfigError("follow-up detector: network weights must be finite")
-    return w1, b1, w2, b2
+    """``networks`` (a :class:`~workbench.core.heads.Networks` or its four arrays) as a bag of two-output networks
+    over ``width`` inputs, checked."""
+    if not isinstance(networks, Networks):
+        try:
+            networks = Networks(*networks)
+        except TypeError:
+            raise ConfigError("follow-up detector: networks must be four arrays (hidden and output weights and "
+                              "intercepts)") from None
+        except ConfigError as e:
+            raise ConfigError(f"follow-up detector: {e}") from None
+    if networks.inputs != width or networks.outputs != 2:
+        raise ConfigError(f"follow-up detector: networks must read {width} inputs into 2 outputs; got "
+                          f"{networks.inputs} into {networks.outputs}")
+    return networks

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ArtifactError
+from ..errors import ArtifactError, ConfigError
 
-__all__ = ["HEADS", "KNNHead", "LinearHead", "BlendHead", "MLPHead", "linear_shares", "mlp_shares", "load_head"]
+__all__ = ["HEADS", "KNNHead", "LinearHead", "BlendHead", "MLPHead", "Networks", "linear_shares", "mlp_shares",
+           "load_head"]
 
 
 def _softmax(z):
@@ -42,6 +43,64 @@ def mlp_shares(vectors, hidden_coef, hidden_intercept, out_coef, out_intercept):
         h = np.maximum(x @ np.asarray(w1, np.float32).T + np.asarray(b1, np.float32), 0.0)
         out = out + _softmax((h @ np.asarray(w2, np.float32).T + np.asarray(b2, np.float32)).astype(np.float64))
     return out / len(hidden_coef)
+
+
+class Networks:
+    """A bag of one-hidden-layer ReLU networks whose softmax outputs are averaged (:func:`mlp_shares`).
+
+    The reading the ``mlp`` head and the follow-up detector share. The hidden layer, the largest array, is kept
+    as float16 as pool.npz stores it and widened to float32 once, here, not per message.
+
+    Parameters
+    ----------
+    hidden_coef : array (bags, hidden, inputs)
+    hidden_intercept : array (bags, hidden)
+    out_coef : array (bags, outputs, hidden)
+    out_intercept : array (bags, outputs)
+
+    Raises
+    ------
+    ConfigError
+        When the arrays do not fit together or hold a non-finite weight; the message names their shapes.
+    """
+
+    def __init__(self, hidden_coef, hidden_intercept, out_coef, out_intercept):
+        self.hidden_coef = np.asarray(hidden_coef, np.float16)
+        self.hidden_intercept, self.out_coef, self.out_intercept = (
+            np.asarray(a, np.float32) for a in (hidden_intercept, out_coef, out_intercept))
+        bags, hidden = self.hidden_intercept.shape if self.hidden_intercept.ndim == 2 else (0, 0)
+        outputs = self.out_intercept.shape[-1] if self.out_intercept.ndim == 2 else 0
+        if (bags < 1 or hidden < 1 or self.hidden_coef.ndim != 3 or self.hidden_coef.shape[:2] != (bags, hidden)
+                or self.out_coef.shape != (bags, outputs, hidden) or self.out_intercept.shape != (bags, outputs)):
+            raise ConfigError(f"network arrays do not fit together: hidden weights {self.hidden_coef.shape}, hidden "
+                              f"intercepts {self.hidden_intercept.shape}, output weights {self.out_coef.shape}, output "
+                              f"intercepts {self.out_intercept.shape}")
+        if not all(np.isfinite(a).all() for a in self.parts()):
+            raise ConfigError("network weights must be finite")
+        self._hidden32 = self.hidden_coef.astype(np.float32)
+
+    @property
+    def inputs(self) -> int:
+        return self.hidden_coef.shape[2]
+
+    @property
+    def outputs(self) -> int:
+        return self.out_intercept.shape[1]
+
+    def parts(self):
+        """The four arrays, in the order of the constructor (the hidden weights float16)."""
+        return self.hidden_coef, self.hidden_intercept, self.out_coef, self.out_intercept
+
+    def arrays(self, names) -> dict:
+        """The four arrays under pool.npz's ``names`` (in the order of the constructor)."""
+        return dict(zip(names, self.parts()))
+
+    def proba(self, x):
+        """The bag's mean output probabilities of the rows of ``x``: ``(n, outputs)``."""
+        return mlp_shares(x, self._hidden32, self.hidden_intercept, self.out_coef, self.out_intercept)
+
+    def __len__(self):
+        return len(self.hidden_coef)
 
 
 class KNNHead:
@@ -141,26 +200,16 @@ class MLPHead:
     _ARRAYS = ("head_hidden_coef", "head_hidden_intercept", "head_out_coef", "head_out_intercept")
 
     def __init__(self, hidden_coef, hidden_intercept, out_coef, out_intercept, weight):
-        self.hidden_coef = np.asarray(hidden_coef, np.float16)
-        self.hidden_intercept = np.asarray(hidden_intercept, np.float32)
-        self.out_coef = np.asarray(out_coef, np.float32)
-        self.out_intercept = np.asarray(out_intercept, np.float32)
+        try:
+            self.networks = Networks(hidden_coef, hidden_intercept, out_coef, out_intercept)
+        except ConfigError as e:
+            raise ArtifactError(f"mlp head: {e}") from None
         self.weight = float(np.asarray(weight, np.float64).reshape(-1)[0])
         if not 0.0 <= self.weight <= 1.0:
             raise ArtifactError(f"blend weight must be in [0, 1]; got {self.weight!r}")
-        bags, hidden = self.hidden_intercept.shape if self.hidden_intercept.ndim == 2 else (0, 0)
-        classes = self.out_intercept.shape[-1] if self.out_intercept.ndim == 2 else 0
-        if (bags < 1 or self.hidden_coef.ndim != 3 or self.hidden_coef.shape[:2] != (bags, hidden)
-                or self.out_coef.shape != (bags, classes, hidden) or self.out_intercept.shape != (bags, classes)):
-            raise ArtifactError(f"mlp head arrays do not fit together: head_hidden_coef {self.hidden_coef.shape}, "
-                                f"head_hidden_intercept {self.hidden_intercept.shape}, head_out_coef "
-                                f"{self.out_coef.shape}, head_out_intercept {self.out_intercept.shape}")
-        self._hidden32 = self.hidden_coef.astype(np.float32)  # float16 on disk; widened once, not per message
 
     def arrays(self):
-        return {"head_hidden_coef": self.hidden_coef, "head_hidden_intercept": self.hidden_intercept,
-                "head_out_coef": self.out_coef, "head_out_intercept": self.out_intercept,
-                "head_blend_weight": np.array([self.weight], np.float32)}
+        return {**self.networks.arrays(self._ARRAYS), "head_blend_weight": np.array([self.weight], np.float32)}
 
     @classmethod
     def from_arrays(cls, arrays, n_classes, dim):
@@ -170,14 +219,13 @@ class MLPHead:
         if np.shape(arrays["head_blend_weight"]) != (1,):
             raise ArtifactError(f"head_blend_weight must have shape (1,); got {np.shape(arrays['head_blend_weight'])}")
         head = cls(*(arrays[a] for a in cls._ARRAYS), arrays["head_blend_weight"])
-        if head.hidden_coef.shape[2] != dim or head.out_intercept.shape[1] != n_classes:
-            raise ArtifactError(f"mlp head arrays {head.hidden_coef.shape} / {head.out_intercept.shape} do not match "
-                                f"{n_classes} categories x dim {dim}")
+        if head.networks.inputs != dim or head.networks.outputs != n_classes:
+            raise ArtifactError(f"mlp head arrays {head.networks.hidden_coef.shape} / "
+                                f"{head.networks.out_intercept.shape} do not match {n_classes} categories x dim {dim}")
         return head
 
     def shares(self, queries, knn_shares):
-        net = mlp_shares(queries, self._hidden32, self.hidden_intercept, self.out_coef, self.out_intercept)
-        return self.weight * net + (1.0 - self.weight) * knn_shares
+        return self.weight * self.networks.proba(queries) + (1.0 - self.weight) * knn_shares
 
 
 #: Head name -> class.
