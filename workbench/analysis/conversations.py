@@ -93,7 +93,7 @@ def candidate_rules():
     rules = [ContextRule("alone"), *(ContextRule(n, turns=k) for n in ("previous", "confident") for k in (1, 2)),
              *(ContextRule("lift", turns=k) for k in (1, 2, 3)), ContextRule("sticky", turns=2),
              ContextRule("inherit", turns=2), *(ContextRule("detector", turns=k) for k in (1, 2, 3)),
-             *(ContextRule("detector", turns=_config.CONTEXT_TURNS, threshold=t) for t in (0.3, 0.5, 0.6)
+             *(ContextRule("detector", turns=_config.CONTEXT_TURNS, threshold=t) for t in (0.3, 0.5, 0.55, 0.6)
                if t != _config.FOLLOW_UP_THRESHOLD)]
     return {rule_label(r): r for r in rules}
 
