@@ -201,6 +201,8 @@ def test_a_run_killed_midway_resumes_without_paying_twice(tmp_path, sig):
     inp = write_jsonl(tmp_path / "cand.jsonl", rows)
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache.jsonl"
     with FakeLLM(delay=0.15) as llm:
+        # the later messages answer slowly, so the run cannot finish before the signal however the test is scheduled
+        llm.script.update({r["text"]: [("sleep", 2.0)] for r in rows[6:]})
         proc = run_label(llm, inp, out, cache, "--concurrency", "1", wait=False)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not cache.exists() or len(cache.read_text().splitlines()) < 4):
@@ -210,6 +212,7 @@ def test_a_run_killed_midway_resumes_without_paying_twice(tmp_path, sig):
         done_first = [json.loads(line)["id"] for line in cache.read_text().splitlines()]
         assert 4 <= len(done_first) < 12 and not out.exists()
         llm.set_delay(0)
+        llm.script.clear()
         res = run_label(llm, inp, out, cache, "--concurrency", "1")
         assert res.returncode == 0, res.stderr
         counts = {r["id"]: llm.count(r["text"]) for r in rows}
