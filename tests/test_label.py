@@ -178,7 +178,10 @@ def run_label(llm, inp, out, cache, *extra, wait=True):
            "--backoff", "0.01", *extra]
     if wait:
         return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    # a test run started in the background (`cmd &` without job control) inherits SIGINT ignored, and Python keeps it
+    # ignored: give the child the disposition an interactive Ctrl-C meets
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_cli_label_writes_labelled_rows_and_never_writes_the_key(tmp_path):
