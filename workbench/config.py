@@ -257,7 +257,8 @@ FOLLOW_UP_HAND_THRESHOLD = 0.6
 #: 0.6 route 89.5%, 89.9%, 89.8%, 89.7% of turns right at a mean cost of 0.263, 0.275, 0.299, 0.325 (follow-ups
 #: downgraded 5.1%, 6.3%, 7.8%, 9.4%); with the 5,026-message pool 89.0%, 89.4%, 89.4%, 89.1% (cost 0.274, 0.284,
 #: 0.302, 0.338), and before the newer dev rounds 0.5 and 0.55 tied at 88.9%, so 0.5 replaces 0.55. Lower thresholds
-#: trade fresh turns read as follow-ups (mostly upgrades) for follow-ups missed (mostly downgrades). A stricter
+#: trade fresh turns read as follow-ups (mostly upgrades) for follow-ups missed (mostly downgrades). With the
+#: regression before the networks, k of 10 or 25 and C of 3 or 30 moved nothing by more than half a point. A stricter
 #: threshold only where the task would lower the turn's own tier (0.6-0.9) routed the development conversations
 #: worse (87.8-87.0%).
 FOLLOW_UP_THRESHOLD = 0.5
