@@ -8,7 +8,7 @@ MIN_TOTAL, MIN_PER_CATEGORY, MIN_LANGUAGES = 2400, 320, 12
 #: The style batches (data/pool/style-*.jsonl): styles the first batch did not cover.
 STYLES = {"voice", "lookup", "instruction", "long_context", "chitchat", "fact", "estimate", "judgement", "playful",
           "act", "weigh", "hivi", "paste", "errand", "pasteask", "react", "aside", "decide", "yesno", "cask", "plain",
-          "persona", "calc", "passage", "extract", "readqa"}
+          "persona", "calc", "passage"}
 MIN_STYLE_TOTAL, MIN_STYLE_LANGUAGES = 400, 10
 #: Cosine at or above which a pool message counts as a copy or paraphrase of an evaluation prompt (e5-small).
 EXTERNAL_OVERLAP = 0.90
