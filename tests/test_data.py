@@ -133,10 +133,9 @@ def test_datasheet_tables_are_current(bundled_pool, taxonomy, e5, cache_dir):
 def test_development_sets_read_cleanly_are_documented_and_never_pool_data(pool_frame, taxonomy):
     """Every file of data/dev parses, is described in its README, and shares no id or text with the pool: a
     development set is only honest while nothing in it was copied into what it measures."""
-    import unicodedata
-
     from workbench.analysis.conversations import read_dev_conversations
     from workbench.analysis.long_messages import read_dev_messages
+    from workbench.io import normalize_text
 
     dev = ROOT / "data" / "dev"
     readme = (dev / "README.md").read_text(encoding="utf-8")
@@ -144,9 +143,5 @@ def test_development_sets_read_cleanly_are_documented_and_never_pool_data(pool_f
     messages, conversations = read_dev_messages(dev, taxonomy), read_dev_conversations(dev, taxonomy)
     for frame in (messages, conversations):
         assert frame["id"].is_unique and frame["category"].isin(taxonomy.categories).all()
-
-    def norm(texts):
-        return {" ".join(unicodedata.normalize("NFKC", t).casefold().split()) for t in texts}
-
     assert not set(pool_frame["id"]) & (set(messages["id"]) | set(conversations["id"]))
-    assert not norm(pool_frame["text"]) & norm(messages["text"])
+    assert not set(map(normalize_text, pool_frame["text"])) & set(map(normalize_text, messages["text"]))
