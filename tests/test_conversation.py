@@ -225,6 +225,33 @@ def test_every_context_rule_is_compared_on_held_out_folds(small_npz, taxonomy, c
         compare_context_rules(Router.load(small_npz), turns, cache_dir=cache_dir).table)
 
 
+def test_the_threshold_curve_replays_the_detector_rule_turn_for_turn(small_npz, taxonomy, cache_dir):
+    from workbench.analysis.conversations import (choose_threshold, compare_context_rules, read_conversations,
+                                                  rule_label, threshold_curve)
+    from workbench.core.conversation import ContextRule
+    from workbench.core.router import Router
+
+    turns = read_conversations(ROOT / "data" / "conversations" / "conversations_b.jsonl", taxonomy)
+    turns = turns[turns["conversation_id"].isin(turns["conversation_id"].unique()[:10])].reset_index(drop=True)
+    rules = {rule_label(r): r for r in (ContextRule("detector", turns=3, threshold=t) for t in (0.2, 0.5, 0.8))}
+    router = Router.load(small_npz)
+    result = compare_context_rules(router, turns, rules, folds=3, cache_dir=cache_dir)
+    p = result.follow_up_probability
+    assert p.shape == (len(turns),) and np.isfinite(p).all() and (p[turns["turn"].to_numpy() == 1] == 0).all()
+    curve = threshold_curve(router, turns, p, (0.2, 0.35, 0.5, 0.65, 0.8), cache_dir=cache_dir)
+    for label, rule in rules.items():  # one fit per fold replays every threshold the comparison ran
+        assert curve.loc[rule.threshold, result.table.columns.intersection(curve.columns)].equals(
+            result.table.loc[label, result.table.columns.intersection(curve.columns)].astype(float).rename(rule.threshold))
+    share = curve["follow_up_share"].to_numpy()
+    assert (np.diff(share) <= 0).all() and 0 <= share.min() and share.max() <= 1
+    assert (curve["expected_cost"] >= 0).all()
+    assert choose_threshold(curve) in curve.index
+    best = curve["all_tier_accuracy"].max()
+    assert curve.loc[choose_threshold(curve, tie=0.0), "all_tier_accuracy"] == best
+    with pytest.raises(ConfigError, match="one finite follow-up probability per turn"):
+        threshold_curve(router, turns, p[:-1], cache_dir=cache_dir)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["casual", "simple_lookup", "analysis", "creative", "coding", "reasoning"]),
                           st.floats(0, 1)), min_size=1, max_size=8), st.integers(1, 4), st.floats(0, 1))

@@ -262,6 +262,12 @@ FOLLOW_UP_HAND_THRESHOLD = 0.6
 #: threshold only where the task would lower the turn's own tier (0.6-0.9) routed the development conversations
 #: worse (87.8-87.0%).
 FOLLOW_UP_THRESHOLD = 0.5
+#: Thresholds at which 08_generalisation replays the "detector" rule from held-out follow-up probabilities
+#: (workbench.analysis.conversations.threshold_curve): 0.3 to 0.7 in steps of 0.025.
+FOLLOW_UP_THRESHOLDS = tuple(round(0.3 + 0.025 * i, 3) for i in range(17))
+#: Thresholds whose tier accuracy over all turns lies within this of the best one tie; the lowest expected cost
+#: among them is chosen (choose_threshold, the rule FOLLOW_UP_THRESHOLD was chosen by).
+FOLLOW_UP_THRESHOLD_TIE = 0.002
 #: Neighbours of the pool's detector's k-NN votes over the labelled turns it keeps (workbench.core.follow_up).
 FOLLOW_UP_K = 15
 #: Most labelled turns a pool.npz may keep for those votes (int8: 896 bytes each at 896 dimensions).

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import config as _config
-from ..core.conversation import (ContextRule, context_texts, decide_turns, follow_up_features,
+from ..core.conversation import (ContextRule, context_texts, decide_turns, detected, follow_up_features,
                                  lifted, more_confident)
 from ..core.follow_up import FollowUpDetector, TurnMemory, turn_features
 from ..errors import ConfigError, DataError
 
 __all__ = ["KINDS", "CANDIDATE_RULES", "rule_label", "candidate_rules", "read_dev_conversations", "read_conversations", "route_context_rules", "fit_follow_up_detector",
            "fit_follow_up", "fresh_pairs", "follow_up_sets", "shipped_follow_up", "pool_messages", "turn_encoder",
-           "compare_context_rules", "choose_context_rule", "context_rule_errors",
+           "compare_context_rules", "choose_context_rule", "context_rule_errors", "threshold_curve", "choose_threshold",
            "context_rule_metrics", "compare_conversation_policies", "choose_conversation_policy"]
 
 log = logging.getLogger(__name__)
@@ -345,12 +345,15 @@ def conversation_folds(frame, folds=_config.CONTEXT_FOLDS, *, seed=_config.SEED)
 @dataclass
 class ContextComparison:
     """Held-out results of every context rule: ``table`` (one row a rule), ``decisions`` (label -> list aligned with
-    ``frame``), ``fitted`` (label -> the rule fitted on all of ``frame``, what would ship) and ``per_fold``."""
+    ``frame``), ``fitted`` (label -> the rule fitted on all of ``frame``, what would ship), ``per_fold`` and
+    ``follow_up_probability`` (each turn's probability under its fold's detector, aligned with ``frame``; None when no
+    rule fits one), which :func:`threshold_curve` replays."""
 
     table: object
     decisions: dict
     fitted: dict
     per_fold: object
+    follow_up_probability: object = None
 
 
 def _metrics(frame, decisions, rank):
@@ -405,6 +408,7 @@ def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FO
     standalone = pool_messages(router) if standalone is None and learns else standalone
     fold = conversation_folds(frame, folds, seed=seed)
     held = {label: [None] * len(frame) for label in rules}
+    probability = np.full(len(frame), np.nan) if learns else None
     per_fold = []
     for k in range(folds):
         train, test = frame[fold != k].reset_index(drop=True), frame[fold == k]
@@ -413,6 +417,8 @@ def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FO
                                  seed=seed) if learns else None
         decided = route_context_rules(test.reset_index(drop=True), fitted, route, tiers, encode=encode,
                                       detector=detector)
+        if learns:
+            probability[test.index.to_numpy()] = _probabilities(test.reset_index(drop=True), detector, encode)
         for label, decisions in decided.items():
             for row, d in zip(test.index, decisions):
                 held[label][row] = d
@@ -423,7 +429,85 @@ def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FO
     table = pd.DataFrame([{"rule": label, **_metrics(frame, held[label], rank)} for label in rules]).set_index("rule")
     table = table.join(spread)
     shipped = {label: fit_rule(rule, frame, route, tiers) for label, rule in rules.items()}
-    return ContextComparison(table, held, shipped, per_fold)
+    return ContextComparison(table, held, shipped, per_fold, probability)
+
+
+def _probabilities(frame, detector, encode):
+    texts, out = frame["text"].tolist(), np.zeros(len(frame))
+    for g in _groups(frame):
+        out[g] = detector.predict_proba(encode([texts[i] for i in g]), [texts[i] for i in g])
+    return out
+
+
+def threshold_curve(router, frame, probability, thresholds=_config.FOLLOW_UP_THRESHOLDS, *,
+                    turns=_config.CONTEXT_TURNS, cache_dir=None):
+    """The ``detector`` rule at every threshold, replayed from held-out follow-up probabilities.
+
+    A threshold only decides which turns continue their task, so one detector per fold
+    (:func:`compare_context_rules`, its ``follow_up_probability``) gives the rule's held-out decisions at every
+    threshold without fitting again; at a threshold the comparison also ran, the two agree turn for turn.
+
+    Parameters
+    ----------
+    router : Router
+    frame : pandas.DataFrame
+        The turns the comparison was run on (:func:`read_conversations`), in its order.
+    probability : array (n_turns,)
+        Each turn's held-out follow-up probability.
+    thresholds : sequence of float
+    turns : int
+        Earlier turns the rule reads.
+
+    Returns
+    -------
+    pandas.DataFrame indexed by ``threshold``: ``follow_up_share`` (turns after the first read as follow-ups), the
+    rates of :func:`compare_context_rules`' table for ``all``, ``fresh`` and ``follow_up`` turns, and
+    ``expected_cost`` (mean cost per turn under the taxonomy's cost matrix).
+    """
+    import pandas as pd
+
+    from ..core.taxonomy import Taxonomy
+
+    frame = frame.reset_index(drop=True)
+    probability = np.asarray(probability, dtype=float)
+    if probability.shape != (len(frame),) or not np.isfinite(probability).all():
+        raise ConfigError(f"threshold curve: need one finite follow-up probability per turn ({len(frame)}); got "
+                          f"shape {probability.shape}")
+    taxonomy = Taxonomy.from_metadata(router.metadata)
+    tiers = list(router.tiers)
+    rank = {t: i for i, t in enumerate(tiers)}
+    frame = frame.assign(tier=frame["category"].map(taxonomy.tier_map))
+    route = cached_route(router, frame, turns=turns, cache_dir=cache_dir)
+    texts, groups = frame["text"].tolist(), _groups(frame)
+    read = [(g, [texts[i] for i in g]) for g in groups]
+    read = [(g, t, route(t), context_texts(t, turns)[-1]) for g, t in read]
+    later = np.ones(len(frame), bool)
+    later[[g[0] for g in groups]] = False
+    true = frame["tier"].map(rank).to_numpy()
+    cost = taxonomy.cost_matrix()
+    rows = []
+    for threshold in thresholds:
+        rule = ContextRule("detector", turns=turns, threshold=float(threshold))
+        decisions = [None] * len(frame)
+        for g, t, alone, widest in read:
+            follows = probability[g] >= rule.threshold
+            for i, d in zip(g, detected(rule, t, alone, tiers, follows=follows,
+                                        reading=lambda j, w=widest: route([w[j]])[0])):
+                decisions[i] = d
+        routed = np.array([rank[d.tier] for d in decisions])
+        rows.append({"threshold": rule.threshold,
+                     "follow_up_share": float((probability[later] >= rule.threshold).mean()) if later.any() else np.nan,
+                     **_metrics(frame, decisions, rank), "expected_cost": float(cost[true, routed].mean())})
+    return pd.DataFrame(rows).set_index("threshold")
+
+
+def choose_threshold(curve, *, tie=_config.FOLLOW_UP_THRESHOLD_TIE):
+    """The threshold of a :func:`threshold_curve` to ship: the lowest expected cost among those whose tier accuracy
+    over all turns lies within ``tie`` of the best (a downgrade costs more than an upgrade), the lower threshold on
+    equal cost."""
+    accuracy = curve["all_tier_accuracy"]
+    near = curve[accuracy >= accuracy.max() - tie - 1e-12]
+    return float(near.sort_values("expected_cost", kind="stable").index[0])
 
 
 def choose_context_rule(table, *, baseline="alone"):

@@ -15,7 +15,7 @@ from .evaluation import (plot_backends, plot_confusion, plot_group_accuracy, plo
                          plot_sweep)
 from .explorer import MapExplorer, explore_map
 from .generalisation import (plot_confidence_coverage, plot_context_rules, plot_conversation_policies, plot_reliability,
-                             plot_source_accuracy)
+                             plot_source_accuracy, plot_threshold_curve)
 from .label_source import plot_outage
 from .pool import hover_text, label_clusters, plot_counts, plot_length_histogram, plot_map, plot_set_comparison
 from .table import SortableTable, sortable_table
@@ -25,6 +25,6 @@ __all__ = ["plot_map", "plot_set_comparison", "plot_counts", "plot_length_histog
            "plot_confusion", "plot_per_category", "plot_rates", "plot_group_accuracy", "plot_sweep", "plot_backends",
            "plot_abstain_curve", "plot_savings", "plot_baselines", "plot_pool_size_curve", "plot_robustness",
            "plot_review_queue", "plot_outage", "plot_reliability", "plot_source_accuracy", "plot_conversation_policies",
-           "plot_context_rules", "plot_confidence_coverage", "explore_map", "MapExplorer", "sortable_table",
+           "plot_context_rules", "plot_threshold_curve", "plot_confidence_coverage", "explore_map", "MapExplorer", "sortable_table",
            "SortableTable", "label_clusters", "plot_traffic_mix", "plot_traffic_cost", "plot_live_confidence",
            "plot_coverage", "plot_traffic_map"]

@@ -4,10 +4,10 @@ Same manners as :mod:`workbench.plots.evaluation`: one function per concern, fig
 """
 from __future__ import annotations
 
-from ._base import PALETTE, esc, go as _go
+from ._base import PALETTE, PCT_AXIS, esc, go as _go
 
 __all__ = ["plot_reliability", "plot_source_accuracy", "plot_context_rules", "plot_conversation_policies",
-           "plot_confidence_coverage"]
+           "plot_confidence_coverage", "plot_threshold_curve"]
 
 
 def plot_reliability(tables, *, title="Reliability of tier confidence (out of fold)"):
@@ -78,6 +78,41 @@ def plot_context_rules(table, *, title="Context rules: tier accuracy per turn ki
 
 #: The name before "context rule" (kept for one release).
 plot_conversation_policies = plot_context_rules
+
+
+def plot_threshold_curve(curves, *, shipped=None, title="The detector rule at every follow-up threshold (held-out folds)"):
+    """Tier accuracy and downgrades of fresh and follow-up turns against the follow-up threshold, one line style per
+    conversation set.
+
+    Parameters
+    ----------
+    curves : dict label -> pandas.DataFrame from :func:`workbench.analysis.conversations.threshold_curve`
+    shipped : float, optional
+        The threshold that ships, drawn as a vertical line.
+    """
+    from plotly.subplots import make_subplots
+
+    go = _go()
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("tier accuracy", "downgraded"), horizontal_spacing=0.1)
+    dashes = ("solid", "dot", "dash", "dashdot")
+    for n, (label, curve) in enumerate(curves.items()):
+        for i, kind in enumerate(("fresh", "follow_up")):
+            for col, rate in ((1, "tier_accuracy"), (2, "downgrade_rate")):
+                fig.add_trace(go.Scatter(
+                    x=list(curve.index), y=curve[f"{kind}_{rate}"], mode="lines+markers",
+                    name=f"{esc(label)}: {kind.replace('_', '-')} turns", legendgroup=f"{n}-{kind}",
+                    showlegend=col == 1, line=dict(color=PALETTE[i], dash=dashes[n % len(dashes)]),
+                    customdata=curve["follow_up_share"],
+                    hovertemplate=f"{esc(label)}, {kind.replace('_', '-')}: threshold %{{x}}, "
+                                  f"{rate.replace('_', ' ')} %{{y:.3f}} (turns read as follow-ups "
+                                  "%{customdata:.2f})<extra></extra>"), row=1, col=col)
+    if shipped is not None:
+        for col in (1, 2):
+            fig.add_vline(x=shipped, line=dict(color="#555", dash="dash"), row=1, col=col)
+    fig.update_xaxes(title_text="follow-up threshold")
+    fig.update_yaxes(tickformat=PCT_AXIS)
+    fig.update_layout(title=title, height=440, legend=dict(orientation="h", y=-0.25))
+    return fig
 
 
 def plot_confidence_coverage(frame, *, title="Confidence against nearest-pool similarity"):
