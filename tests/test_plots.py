@@ -195,14 +195,14 @@ def test_every_value_with_30_or_more_points_gets_its_own_colour(sizes):
     assert set(names.values()) <= set(key)
 
 
-def test_plot_threshold_curve_draws_both_kinds_per_set_in_two_panels_with_the_shipped_threshold():
+def test_plot_threshold_curve_draws_each_kind_per_set_in_two_panels_with_the_shipped_threshold():
     from workbench.plots._base import PCT_AXIS
 
-    curve = pd.DataFrame({f"{k}_{r}": [0.9, 0.92, 0.95] for k in ("fresh", "follow_up")
+    curve = pd.DataFrame({f"{k}_{r}": [0.9, 0.92, 0.95] for k in ("fresh", "follow_up", "all")
                           for r in ("tier_accuracy", "downgrade_rate")} | {"follow_up_share": [0.6, 0.5, 0.4]},
                          index=pd.Index([0.4, 0.5, 0.6], name="threshold"))
     fig = plots.plot_threshold_curve({"<b>dev</b>": curve, "report": curve}, shipped=0.5)
-    assert len(fig.data) == 2 * 2 * 2 and sum(t.showlegend for t in fig.data) == 4
+    assert len(fig.data) == 2 * 3 * 2 and sum(t.showlegend for t in fig.data) == 6
     assert all("<b>" not in t.name and "<b>" not in t.hovertemplate for t in fig.data)
     assert {t.xaxis for t in fig.data} == {"x", "x2"} and len(fig.layout.shapes) == 2
     assert fig.layout.yaxis.tickformat == fig.layout.yaxis2.tickformat == PCT_AXIS

@@ -81,8 +81,8 @@ plot_conversation_policies = plot_context_rules
 
 
 def plot_threshold_curve(curves, *, shipped=None, title="The detector rule at every follow-up threshold (held-out folds)"):
-    """Tier accuracy and downgrades of fresh and follow-up turns against the follow-up threshold, one line style per
-    conversation set.
+    """Tier accuracy and downgrades of fresh, follow-up and all turns against the follow-up threshold, one line style
+    per conversation set.
 
     Parameters
     ----------
@@ -96,7 +96,7 @@ def plot_threshold_curve(curves, *, shipped=None, title="The detector rule at ev
     fig = make_subplots(rows=1, cols=2, subplot_titles=("tier accuracy", "downgraded"), horizontal_spacing=0.1)
     dashes = ("solid", "dot", "dash", "dashdot")
     for n, (label, curve) in enumerate(curves.items()):
-        for i, kind in enumerate(("fresh", "follow_up")):
+        for i, kind in enumerate(("fresh", "follow_up", "all")):
             for col, rate in ((1, "tier_accuracy"), (2, "downgrade_rate")):
                 fig.add_trace(go.Scatter(
                     x=list(curve.index), y=curve[f"{kind}_{rate}"], mode="lines+markers",
