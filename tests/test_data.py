@@ -12,6 +12,11 @@ STYLES = {"voice", "lookup", "instruction", "long_context", "chitchat", "fact", 
 MIN_STYLE_TOTAL, MIN_STYLE_LANGUAGES = 400, 10
 #: Cosine at or above which a pool message counts as a copy or paraphrase of an evaluation prompt (e5-small).
 EXTERNAL_OVERLAP = 0.90
+#: How far an e5 cosine moves from one install to another (numpy and the CPU it runs on; OpenBLAS's core type makes
+#: no difference): six style messages the writers' checker measured under 0.90 measure 0.9000-0.9003 on an AMD EPYC
+#: (Zen 4) install.
+#: The checker (scripts/check_batch.py) keeps the 0.90 line for new batches; this test allows the noise, not copies.
+CROSS_MACHINE = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +105,11 @@ def test_no_pool_message_is_close_to_an_evaluation_prompt(bundled_pool, e5, cach
     ours, frame = bundled_pool.vectors, bundled_pool.frame
     mean = ours.mean(axis=0)
     best = (center(ours, mean) @ center(theirs, mean).T).max(axis=1)
-    close = frame.loc[best >= EXTERNAL_OVERLAP, "id"].tolist()
+    close = frame.loc[best >= EXTERNAL_OVERLAP + CROSS_MACHINE, "id"].tolist()
     assert not close, f"pool messages with centred cosine >= {EXTERNAL_OVERLAP} to an evaluation prompt: {close}"
     style = frame["style"].notna().to_numpy()
     raw = (ours[style] @ theirs.T).max(axis=1)
-    close = frame.loc[style, "id"][raw >= EXTERNAL_OVERLAP].tolist()
+    close = frame.loc[style, "id"][raw >= EXTERNAL_OVERLAP + CROSS_MACHINE].tolist()
     assert not close, f"style messages with cosine >= {EXTERNAL_OVERLAP} to an evaluation prompt: {close}"
 
 
