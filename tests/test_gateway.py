@@ -85,9 +85,11 @@ class Gateway:
         return total
 
     def records(self):
+        """Every complete record: the gateway may be appending one while we read, and a reader can see a record's
+        first page before its last (a torn last line), so only lines ending in a newline count."""
         out = []
         for f in sorted(self.decisions.glob("decisions-*.jsonl")):
-            out += [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines()]
+            out += [json.loads(line) for line in f.read_text(encoding="utf-8").split("\n")[:-1]]
         return out
 
     def record(self, request_id, timeout=5):

@@ -34,10 +34,11 @@ def day_of_traffic():
 
 
 def wait_for_lines(folder, pattern, n, timeout=30):
-    """The log writer is off the request path: wait until ``n`` lines reached the files."""
+    """The log writer is off the request path: wait until ``n`` lines reached the files (complete lines only: a
+    record being appended can be read torn)."""
     deadline = time.monotonic() + timeout
     while True:
-        lines = [json.loads(x) for f in sorted(folder.glob(pattern)) for x in f.read_text("utf-8").splitlines()]
+        lines = [json.loads(x) for f in sorted(folder.glob(pattern)) for x in f.read_text("utf-8").split("\n")[:-1]]
         if len(lines) >= n or time.monotonic() > deadline:
             return lines
         time.sleep(0.1)
