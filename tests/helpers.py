@@ -28,6 +28,14 @@ def write_jsonl(path, rows):
     return path
 
 
+def log_lines(folder, pattern):
+    """The complete lines of a live log's files (``decisions-*.jsonl``, ``feedback-*.jsonl``), as the package reads them:
+    the gateway may be appending a line while a test polls."""
+    from workbench.io import read_jsonl
+
+    return [obj for f in sorted(Path(folder).glob(pattern)) for _, obj in read_jsonl(f, live=True)]
+
+
 def unit_rows(rng, n, d):
     """``n`` random unit vectors of dimension ``d`` (float32)."""
     x = rng.normal(size=(n, d)).astype(np.float32)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.fake_upstream import FakeUpstream, free_port
-from tests.helpers import ROOT
+from tests.helpers import ROOT, log_lines
 
 openai = pytest.importorskip("openai")
 pytestmark = pytest.mark.serve
@@ -85,12 +85,8 @@ class Gateway:
         return total
 
     def records(self):
-        """Every complete record: the gateway may be appending one while we read, and a reader can see a record's
-        first page before its last (a torn last line), so only lines ending in a newline count."""
-        out = []
-        for f in sorted(self.decisions.glob("decisions-*.jsonl")):
-            out += [json.loads(line) for line in f.read_text(encoding="utf-8").split("\n")[:-1]]
-        return out
+        """Every complete decision record so far."""
+        return log_lines(self.decisions, "decisions-*.jsonl")
 
     def record(self, request_id, timeout=5):
         deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, log_lines, run_cli
 from tests.test_promote import CHEAPER, DAMAGED, labelled, promote_args  # noqa: F401 (labelled is a fixture)
 from workbench.cli import main
 
@@ -34,11 +34,10 @@ def day_of_traffic():
 
 
 def wait_for_lines(folder, pattern, n, timeout=30):
-    """The log writer is off the request path: wait until ``n`` lines reached the files (complete lines only: a
-    record being appended can be read torn)."""
+    """The log writer is off the request path: wait until ``n`` complete lines reached the files."""
     deadline = time.monotonic() + timeout
     while True:
-        lines = [json.loads(x) for f in sorted(folder.glob(pattern)) for x in f.read_text("utf-8").split("\n")[:-1]]
+        lines = log_lines(folder, pattern)
         if len(lines) >= n or time.monotonic() > deadline:
             return lines
         time.sleep(0.1)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import ConfigError, DataError
 
-__all__ = ["finite_json", "CSV_HINT", "looks_like_csv", "read_limits", "bounded_lines", "check_file_size", "write_text_atomic", "write_bytes_atomic", "write_json_atomic", "atomic_file", "parse_jsonl",
+__all__ = ["finite_json", "CSV_HINT", "looks_like_csv", "read_limits", "bounded_lines", "complete_lines", "check_file_size", "write_text_atomic", "write_bytes_atomic", "write_json_atomic", "atomic_file", "parse_jsonl",
            "read_jsonl", "read_text_file", "decode_line", "parse_json", "normalize_text", "text_hash",
            "remove_stale_temps", "check_output_path"]
 
@@ -318,8 +318,27 @@ def parse_jsonl(lines, name):
         yield n, obj
 
 
-def read_jsonl(path):
+def complete_lines(lines):
+    """The lines that end in a newline: a last line without one is held back (a record still being appended)."""
+    held = None
+    for line in lines:
+        if held is not None:
+            yield held
+        held = line
+    if held is not None and held[-1:] in (b"\n", "\n"):
+        yield held
+
+
+def read_jsonl(path, *, live=False):
     """Yield ``(line_number, object)`` for each non-blank line of a JSONL file.
+
+    Parameters
+    ----------
+    path : str or Path
+    live : bool, default False
+        The file may be being appended to (the gateway's decision log of today): a last line without its newline
+        is a record still being written, and is not read. A writer appends whole lines, but a reader can see the
+        first page of one write before the rest.
 
     Raises
     ------
@@ -332,7 +351,8 @@ def read_jsonl(path):
     except OSError as e:
         raise DataError(path, None, f"cannot read ({e.strerror})") from None
     with fh:
-        yield from parse_jsonl(bounded_lines(fh, path), path)
+        lines = bounded_lines(fh, path)
+        yield from parse_jsonl(complete_lines(lines) if live else lines, path)
 
 
 def read_text_file(path):

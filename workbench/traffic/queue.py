@@ -39,7 +39,7 @@ import numpy as np
 from .. import config as _config
 from ..errors import ConfigError, DataError
 from ..io import normalize_text, read_jsonl
-from .decision_log import is_decision_record
+from .decision_log import decision_records
 from .scrub import scrub_id, scrub_text
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def read_feedback(folder):
     """``request_id -> last feedback line`` of the folder's ``feedback-*.jsonl`` (in file and line order)."""
     last = {}
     for path in _files(folder, _config.FEEDBACK_GLOB):
-        for n, obj in read_jsonl(path):
+        for n, obj in read_jsonl(path, live=True):  # the gateway may be appending a line
             if not isinstance(obj, dict) or not isinstance(obj.get("request_id"), str) \
                     or obj.get("rating") not in ("up", "down"):
                 raise DataError(path, n, "not a feedback line (expected 'request_id' and 'rating' up or down)")
@@ -130,9 +130,7 @@ def read_turns(folder):
         raise ConfigError(f"--decision-log {folder} holds no decisions-*.jsonl file")
     turns, counts = {}, {"records": 0, "no_text": 0, "repeated": 0}
     for path in files:
-        for n, obj in read_jsonl(path):
-            if not is_decision_record(obj):
-                raise DataError(path, n, "not a decision record (expected 'request_id' and 'text_sha256')")
+        for n, obj in decision_records(path):
             counts["records"] += 1
             text = obj.get("text")
             if not isinstance(text, str) or not has_visible_text(text):
