@@ -225,11 +225,16 @@ def test_every_context_rule_is_compared_on_held_out_folds(small_npz, taxonomy, c
         compare_context_rules(Router.load(small_npz), turns, cache_dir=cache_dir).table)
 
 
-def test_the_threshold_curve_replays_the_detector_rule_turn_for_turn(small_npz, taxonomy, cache_dir):
+def test_the_threshold_curve_replays_the_detector_rule_turn_for_turn(small_npz, taxonomy, cache_dir, monkeypatch):
     from workbench.analysis.conversations import (choose_threshold, compare_context_rules, read_conversations,
                                                   rule_label, threshold_curve)
     from workbench.core.conversation import ContextRule
+    from workbench.core.follow_up import FollowUpDetector
     from workbench.core.router import Router
+
+    asked = []
+    ask = FollowUpDetector.predict_proba
+    monkeypatch.setattr(FollowUpDetector, "predict_proba", lambda self, v, t: asked.append(tuple(t)) or ask(self, v, t))
 
     turns = read_conversations(ROOT / "data" / "conversations" / "conversations_b.jsonl", taxonomy)
     turns = turns[turns["conversation_id"].isin(turns["conversation_id"].unique()[:10])].reset_index(drop=True)
@@ -237,6 +242,7 @@ def test_the_threshold_curve_replays_the_detector_rule_turn_for_turn(small_npz, 
     router = Router.load(small_npz)
     result = compare_context_rules(router, turns, rules, folds=3, cache_dir=cache_dir)
     p = result.follow_up_probability
+    assert sorted(asked) == sorted(tuple(g["text"]) for _, g in turns.groupby("conversation_id"))  # once, not per rule
     assert p.shape == (len(turns),) and np.isfinite(p).all() and (p[turns["turn"].to_numpy() == 1] == 0).all()
     curve = threshold_curve(router, turns, p, (0.2, 0.35, 0.5, 0.65, 0.8), cache_dir=cache_dir)
     for label, rule in rules.items():  # one fit per fold replays every threshold the comparison ran

@@ -413,8 +413,8 @@ def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FO
     for k in range(folds):
         train, test = frame[fold != k].reset_index(drop=True), frame[fold == k]
         fitted = {label: fit_rule(rule, train, route, tiers) for label, rule in rules.items()}
-        detector = fit_follow_up(pd.concat([train, extra], ignore_index=True), encode, standalone=standalone,
-                                 seed=seed) if learns else None
+        detector = _AskedOnce(fit_follow_up(pd.concat([train, extra], ignore_index=True), encode,
+                                            standalone=standalone, seed=seed)) if learns else None
         decided = route_context_rules(test.reset_index(drop=True), fitted, route, tiers, encode=encode,
                                       detector=detector)
         if learns:
@@ -430,6 +430,20 @@ def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FO
     table = table.join(spread)
     shipped = {label: fit_rule(rule, frame, route, tiers) for label, rule in rules.items()}
     return ContextComparison(table, held, shipped, per_fold, probability)
+
+
+class _AskedOnce:
+    """A fold's detector asked once per conversation: every detector rule (and :func:`threshold_curve`'s
+    probabilities) reads the same turns through the same detector, whatever its threshold or window."""
+
+    def __init__(self, detector):
+        self.detector, self.answers = detector, {}
+
+    def predict_proba(self, vectors, texts):
+        key = tuple(texts)
+        if key not in self.answers:
+            self.answers[key] = self.detector.predict_proba(vectors, texts)
+        return self.answers[key]
 
 
 def _probabilities(frame, detector, encode):
