@@ -107,7 +107,8 @@ def server_state(d, lab):
     (and a screenshot in the lab folder)."""
     shot = lab.root / f"failure-{time.time():.0f}.png"
     d.save_screenshot(str(shot))
-    page = d.execute_script("return {dialogs: [...document.querySelectorAll('.jp-Dialog')].map(e => e.innerText),"
+    page = d.execute_script("return {focused: document.hasFocus(),"
+                            " dialogs: [...document.querySelectorAll('.jp-Dialog')].map(e => e.innerText),"
                             " tabs: [...document.querySelectorAll('#jp-main-dock-panel .lm-TabBar-tabLabel')]"
                             ".map(e => e.textContent)}")
     sessions = [(s["path"], s["kernel"]["execution_state"], s["kernel"]["connections"])
@@ -133,6 +134,13 @@ def open_notebook(b, lab, path):
                    "return tab && tab.textContent === arguments[0] && panel"
                    " && panel.querySelectorAll('.jp-Cell').length",
          300, path.rsplit("/", 1)[-1], what=f"the notebook {path} open in the current tab with its cells drawn")
+    # Headless Chromium (150 here) opens the page without focus, and JupyterLab's shell tracks its current widget by
+    # focus: until a click, no notebook is current, so the status bar shows no kernel and Run All has nothing to run.
+    # A click on the current tab focuses the page as a user's first click would, without entering a cell.
+    from selenium.webdriver.common.by import By
+
+    b.driver.find_element(By.CSS_SELECTOR, "#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current").click()
+    wait(b.driver, "return document.hasFocus()", 60, what="the page focused after a click on its tab")
 
 
 #: The notebook in the current tab (hidden tabs keep their cells in the page).
