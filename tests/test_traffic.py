@@ -153,6 +153,59 @@ def test_a_bad_feedback_rating_names_its_file_and_line(folder):
         open_log(folder)
 
 
+@settings(max_examples=60, deadline=None)
+@given(cut=st.floats(0, 1), feedback_cut=st.floats(0, 1))
+def test_a_log_being_written_reads_to_its_last_complete_line(tmp_path_factory, cut, feedback_cut):
+    """The gateway appends while the report reads: cut today's log and feedback at any byte (mid-record, mid-character),
+    and every query sees exactly the records whose whole line arrived; the files are left as they are."""
+    folder = tmp_path_factory.mktemp("live")
+    write(folder / "decisions-2026-12-01.jsonl", DAY_A)
+    today = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in DAY_B
+                    + [rec("r7", "2026-12-02T09:00:00Z", "c9", 1, "medium", "analysis", 0.7, (1, 1), text="日本語 ü")])
+    data = today.encode()
+    head = data[:int(cut * len(data))]
+    (folder / "decisions-2026-12-02.jsonl").write_bytes(head)
+    fb = "".join(json.dumps(r) + "\n" for r in FEEDBACK).encode()
+    fb_head = fb[:int(feedback_cut * len(fb))]
+    (folder / "feedback-2026-12-01.jsonl").write_bytes(fb_head)
+    whole = [json.loads(line)["request_id"] for line in head.decode(errors="ignore").splitlines(keepends=True)
+             if line.endswith("\n")]
+    log = open_log(folder)
+    assert sorted(log.messages()["request_id"]) == sorted(["r1", "r2", "r3"] + whole)
+    assert log.query("SELECT count(*) AS n FROM feedback")["n"][0] == fb_head.count(b"\n")
+    assert (folder / "decisions-2026-12-02.jsonl").read_bytes() == head  # read, never rewritten
+
+
+def test_a_bad_complete_line_before_a_torn_one_is_still_an_error(folder):
+    path = folder / "decisions-2026-12-02.jsonl"
+    path.write_text(path.read_text() + '{"time": "yesterday", "request_id": "x"}\n{"time": "2026-12-0')
+    with pytest.raises(DataError, match=rf"^{path}:3: 'time' must be an ISO 8601 time"):
+        open_log(folder)
+
+
+def test_a_line_torn_during_the_read_is_read_again(folder):
+    """A file that gains a torn line after it was looked at: the read fails on it, finds no bad complete line, and
+    is tried again, now reading to the last complete line."""
+    import duckdb
+
+    from workbench.analysis import traffic
+
+    path = folder / "decisions-2026-12-02.jsonl"
+    calls = []
+
+    def run(paths):
+        calls.append(paths)
+        if len(calls) == 1:  # the gateway starts a line between the look and the read
+            with path.open("a") as fh:
+                fh.write('{"time": "2026-12-02T10:00:00Z", "request_')
+            return duckdb.execute(f"SELECT count(*) FROM {traffic._reader('?', traffic.DECISION_COLUMNS)}",
+                                  [[str(path)]]).fetchone()[0]
+        return duckdb.execute(f"SELECT count(*) FROM {traffic._reader('?', traffic.DECISION_COLUMNS)}",
+                              [paths]).fetchone()[0]
+
+    assert traffic._read_complete(run, [str(path)], traffic.DECISION_COLUMNS) == 2 and len(calls) == 2
+
+
 def mix_frame(shares_by_day):
     rows = [(day, tier, n) for day, counts in shares_by_day.items() for tier, n in counts.items()]
     return pd.DataFrame(rows, columns=["day", "tier", "n"])

@@ -8,7 +8,10 @@ parsed once, with an explicit type per column (fields a line lacks are
 null, fields it adds are ignored), into an in-memory table without the
 message texts; :meth:`TrafficLog.messages` reads the texts on demand. A line
 DuckDB cannot read is reported as ``file:line: problem`` (a
-:class:`~workbench.errors.DataError`).
+:class:`~workbench.errors.DataError`). The gateway may be appending to
+today's file while it is read: a last line without its newline is a record
+still being written, and is left for the next read (as
+:func:`workbench.traffic.decision_log.decision_records` does).
 
 Every query returns a pandas DataFrame with ``day`` as ``YYYY-MM-DD`` (UTC).
 Passthrough requests (``routed`` false: the client named a concrete model)
@@ -17,14 +20,17 @@ are left out of every figure: the router did not decide them.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 from .. import config as _config
 from ..errors import ConfigError, DataError, WorkbenchError, require
+from ..io import complete_lines
 
 __all__ = ["DECISION_COLUMNS", "FEEDBACK_COLUMNS", "TrafficLog", "open_log", "check_log_folder", "Drift", "drift",
            "uncovered_by_day", "headline"]
@@ -59,9 +65,10 @@ def _is_time(text):
 
 
 def _bad_line(path, columns, check=None):
-    """The first line of ``path`` that is not a JSON object with the column types (and passes ``check``), or None."""
+    """The first complete line of ``path`` that is not a JSON object with the column types (and passes ``check``),
+    or None."""
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, 1):
+        for n, line in enumerate(complete_lines(fh), 1):
             if not line.strip():
                 continue
             try:
@@ -83,16 +90,72 @@ def _bad_line(path, columns, check=None):
     return None
 
 
-def _as_data_error(error, files, columns, check=None):
-    """A DuckDB read error as ``DataError(file, line, problem)``: the line found by reading the file again."""
+def _torn(path):
+    """Whether the last line of ``path`` has no newline yet (a record the gateway is still appending)."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, 2) == 0:
+            return False
+        fh.seek(-1, 2)
+        return fh.read(1) != b"\n"
+
+
+@contextlib.contextmanager
+def _complete_files(files):
+    """``files`` as DuckDB should read them: one whose last line is torn is read from a temporary copy of its
+    complete lines (same file name, so errors still name it)."""
+    with tempfile.TemporaryDirectory(prefix="wb-traffic-") as tmp:
+        out = []
+        for i, f in enumerate(files):
+            if _torn(f):
+                data = Path(f).read_bytes()
+                copy = Path(tmp, str(i), Path(f).name)
+                copy.parent.mkdir()
+                copy.write_bytes(data[:data.rfind(b"\n") + 1])
+                f = str(copy)
+            out.append(f)
+        yield out
+
+
+#: A read that met a line torn after :func:`_complete_files` looked is tried again, this often in all.
+_READ_TRIES = 3
+
+
+def _read_complete(run, files, columns, check=None):
+    """``run(paths)`` over ``files`` read to their last complete line; a DuckDB error becomes a one-line DataError.
+
+    When DuckDB fails but no complete line is bad, the read met a line the gateway was still writing (the file
+    grew after it was looked at): the read is tried again.
+    """
+    duckdb = require("duckdb", purpose="the traffic section")
+    for _ in range(_READ_TRIES):
+        with _complete_files(files) as paths:
+            try:
+                return run(paths)
+            except duckdb.Error as e:
+                error = e
+        bad = _bad_in(error, files, columns, check)
+        if bad:
+            raise bad from None
+    raise _duckdb_words(error, files) from None
+
+
+def _bad_in(error, files, columns, check=None):
+    """The first bad complete line as a DataError (the files DuckDB's error names first), or None."""
     m = _DUCKDB_LINE.search(str(error))
-    suspects = [f for f in files if m and Path(f).name == Path(m["file"]).name] or list(files)
-    for f in suspects:
+    named = [f for f in files if m and Path(f).name == Path(m["file"]).name]
+    for f in named + [f for f in files if f not in named]:
         found = _bad_line(f, columns, check)
         if found:
             return DataError(f, found[0], found[1])
-    if m:  # DuckDB's own words (its line numbers can be one off for broken JSON)
-        return DataError(m["file"], int(m["line"]), m["problem"].strip())
+    return None
+
+
+def _duckdb_words(error, files):
+    """DuckDB's own words as a DataError, naming the original file (its line numbers can be one off)."""
+    m = _DUCKDB_LINE.search(str(error))
+    if m:
+        named = [f for f in files if Path(f).name == Path(m["file"]).name]
+        return DataError(named[0] if named else m["file"], int(m["line"]), m["problem"].strip())
     return DataError(files[0] if files else "?", None, str(error).splitlines()[0])
 
 
@@ -267,11 +330,8 @@ class TrafficLog:
                f"FROM decisions d JOIN {_reader('?', cols)} x USING (request_id)"
                + (" WHERE d.day IN (SELECT unnest(?::VARCHAR[]))" if days is not None else "")
                + " ORDER BY d.time, d.request_id")
-        duckdb = require("duckdb", purpose="the traffic section")
-        try:
-            return self.query(sql, [self.decision_files] + ([list(days)] if days is not None else []))
-        except duckdb.Error as e:
-            raise _as_data_error(e, self.decision_files, dict(DECISION_COLUMNS, text="VARCHAR")) from None
+        return _read_complete(lambda paths: self.query(sql, [paths] + ([list(days)] if days is not None else [])),
+                              self.decision_files, dict(DECISION_COLUMNS, text="VARCHAR"))
 
 
 def _files(folder, pattern):
@@ -305,22 +365,20 @@ def open_log(folder):
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     cols = ", ".join(DECISION_COLUMNS)
-    try:
-        con.execute(f"""CREATE TABLE decisions AS SELECT {cols}, strftime(time, '%Y-%m-%d') AS day
-                        FROM {_reader('?', DECISION_COLUMNS)} WHERE routed IS NOT FALSE AND time IS NOT NULL""",
-                    [decisions])
-    except duckdb.Error as e:
-        raise _as_data_error(e, decisions, DECISION_COLUMNS) from None
+    _read_complete(lambda paths: con.execute(
+        f"""CREATE OR REPLACE TABLE decisions AS SELECT {cols}, strftime(time, '%Y-%m-%d') AS day
+            FROM {_reader('?', DECISION_COLUMNS)} WHERE routed IS NOT FALSE AND time IS NOT NULL""", [paths]),
+        decisions, DECISION_COLUMNS)
     con.execute("CREATE TABLE feedback (time TIMESTAMP, request_id VARCHAR, rating VARCHAR, tier_wanted VARCHAR)")
     if feedback:
-        try:
-            con.execute(f"INSERT INTO feedback SELECT * FROM {_reader('?', FEEDBACK_COLUMNS)}", [feedback])
-            bad = con.execute("SELECT count(*) FROM feedback WHERE rating NOT IN ('up', 'down') OR rating IS NULL "
-                              "OR request_id IS NULL OR tier_wanted NOT IN ('cheap', 'medium', 'strong')").fetchone()[0]
-        except duckdb.Error as e:
-            raise _as_data_error(e, feedback, FEEDBACK_COLUMNS, _feedback_check) from None
+        _read_complete(lambda paths: con.execute(
+            f"INSERT INTO feedback SELECT * FROM {_reader('?', FEEDBACK_COLUMNS)}", [paths]),
+            feedback, FEEDBACK_COLUMNS, _feedback_check)
+        bad = con.execute("SELECT count(*) FROM feedback WHERE rating NOT IN ('up', 'down') OR rating IS NULL "
+                          "OR request_id IS NULL OR tier_wanted NOT IN ('cheap', 'medium', 'strong')").fetchone()[0]
         if bad:
-            raise _as_data_error("", feedback, FEEDBACK_COLUMNS, _feedback_check)
+            raise _bad_in("", feedback, FEEDBACK_COLUMNS, _feedback_check) or DataError(
+                feedback[0], None, f"{bad} feedback records with a bad rating, tier or request id")
     return TrafficLog(folder, decisions, feedback, con)
 
 
