@@ -407,6 +407,42 @@ def test_pool_pairs_come_in_the_number_asked_whatever_the_pool_size(messages, tu
     assert (np.abs(rows[:, :32] - rows[:, 32:64]).max(axis=1) > 0).all()
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(3, 40), st.integers(1, 4), st.integers(1, 90), st.integers(0, 3))
+def test_a_batch_added_to_the_pool_changes_only_the_fresh_pairs_beside_it(messages, added, turns, seed):
+    """Fresh pairs follow the messages' texts, not their positions: the pool's order changes none of them, and a
+    pool grown by a batch keeps all but a few (per round, the pair each new message falls into and the pairs
+    pushed past the last one taken), so comparing two pools does not compare two detectors fitted on reshuffled
+    samples."""
+    from collections import Counter
+
+    from workbench.analysis.conversations import fresh_pairs
+
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(messages + added, 8))
+    texts = [f"message {i}" for i in range(messages + added)]
+    rows = lambda v, t: Counter(r.tobytes() for r in fresh_pairs((v, t), np.zeros(8), turns, seed))  # noqa: E731
+    before = rows(vectors[:messages], texts[:messages])
+    order = rng.permutation(messages)
+    assert rows(vectors[order], [texts[i] for i in order]) == before
+    rounds = -(-turns // (messages - 1))
+    assert sum((before - rows(vectors, texts)).values()) <= 2 * added * rounds
+
+
+def test_the_folds_fit_the_detector_on_the_pool_messages_an_export_fits_it_on(small_npz, small_pool, cache_dir):
+    """The held-out folds' detectors read the pool's messages as the exported detector does, with the backend's
+    vectors; the artifact's own vectors are centred on the pool's mean and move with every message added."""
+    from workbench.analysis.conversations import pool_messages
+    from workbench.core.router import Router
+
+    router = Router.load(small_npz)
+    vectors, texts = pool_messages(router, cache_dir=cache_dir)
+    assert sorted(texts) == sorted(small_pool.frame["text"])
+    by_text = dict(zip(small_pool.frame["text"], small_pool.vectors))
+    np.testing.assert_allclose(vectors, np.stack([by_text[t] for t in texts]), atol=1e-6)
+    assert np.abs(vectors - router.artifact.embeddings[:len(texts)]).max() > 0.01  # what the folds used to read
+
+
 @pytest.mark.model
 def test_the_gateway_decides_turns_as_route_conversation_does_with_the_pools_detector(fitted, e5):
     """A single user turn goes through the micro-batcher, a conversation through the router's detector: the same

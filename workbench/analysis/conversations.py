@@ -12,6 +12,7 @@ held out; folds never split a conversation.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,14 +265,27 @@ def fit_follow_up(frame, encode, *, reader=_config.FOLLOW_UP_READER, c=_config.F
 
 def fresh_pairs(standalone, center, n, seed):
     """``n`` pairs of pool messages read as (previous turn, turn): a message that stands alone is fresh whatever
-    came before it."""
+    came before it.
+
+    Pairs are drawn by the messages' texts, not their positions: in round ``r`` the messages are ordered by a
+    seeded hash of ``(r, text)`` and each is paired with the next, rounds following one another until there are
+    ``n`` pairs. A message added to the pool changes only the pairs beside it in each round (and the last pairs
+    taken), so two pools that differ by a batch are compared with nearly the same detector instead of one fitted
+    on a reshuffled sample.
+    """
     vectors, texts = standalone
     if len(texts) < 2 or n < 1:
         return np.zeros((0, 2 * center.shape[0] + 2))
-    rng = np.random.default_rng(seed)
-    first = rng.integers(0, len(texts), n)
-    second = (first + rng.integers(1, len(texts), n)) % len(texts)  # never the message after itself
-    return np.vstack([turn_features(vectors[[a, b]], [texts[a], texts[b]], center) for a, b in zip(first, second)])
+    pairs = []
+    for r in range(-(-n // (len(texts) - 1))):
+        keys = np.array([_text_key(seed, r, t) for t in texts], np.uint64)
+        order = np.lexsort((np.arange(len(texts)), keys))  # equal texts keep their order
+        pairs.extend(zip(order[:-1], order[1:]))
+    return np.vstack([turn_features(vectors[[a, b]], [texts[a], texts[b]], center) for a, b in pairs[:n]])
+
+
+def _text_key(seed, round_, text):
+    return int.from_bytes(hashlib.blake2b(f"{seed}\x1f{round_}\x1f{text}".encode(), digest_size=8).digest(), "little")
 
 
 def follow_up_sets(conversations_dir=None, dev_dir=None, taxonomy=None):
@@ -282,16 +296,23 @@ def follow_up_sets(conversations_dir=None, dev_dir=None, taxonomy=None):
     return pd.concat([f for f in frames if f is not None], ignore_index=True)
 
 
-def pool_messages(router, pool_dir=None, taxonomy=None):
+def pool_messages(router, pool_dir=None, taxonomy=None, *, cache_dir=None):
     """``(vectors, texts)`` of the router's pool messages whose ids the pool files (default ``data/pool``) still
-    hold: the ``standalone`` of :func:`fit_follow_up` for a pool.npz (which stores no texts)."""
+    hold: the ``standalone`` of :func:`fit_follow_up` for a pool.npz (which stores no texts).
+
+    The texts are embedded again with the router's backend (through the cache in ``cache_dir``), as an export
+    embeds them: the artifact's vectors are centred on the pool's own mean, so a detector fitted on them would
+    not be the one the export stores, and would move with every message added to the pool.
+    """
     from ..core.taxonomy import Taxonomy
     from ..dataset.pool import load_pool
 
     frame = load_pool(pool_dir, taxonomy if taxonomy is not None else Taxonomy.from_metadata(router.metadata)).frame
     text_of = dict(zip(frame["id"].astype(str), frame["text"]))
-    rows = [i for i, m in enumerate(router.artifact.ids) if str(m) in text_of]
-    return router.artifact.embeddings[rows], [text_of[str(router.artifact.ids[i])] for i in rows]
+    texts = [text_of[str(m)] for m in router.artifact.ids if str(m) in text_of]
+    if not texts:
+        return np.zeros((0, router.embedder.dim), np.float32), []
+    return turn_encoder(texts, router.embedder, cache_dir=cache_dir)(texts), texts
 
 
 def shipped_follow_up(pool, *, conversations_dir=None, dev_dir=None, cache_dir=None):
@@ -405,7 +426,7 @@ def compare_context_rules(router, frame, rules=None, *, folds=_config.CONTEXT_FO
     extra = also_train.reset_index(drop=True) if also_train is not None else frame.iloc[:0]
     learns = any(r.name == "detector" for r in rules.values())  # only the detector rules fit a detector per fold
     encode = turn_encoder([*frame["text"], *extra["text"]], router.embedder, cache_dir=cache_dir) if learns else None
-    standalone = pool_messages(router) if standalone is None and learns else standalone
+    standalone = pool_messages(router, cache_dir=cache_dir) if standalone is None and learns else standalone
     fold = conversation_folds(frame, folds, seed=seed)
     held = {label: [None] * len(frame) for label in rules}
     probability = np.full(len(frame), np.nan) if learns else None
